@@ -1,0 +1,206 @@
+//! Channel names: validation and wildcard matching.
+//!
+//! Bayeux names are `/segment/segment…` with segments of `[A-Za-z0-9_!~()$@.-]`, where `*` (one
+//! segment) and `**` (any depth) may stand only as the whole last segment. SSE servers
+//! (django-eventstream) name channels freely, so stream names only need to be printable and short.
+
+use core::fmt;
+
+/// The longest channel name accepted, in bytes. Names travel in URLs and event ids.
+pub const MAX_CHANNEL_LEN: usize = 256;
+
+/// Why a channel name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelError {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than [`MAX_CHANNEL_LEN`] bytes.
+    TooLong,
+    /// A Bayeux name must start with `/`.
+    NoLeadingSlash,
+    /// `//` or a trailing `/`.
+    EmptySegment,
+    /// A character outside the grammar, at this byte offset.
+    BadChar(char, usize),
+    /// `*` or `**` somewhere other than the whole last segment.
+    MisplacedWildcard,
+    /// A pattern where a concrete channel is required (publishing, SSE streams).
+    WildcardNotAllowed,
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::Empty => f.write_str("channel name is empty"),
+            ChannelError::TooLong => write!(f, "channel name is longer than {MAX_CHANNEL_LEN} bytes"),
+            ChannelError::NoLeadingSlash => f.write_str("channel name must start with '/'"),
+            ChannelError::EmptySegment => f.write_str("channel name has an empty segment"),
+            ChannelError::BadChar(c, at) => {
+                write!(f, "channel name has {c:?} at byte {at}, which is not allowed")
+            }
+            ChannelError::MisplacedWildcard => {
+                f.write_str("'*' and '**' may only be the whole last segment")
+            }
+            ChannelError::WildcardNotAllowed => f.write_str("wildcards are not allowed here"),
+        }
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+/// What a valid Bayeux name denotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// A concrete channel such as `/comments/123`.
+    Plain,
+    /// `/foo/*`: every direct child of `/foo`.
+    Wildcard,
+    /// `/foo/**`: every descendant of `/foo`.
+    DeepWildcard,
+}
+
+fn segment_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"_!~()$@.-".contains(&c)
+}
+
+/// Checks a Bayeux channel name or pattern.
+pub fn parse_bayeux(name: &str) -> Result<ChannelKind, ChannelError> {
+    if name.is_empty() {
+        return Err(ChannelError::Empty);
+    }
+    if name.len() > MAX_CHANNEL_LEN {
+        return Err(ChannelError::TooLong);
+    }
+    let rest = name
+        .strip_prefix('/')
+        .ok_or(ChannelError::NoLeadingSlash)?;
+    let mut kind = ChannelKind::Plain;
+    let mut offset = 1;
+    let mut segments = rest.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        if seg.is_empty() {
+            return Err(ChannelError::EmptySegment);
+        }
+        if seg == "*" || seg == "**" {
+            if !last {
+                return Err(ChannelError::MisplacedWildcard);
+            }
+            kind = if seg == "*" {
+                ChannelKind::Wildcard
+            } else {
+                ChannelKind::DeepWildcard
+            };
+        } else if let Some(i) = seg.bytes().position(|c| !segment_char(c)) {
+            let c = seg[i..].chars().next().unwrap_or('\u{fffd}');
+            if c == '*' {
+                return Err(ChannelError::MisplacedWildcard);
+            }
+            return Err(ChannelError::BadChar(c, offset + i));
+        }
+        offset += seg.len() + 1;
+    }
+    Ok(kind)
+}
+
+/// Checks a concrete Bayeux channel (no wildcards), as needed to publish.
+pub fn parse_bayeux_concrete(name: &str) -> Result<(), ChannelError> {
+    match parse_bayeux(name)? {
+        ChannelKind::Plain => Ok(()),
+        _ => Err(ChannelError::WildcardNotAllowed),
+    }
+}
+
+/// Checks a channel name for an SSE stream: non-empty, short, no control characters.
+pub fn check_stream_name(name: &str) -> Result<(), ChannelError> {
+    if name.is_empty() {
+        return Err(ChannelError::Empty);
+    }
+    if name.len() > MAX_CHANNEL_LEN {
+        return Err(ChannelError::TooLong);
+    }
+    if let Some((i, c)) = name.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(ChannelError::BadChar(c, i));
+    }
+    Ok(())
+}
+
+/// Whether the channel `name` is matched by `pattern` (which may end in `*` or `**`).
+pub fn matches(pattern: &str, name: &str) -> bool {
+    if let Some(prefix) = pattern.strip_suffix("/**") {
+        return name.len() > prefix.len() + 1
+            && name.starts_with(prefix)
+            && name.as_bytes()[prefix.len()] == b'/';
+    }
+    if let Some(prefix) = pattern.strip_suffix("/*") {
+        return name.len() > prefix.len() + 1
+            && name.starts_with(prefix)
+            && name.as_bytes()[prefix.len()] == b'/'
+            && !name[prefix.len() + 1..].contains('/');
+    }
+    pattern == name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_bayeux_names_and_patterns() {
+        assert_eq!(parse_bayeux("/comments/123"), Ok(ChannelKind::Plain));
+        assert_eq!(parse_bayeux("/a-b_c!~()$@.d"), Ok(ChannelKind::Plain));
+        assert_eq!(parse_bayeux("/chat/*"), Ok(ChannelKind::Wildcard));
+        assert_eq!(parse_bayeux("/chat/**"), Ok(ChannelKind::DeepWildcard));
+        assert_eq!(parse_bayeux("/**"), Ok(ChannelKind::DeepWildcard));
+        assert_eq!(parse_bayeux("/meta/connect"), Ok(ChannelKind::Plain));
+    }
+
+    #[test]
+    fn refuses_bad_names_with_the_reason() {
+        assert_eq!(parse_bayeux(""), Err(ChannelError::Empty));
+        assert_eq!(parse_bayeux("comments"), Err(ChannelError::NoLeadingSlash));
+        assert_eq!(parse_bayeux("/a//b"), Err(ChannelError::EmptySegment));
+        assert_eq!(parse_bayeux("/a/"), Err(ChannelError::EmptySegment));
+        assert_eq!(parse_bayeux("/"), Err(ChannelError::EmptySegment));
+        assert_eq!(parse_bayeux("/a b"), Err(ChannelError::BadChar(' ', 2)));
+        assert_eq!(parse_bayeux("/ok/é"), Err(ChannelError::BadChar('é', 4)));
+        assert_eq!(parse_bayeux("/*/a"), Err(ChannelError::MisplacedWildcard));
+        assert_eq!(parse_bayeux("/a/b*"), Err(ChannelError::MisplacedWildcard));
+        assert_eq!(parse_bayeux("/a/***"), Err(ChannelError::MisplacedWildcard));
+        assert_eq!(
+            parse_bayeux(&format!("/{}", "a".repeat(MAX_CHANNEL_LEN))),
+            Err(ChannelError::TooLong)
+        );
+        assert_eq!(
+            parse_bayeux_concrete("/a/*"),
+            Err(ChannelError::WildcardNotAllowed)
+        );
+        assert!(ChannelError::BadChar(' ', 2).to_string().contains("byte 2"));
+    }
+
+    #[test]
+    fn stream_names_are_free_but_printable() {
+        assert_eq!(check_stream_name("room-1"), Ok(()));
+        assert_eq!(check_stream_name("/comments/123"), Ok(()));
+        assert_eq!(check_stream_name("dé jà"), Ok(()));
+        assert_eq!(check_stream_name(""), Err(ChannelError::Empty));
+        assert_eq!(check_stream_name("a\nb"), Err(ChannelError::BadChar('\n', 1)));
+    }
+
+    #[test]
+    fn wildcards_match_like_bayeux() {
+        assert!(matches("/a/*", "/a/b"));
+        assert!(!matches("/a/*", "/a/b/c"));
+        assert!(!matches("/a/*", "/a"));
+        assert!(!matches("/a/*", "/ab/c"));
+        assert!(matches("/a/**", "/a/b/c"));
+        assert!(matches("/a/**", "/a/b"));
+        assert!(!matches("/a/**", "/a"));
+        assert!(!matches("/a/**", "/ab/c"));
+        assert!(matches("/**", "/x/y"));
+        assert!(matches("/*", "/x"));
+        assert!(!matches("/*", "/x/y"));
+        assert!(matches("/a/b", "/a/b"));
+        assert!(!matches("/a/b", "/a/c"));
+    }
+}

@@ -1,0 +1,145 @@
+//! django-eventstream event ids: one position per channel, `chan:5` or `a:5,b:7`.
+//!
+//! Channel names are percent-encoded the way Python's `urllib.parse.quote` does it, so ids made
+//! here and by django-eventstream are byte-for-byte alike. On a stream of several channels the
+//! channel of an event is the one whose position advanced.
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// What `urllib.parse.quote(name)` escapes: all but letters, digits and `_.-~/`. Also used for
+/// query values.
+pub const URL_QUOTE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~')
+    .remove(b'/');
+
+/// A position per channel, in the order they were first set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
+    entries: Vec<(String, u64)>,
+}
+
+impl Positions {
+    /// No positions.
+    pub fn new() -> Self {
+        Positions::default()
+    }
+
+    /// Parses `a:5,b:7`; `None` when `id` is not in that form (an opaque id from another
+    /// server, or the empty id that resets).
+    pub fn parse(id: &str) -> Option<Positions> {
+        if id.is_empty() {
+            return None;
+        }
+        let mut out = Positions::new();
+        for part in id.split(',') {
+            let (name, pos) = part.rsplit_once(':')?;
+            if name.is_empty() || pos.is_empty() || !pos.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let pos = pos.parse().ok()?;
+            let name = percent_decode_str(name).decode_utf8().ok()?;
+            out.set(&name, pos);
+        }
+        Some(out)
+    }
+
+    /// The position of `channel`, if known.
+    pub fn get(&self, channel: &str) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|(c, _)| c == channel)
+            .map(|&(_, p)| p)
+    }
+
+    /// Sets the position of `channel`.
+    pub fn set(&mut self, channel: &str, pos: u64) {
+        match self.entries.iter_mut().find(|(c, _)| c == channel) {
+            Some(e) => e.1 = pos,
+            None => self.entries.push((channel.to_owned(), pos)),
+        }
+    }
+
+    /// Forgets `channel`.
+    pub fn remove(&mut self, channel: &str) {
+        self.entries.retain(|(c, _)| c != channel);
+    }
+
+    /// Whether no channel has a position.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `(channel, position)` pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.entries.iter().map(|(c, p)| (c.as_str(), *p))
+    }
+
+    /// The id in django-eventstream form, for the channels for which `keep` is true.
+    pub fn format_filtered(&self, keep: impl Fn(&str) -> bool) -> String {
+        let mut out = String::new();
+        for (c, p) in self.iter().filter(|(c, _)| keep(c)) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.extend(utf8_percent_encode(c, URL_QUOTE));
+            out.push(':');
+            out.push_str(&p.to_string());
+        }
+        out
+    }
+
+    /// The id in django-eventstream form.
+    pub fn format(&self) -> String {
+        self.format_filtered(|_| true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_single_and_multi_channel_ids() {
+        let p = Positions::parse("/comments/123:5").unwrap();
+        assert_eq!(p.get("/comments/123"), Some(5));
+        let p = Positions::parse("a:5,b:7").unwrap();
+        assert_eq!(p.iter().collect::<Vec<_>>(), vec![("a", 5), ("b", 7)]);
+    }
+
+    #[test]
+    fn decodes_quoted_names() {
+        let p = Positions::parse("room%3A1:3,a%2Cb:4,caf%C3%A9:9").unwrap();
+        assert_eq!(p.get("room:1"), Some(3));
+        assert_eq!(p.get("a,b"), Some(4));
+        assert_eq!(p.get("café"), Some(9));
+    }
+
+    #[test]
+    fn opaque_ids_are_not_positions() {
+        for id in ["", "42", "abc", "a:", ":5", "a:5,", "a:x", "a:-1", "a:5,b", "%FF:1"] {
+            assert_eq!(Positions::parse(id), None, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn formats_like_python_quote() {
+        let mut p = Positions::new();
+        p.set("/comments/123", 5);
+        p.set("room:1", 2);
+        p.set("a b,c", 1);
+        p.set("café", 9);
+        assert_eq!(
+            p.format(),
+            "/comments/123:5,room%3A1:2,a%20b%2Cc:1,caf%C3%A9:9"
+        );
+        assert_eq!(Positions::parse(&p.format()), Some(p.clone()));
+        assert_eq!(p.format_filtered(|c| c == "room:1"), "room%3A1:2");
+        p.remove("room:1");
+        p.set("/comments/123", 6);
+        assert_eq!(p.get("/comments/123"), Some(6));
+        assert_eq!(p.get("room:1"), None);
+    }
+}

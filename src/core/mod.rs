@@ -1,0 +1,19 @@
+//! The sans-IO core: everything that decides, and nothing that touches the network or a clock.
+//!
+//! Inputs (requests made by the page, bytes from a stream, the current time) go in through
+//! methods; outputs (streams to open, messages to deliver, timers to set) are drained with
+//! `poll_output` / `poll_timeout`. The browser shell in `crate::web` is the only caller in
+//! production; tests drive the same code on virtual time.
+
+pub mod backoff;
+pub mod channel;
+pub mod client;
+pub mod error;
+pub mod event_id;
+pub mod rng;
+pub mod sse;
+pub mod sse_stream;
+
+/// Milliseconds on the caller's clock. The core only ever compares and adds them, so any
+/// monotonic origin works (the browser shell uses wall-clock time so sleeps count).
+pub type Millis = u64;

@@ -1,0 +1,316 @@
+//! A streaming parser for `text/event-stream` (WHATWG HTML, "Server-sent events").
+//!
+//! Bytes go in in chunks of any size; events come out exactly as the specification's
+//! interpretation rules produce them, whatever the chunking: a leading BOM is dropped (even when
+//! split across chunks), lines end in CRLF, LF or CR (a CR that ends one chunk and the LF that
+//! starts the next are one line end), `id` values containing NUL are ignored, `retry` takes ASCII
+//! digits only, and an event that the stream ends in the middle of is discarded.
+//!
+//! Memory is bounded: a line or an event's data longer than the limit is reported once as an
+//! [`SseError`] and the rest of that event is skipped; the stream carries on with the next event.
+
+use core::fmt;
+
+/// The default limit for one line and for one event's data: 1 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The event type: the `event` field, or `"message"` when there was none.
+    pub event: String,
+    /// The data lines joined with `\n`.
+    pub data: String,
+    /// The last event id at dispatch time (it persists across events until an `id` field
+    /// changes it; empty when none was ever set or after an empty `id`).
+    pub id: String,
+}
+
+/// Why part of a stream was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SseError {
+    /// A line was longer than the limit (bytes).
+    LineTooLong(usize),
+    /// An event's data grew past the limit (bytes).
+    EventTooLarge(usize),
+}
+
+impl fmt::Display for SseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SseError::LineTooLong(n) => write!(f, "event-stream line longer than {n} bytes"),
+            SseError::EventTooLarge(n) => write!(f, "event larger than {n} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for SseError {}
+
+/// What the parser produced from a chunk, in stream order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseItem {
+    /// An event to dispatch.
+    Event(SseEvent),
+    /// The server set the reconnection time, in milliseconds.
+    Retry(u64),
+    /// An oversized line or event was skipped.
+    Error(SseError),
+}
+
+/// The parser state for one stream (one HTTP response).
+#[derive(Debug, Clone)]
+pub struct SseParser {
+    max: usize,
+    /// BOM bytes matched so far at the start of the stream; `None` once past that point.
+    bom_matched: Option<usize>,
+    /// The bytes of the line being read.
+    line: Vec<u8>,
+    /// The line in progress is over the limit: drop its bytes until its end.
+    discard_line: bool,
+    /// The previous chunk ended in CR: a leading LF belongs to that line end.
+    after_cr: bool,
+    /// The event in progress went over a limit: drop its data and type until the blank line.
+    skip_event: bool,
+    data: String,
+    event: String,
+    last_id: String,
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        SseParser::new(DEFAULT_MAX_BYTES)
+    }
+}
+
+impl SseParser {
+    /// A parser whose lines and event data may each be at most `max_bytes` long.
+    pub fn new(max_bytes: usize) -> Self {
+        SseParser {
+            max: max_bytes,
+            bom_matched: Some(0),
+            line: Vec::new(),
+            discard_line: false,
+            after_cr: false,
+            skip_event: false,
+            data: String::new(),
+            event: String::new(),
+            last_id: String::new(),
+        }
+    }
+
+    /// A parser for a resumed stream: events without an `id` field carry `last_id`.
+    pub fn resuming(max_bytes: usize, last_id: &str) -> Self {
+        let mut p = SseParser::new(max_bytes);
+        p.last_id = last_id.to_owned();
+        p
+    }
+
+    /// The last event id buffer (updated by `id` fields even when nothing is dispatched).
+    pub fn last_event_id(&self) -> &str {
+        &self.last_id
+    }
+
+    /// Parses `chunk`, appending what it completes to `out`.
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseItem>) {
+        if let Some(matched) = self.bom_matched {
+            let mut m = matched;
+            while m < 3 && !chunk.is_empty() && chunk[0] == BOM[m] {
+                m += 1;
+                chunk = &chunk[1..];
+            }
+            if m == 3 {
+                self.bom_matched = None;
+            } else if chunk.is_empty() {
+                self.bom_matched = Some(m);
+                return;
+            } else {
+                // Not a BOM after all: the bytes held back are ordinary line bytes.
+                self.bom_matched = None;
+                self.append_line(&BOM[..m], out);
+            }
+        }
+        while !chunk.is_empty() {
+            if self.after_cr {
+                self.after_cr = false;
+                if chunk[0] == b'\n' {
+                    chunk = &chunk[1..];
+                    continue;
+                }
+            }
+            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+                None => {
+                    self.append_line(chunk, out);
+                    return;
+                }
+                Some(i) => {
+                    self.append_line(&chunk[..i], out);
+                    self.after_cr = chunk[i] == b'\r';
+                    chunk = &chunk[i + 1..];
+                    self.end_line(out);
+                }
+            }
+        }
+    }
+
+    /// The stream ended: whatever event was in progress is discarded, as the spec requires.
+    pub fn finish(&mut self) {
+        self.line.clear();
+        self.discard_line = false;
+        self.skip_event = false;
+        self.data.clear();
+        self.event.clear();
+    }
+
+    fn append_line(&mut self, bytes: &[u8], out: &mut Vec<SseItem>) {
+        if self.discard_line || bytes.is_empty() {
+            return;
+        }
+        if self.line.len() + bytes.len() > self.max {
+            self.line.clear();
+            self.discard_line = true;
+            self.skip_event = true;
+            self.data.clear();
+            self.event.clear();
+            out.push(SseItem::Error(SseError::LineTooLong(self.max)));
+            return;
+        }
+        self.line.extend_from_slice(bytes);
+    }
+
+    fn end_line(&mut self, out: &mut Vec<SseItem>) {
+        if self.discard_line {
+            self.discard_line = false;
+            return;
+        }
+        let line = core::mem::take(&mut self.line);
+        self.process_line(&line, out);
+        // Keep the allocation for the next line unless a huge line inflated it.
+        if line.capacity() <= 4096 {
+            self.line = line;
+            self.line.clear();
+        }
+    }
+
+    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseItem>) {
+        if line.is_empty() {
+            self.dispatch(out);
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &[][..]),
+        };
+        match field {
+            b"data" if !self.skip_event => {
+                let value = String::from_utf8_lossy(value);
+                if self.data.len() + value.len() + 1 > self.max {
+                    self.skip_event = true;
+                    self.data.clear();
+                    self.event.clear();
+                    out.push(SseItem::Error(SseError::EventTooLarge(self.max)));
+                } else {
+                    self.data.push_str(&value);
+                    self.data.push('\n');
+                }
+            }
+            b"event" if !self.skip_event => {
+                self.event = String::from_utf8_lossy(value).into_owned();
+            }
+            b"id" => {
+                if !value.contains(&0) {
+                    self.last_id = String::from_utf8_lossy(value).into_owned();
+                }
+            }
+            b"retry" => {
+                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
+                    let ms = value
+                        .iter()
+                        .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')));
+                    out.push(SseItem::Retry(ms));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<SseItem>) {
+        if self.skip_event {
+            self.skip_event = false;
+            self.data.clear();
+            self.event.clear();
+            return;
+        }
+        if self.data.is_empty() {
+            self.event.clear();
+            return;
+        }
+        self.data.pop();
+        let event = if self.event.is_empty() {
+            String::from("message")
+        } else {
+            core::mem::take(&mut self.event)
+        };
+        out.push(SseItem::Event(SseEvent {
+            event,
+            data: core::mem::take(&mut self.data),
+            id: self.last_id.clone(),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(input: &[u8]) -> Vec<SseItem> {
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        p.feed(input, &mut out);
+        out
+    }
+
+    fn ev(event: &str, data: &str, id: &str) -> SseItem {
+        SseItem::Event(SseEvent {
+            event: event.into(),
+            data: data.into(),
+            id: id.into(),
+        })
+    }
+
+    #[test]
+    fn basic_event() {
+        assert_eq!(
+            events(b"event: x\nid: 1\ndata: a\ndata: b\n\n"),
+            vec![ev("x", "a\nb", "1")]
+        );
+    }
+
+    #[test]
+    fn bom_split_over_chunks() {
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        for chunk in [&b""[..], b"\xEF", b"\xBB", b"\xBFdata: x\n\n"] {
+            p.feed(chunk, &mut out);
+        }
+        assert_eq!(out, vec![ev("message", "x", "")]);
+    }
+
+    #[test]
+    fn limit_skips_one_event_and_carries_on() {
+        let mut p = SseParser::new(16);
+        let mut out = Vec::new();
+        p.feed(b"data: 0123456789abcdefXYZ\nid: 7\n\ndata: ok\n\n", &mut out);
+        assert_eq!(
+            out,
+            vec![SseItem::Error(SseError::LineTooLong(16)), ev("message", "ok", "7")]
+        );
+    }
+}
