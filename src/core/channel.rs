@@ -32,11 +32,16 @@ impl fmt::Display for ChannelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChannelError::Empty => f.write_str("channel name is empty"),
-            ChannelError::TooLong => write!(f, "channel name is longer than {MAX_CHANNEL_LEN} bytes"),
+            ChannelError::TooLong => {
+                write!(f, "channel name is longer than {MAX_CHANNEL_LEN} bytes")
+            }
             ChannelError::NoLeadingSlash => f.write_str("channel name must start with '/'"),
             ChannelError::EmptySegment => f.write_str("channel name has an empty segment"),
             ChannelError::BadChar(c, at) => {
-                write!(f, "channel name has {c:?} at byte {at}, which is not allowed")
+                write!(
+                    f,
+                    "channel name has {c:?} at byte {at}, which is not allowed"
+                )
             }
             ChannelError::MisplacedWildcard => {
                 f.write_str("'*' and '**' may only be the whole last segment")
@@ -71,9 +76,7 @@ pub fn parse_bayeux(name: &str) -> Result<ChannelKind, ChannelError> {
     if name.len() > MAX_CHANNEL_LEN {
         return Err(ChannelError::TooLong);
     }
-    let rest = name
-        .strip_prefix('/')
-        .ok_or(ChannelError::NoLeadingSlash)?;
+    let rest = name.strip_prefix('/').ok_or(ChannelError::NoLeadingSlash)?;
     let mut kind = ChannelKind::Plain;
     let mut offset = 1;
     let mut segments = rest.split('/').peekable();
@@ -184,7 +187,10 @@ mod tests {
         assert_eq!(check_stream_name("/comments/123"), Ok(()));
         assert_eq!(check_stream_name("dé jà"), Ok(()));
         assert_eq!(check_stream_name(""), Err(ChannelError::Empty));
-        assert_eq!(check_stream_name("a\nb"), Err(ChannelError::BadChar('\n', 1)));
+        assert_eq!(
+            check_stream_name("a\nb"),
+            Err(ChannelError::BadChar('\n', 1))
+        );
     }
 
     #[test]

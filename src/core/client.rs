@@ -237,7 +237,13 @@ impl ClientCore {
     }
 
     /// The response head of request `id` arrived.
-    pub fn handle_response(&mut self, id: StreamId, status: u16, content_type: Option<&str>, now: Millis) {
+    pub fn handle_response(
+        &mut self,
+        id: StreamId,
+        status: u16,
+        content_type: Option<&str>,
+        now: Millis,
+    ) {
         self.stream.handle_response(id, status, content_type, now);
         self.pump();
     }

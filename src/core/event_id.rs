@@ -119,7 +119,9 @@ mod tests {
 
     #[test]
     fn opaque_ids_are_not_positions() {
-        for id in ["", "42", "abc", "a:", ":5", "a:5,", "a:x", "a:-1", "a:5,b", "%FF:1"] {
+        for id in [
+            "", "42", "abc", "a:", ":5", "a:5,", "a:x", "a:-1", "a:5,b", "%FF:1",
+        ] {
             assert_eq!(Positions::parse(id), None, "{id:?}");
         }
     }

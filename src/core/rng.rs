@@ -10,7 +10,11 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator from `seed` (any value; zero is mapped to a fixed non-zero state).
     pub fn new(seed: u64) -> Self {
-        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// The next 64 random bits.

@@ -272,21 +272,27 @@ impl SseStream {
                 };
                 self.events.push_back(StreamEvent::Opened);
             }
-            204 => self.halt(Error::new(
-                ErrorCode::ServerStop,
-                "the server answered 204: stop reconnecting",
-            )
-            .with_status(status)),
-            401 | 403 => self.halt(Error::new(
-                ErrorCode::Auth,
-                format!("the server refused the stream ({status})"),
-            )
-            .with_status(status)),
-            400..=499 if status != 408 && status != 429 => self.halt(Error::new(
-                ErrorCode::Http,
-                format!("the server refused the stream ({status})"),
-            )
-            .with_status(status)),
+            204 => self.halt(
+                Error::new(
+                    ErrorCode::ServerStop,
+                    "the server answered 204: stop reconnecting",
+                )
+                .with_status(status),
+            ),
+            401 | 403 => self.halt(
+                Error::new(
+                    ErrorCode::Auth,
+                    format!("the server refused the stream ({status})"),
+                )
+                .with_status(status),
+            ),
+            400..=499 if status != 408 && status != 429 => self.halt(
+                Error::new(
+                    ErrorCode::Http,
+                    format!("the server refused the stream ({status})"),
+                )
+                .with_status(status),
+            ),
             _ => {
                 let why = if (200..300).contains(&status) {
                     format!(
@@ -363,16 +369,16 @@ impl SseStream {
     pub fn handle_timeout(&mut self, now: Millis) {
         match self.phase {
             Phase::Pending { at } if now >= at => self.open(now),
-            Phase::Opening { since, .. } if now >= since + self.config.idle_timeout_ms => self.fail(
-                now,
-                Error::new(ErrorCode::Timeout, "no response from the server"),
-            ),
-            Phase::Open { last_read, .. } if now >= last_read + self.config.idle_timeout_ms => {
-                self.fail(
+            Phase::Opening { since, .. } if now >= since + self.config.idle_timeout_ms => self
+                .fail(
+                    now,
+                    Error::new(ErrorCode::Timeout, "no response from the server"),
+                ),
+            Phase::Open { last_read, .. } if now >= last_read + self.config.idle_timeout_ms => self
+                .fail(
                     now,
                     Error::new(ErrorCode::Timeout, "the stream went silent"),
-                )
-            }
+                ),
             _ => {}
         }
     }

@@ -1,1 +1,49 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's commands.
+//!
+//! - `demo [--port N]`: set up what is missing, build the npm package, run the relay serving
+//!   `www/` with live demo data.
+//! - `test`: set up what is missing (browser included), run every check and test, end with a
+//!   `N passed, M failed` line.
+//! - `build`: build the npm package into `pkg/`.
+//! - `setup [--browser]`: only install what is missing.
+
+mod build;
+mod demo;
+mod paths;
+mod proc;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((t, rest)) => (t.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "demo" => demo::run(rest),
+        "test" => test::run(rest),
+        "build" => setup::ensure(false).and_then(|tools| build::package(&tools)),
+        "setup" => setup::ensure(rest.iter().any(|a| a == "--browser")).map(|_| ()),
+        _ => {
+            eprintln!("usage: cargo xtask <demo [--port N] | test | build | setup [--browser]>");
+            return if task == "help" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {task}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors are reported as sentences; the tasks have no use for more structure.
+pub type Result<T, E = String> = std::result::Result<T, E>;

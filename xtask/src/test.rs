@@ -1,0 +1,128 @@
+//! `cargo xtask test`: every check and test, ending with a line CI reads.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::proc::{self, cargo, Counts};
+use crate::{build, paths, setup, Result};
+
+/// Runs everything, even after a failure, then reports and fails if anything failed.
+pub fn run(args: &[String]) -> Result<()> {
+    if let Some(a) = args.first() {
+        return Err(format!("unknown argument {a}; usage: cargo xtask test"));
+    }
+    let started = Instant::now();
+    let tools = setup::ensure(true)?;
+    let root = paths::root();
+    let mut total = Counts::default();
+    let mut failed_steps: Vec<&str> = Vec::new();
+    let mut check = |name: &'static str, ok: bool, total: &mut Counts| {
+        if ok {
+            total.passed += 1;
+        } else {
+            total.failed += 1;
+            failed_steps.push(name);
+        }
+    };
+
+    let fmt = proc::run(
+        cargo()
+            .current_dir(&root)
+            .args(["fmt", "--all", "--", "--check"]),
+    );
+    check("cargo fmt", fmt.is_ok(), &mut total);
+    let clippy = proc::run(cargo().current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]));
+    check("clippy", clippy.is_ok(), &mut total);
+    let clippy_wasm = proc::run(cargo().current_dir(&root).args([
+        "clippy",
+        "-p",
+        "tidings",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]));
+    check("clippy (wasm32)", clippy_wasm.is_ok(), &mut total);
+
+    let (native, ok) = proc::run_tests(
+        cargo().current_dir(&root).args(["test", "--workspace"]),
+        Duration::from_secs(20 * 60),
+    );
+    add(&mut total, native);
+    check("native tests", ok && native.passed > 0, &mut total);
+
+    let built = build::package(&tools).and_then(|()| {
+        proc::run(
+            cargo()
+                .current_dir(&root)
+                .args(["build", "-p", "tidings-relay"]),
+        )
+    });
+    check("package and relay build", built.is_ok(), &mut total);
+    if built.is_ok() {
+        let files = browser_test_files()?;
+        let mut node = Command::new("node");
+        node.current_dir(&root)
+            .args(["--test", "--test-reporter=spec", "--test-concurrency=1"])
+            .args(&files)
+            .env(
+                "TIDINGS_RELAY",
+                paths::target_dir().join("debug").join("tidings-relay"),
+            )
+            .env("TIDINGS_ROOT", &root)
+            .env("CHROMIUM", tools.chromium.clone().unwrap_or_default());
+        let (browser, ok) = proc::run_tests(&mut node, Duration::from_secs(20 * 60));
+        add(&mut total, browser);
+        check("browser tests", ok && browser.passed > 0, &mut total);
+    }
+
+    let secs = started.elapsed().as_secs();
+    if failed_steps.is_empty() {
+        println!("tidings: every step passed in {secs} s");
+    } else {
+        println!(
+            "tidings: failed steps: {} ({secs} s)",
+            failed_steps.join(", ")
+        );
+    }
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
+    if failed_steps.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} step(s) failed", failed_steps.len()))
+    }
+}
+
+fn add(total: &mut Counts, c: Counts) {
+    total.passed += c.passed;
+    total.failed += c.failed;
+    total.skipped += c.skipped;
+}
+
+/// `tests/browser/*.test.mjs`, sorted.
+fn browser_test_files() -> Result<Vec<PathBuf>> {
+    let dir = paths::root().join("tests").join("browser");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no browser tests in {}", dir.display()));
+    }
+    Ok(files)
+}
