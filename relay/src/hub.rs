@@ -1,0 +1,180 @@
+//! The shared state of a relay: history, store and the live feed, and the two operations on
+//! them: publishing a batch and subscribing a stream.
+//!
+//! Publishes are serialised by one lock that covers numbering, the store append, the history
+//! update and the broadcast, so every stream sees each channel's messages in sequence order.
+//! A stream subscribes to the live feed before it reads history; whatever arrives live that it
+//! already got from history it skips by sequence number.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tidings::core::event_id::Positions;
+use tokio::sync::{broadcast, watch};
+
+use crate::history::{History, Message, Resume};
+use crate::store::Store;
+use crate::{Config, Error};
+
+/// The state behind every handler.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    pub(crate) config: Config,
+    history: RwLock<History>,
+    /// Held for the whole of a publish; `None` inside when there is no store file.
+    writer: Mutex<Option<Store>>,
+    live: broadcast::Sender<Arc<Message>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Where a new stream starts, and what it must be sent before live messages.
+#[derive(Debug)]
+pub(crate) struct Start {
+    /// The positions announced by `stream-open`.
+    pub open: Positions,
+    /// Channels whose position could not be continued, with the current sequence number the
+    /// stream continues from instead.
+    pub reset: Vec<(String, u64)>,
+    /// Messages to replay, each channel's in sequence order.
+    pub replay: Vec<Arc<Message>>,
+    /// The live feed, subscribed before history was read.
+    pub live: broadcast::Receiver<Arc<Message>>,
+}
+
+impl Hub {
+    /// Builds the state, loading the store file if one is configured.
+    pub(crate) fn new(config: Config) -> Result<Hub, Error> {
+        let (store, history) = match &config.store {
+            Some(path) => {
+                let (store, history) = Store::open(path, config.history)?;
+                (Some(store), history)
+            }
+            None => (None, History::new(config.history)),
+        };
+        let (live, _) = broadcast::channel(config.live_buffer);
+        Ok(Hub {
+            config,
+            history: RwLock::new(history),
+            writer: Mutex::new(store),
+            live,
+            shutdown: watch::Sender::new(false),
+        })
+    }
+
+    fn history(&self) -> RwLockReadGuard<'_, History> {
+        self.history.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn history_mut(&self) -> RwLockWriteGuard<'_, History> {
+        self.history.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Option<Store>> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Numbers, stores, records and broadcasts a batch of already validated
+    /// `(channel, payload)` messages, all or none. Returns each message's sequence number.
+    /// Blocks on file IO: call it from a blocking context.
+    pub(crate) fn publish_blocking(&self, batch: Vec<(String, String)>) -> io::Result<Vec<u64>> {
+        let mut writer = self.writer();
+        let messages: Vec<Arc<Message>> = {
+            let history = self.history();
+            let mut next: Vec<(&str, u64)> = Vec::new();
+            let mut out = Vec::with_capacity(batch.len());
+            for (channel, payload) in &batch {
+                let seq = match next.iter_mut().find(|(c, _)| c == channel) {
+                    Some((_, s)) => {
+                        *s += 1;
+                        *s
+                    }
+                    None => {
+                        let s = history.current(channel) + 1;
+                        next.push((channel, s));
+                        s
+                    }
+                };
+                out.push(Arc::new(Message {
+                    channel: Arc::from(channel.as_str()),
+                    seq,
+                    payload: Arc::from(payload.as_str()),
+                }));
+            }
+            out
+        };
+        if let Some(store) = writer.as_mut() {
+            store.append(&messages)?;
+        }
+        {
+            let mut history = self.history_mut();
+            for m in &messages {
+                history.push(Arc::clone(m));
+            }
+            for m in &messages {
+                // No receivers is fine: nobody is listening.
+                let _ = self.live.send(Arc::clone(m));
+            }
+        }
+        if let Some(store) = writer.as_mut().filter(|s| s.wants_compaction()) {
+            // A failed compaction leaves the (longer) file as it was: not worth failing for.
+            if let Err(e) = store.compact(&self.history()) {
+                eprintln!("tidings-relay: compacting the store failed: {e}");
+            }
+        }
+        Ok(messages.iter().map(|m| m.seq).collect())
+    }
+
+    /// [`Hub::publish_blocking`] on tokio's blocking pool.
+    pub(crate) async fn publish(
+        self: &Arc<Self>,
+        batch: Vec<(String, String)>,
+    ) -> io::Result<Vec<u64>> {
+        let hub = Arc::clone(self);
+        tokio::task::spawn_blocking(move || hub.publish_blocking(batch))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// Subscribes a stream on `channels` (distinct, in request order) that resumes from
+    /// `last` (the client's last event id, when it was one of ours).
+    pub(crate) fn subscribe(&self, channels: &[String], last: Option<&Positions>) -> Start {
+        let live = self.live.subscribe();
+        let history = self.history();
+        let mut open = Positions::new();
+        let mut reset = Vec::new();
+        let mut replay = Vec::new();
+        for channel in channels {
+            match last.and_then(|p| p.get(channel)) {
+                None => open.set(channel, history.current(channel)),
+                Some(after) => {
+                    open.set(channel, after);
+                    match history.resume(channel, after) {
+                        Resume::Replay(messages) => replay.extend(messages),
+                        Resume::Reset(current) => reset.push((channel.clone(), current)),
+                    }
+                }
+            }
+        }
+        Start {
+            open,
+            reset,
+            replay,
+            live,
+        }
+    }
+
+    /// The current sequence number of `channel`.
+    pub(crate) fn current(&self, channel: &str) -> u64 {
+        self.history().current(channel)
+    }
+
+    /// A receiver that turns `true` when the relay shuts down.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Ends every open stream, now and on connect from here on.
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+}

@@ -1,0 +1,286 @@
+//! `POST /publish`: `{"channel": "/a", "data": …}` or `{"messages": [{"channel", "data"}, …]}`.
+//!
+//! Publishers authenticate with `Authorization: Bearer <key>`. A batch is validated whole before
+//! anything is stored (all or nothing), then numbered, written to the store, recorded in history
+//! and broadcast; the answer is `{"messages": [{"channel": "/a", "id": "5"}, …]}` in request
+//! order. Errors are `{"error": "…"}` with a 4xx status.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use tidings::core::channel::parse_bayeux_concrete;
+
+use crate::hub::Hub;
+use crate::Config;
+
+/// A refused publish: the status and the text of `{"error": …}`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    status: StatusCode,
+    text: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, text: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            text: text.into(),
+        }
+    }
+
+    fn bad(text: impl Into<String>) -> Self {
+        Refusal::new(StatusCode::BAD_REQUEST, text)
+    }
+
+    fn too_large(text: impl Into<String>) -> Self {
+        Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, text)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.text }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Checks the publish key, comparing in constant time.
+fn authorize(config: &Config, headers: &HeaderMap) -> Result<(), Refusal> {
+    if config.no_auth {
+        return Ok(());
+    }
+    let unauthorized = |text: &str| Refusal::new(StatusCode::UNAUTHORIZED, text);
+    let Some(key) = &config.key else {
+        return Err(unauthorized(
+            "this relay has no publish key: start it with --key or --no-auth",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let Some(given) = given else {
+        return Err(unauthorized("missing Authorization: Bearer <key>"));
+    };
+    if bool::from(given.as_bytes().ct_eq(key.as_bytes())) {
+        Ok(())
+    } else {
+        Err(unauthorized("wrong publish key"))
+    }
+}
+
+/// Turns a request body into `(channel, payload)` pairs, refusing the whole batch if any
+/// message is bad.
+pub(crate) fn parse_batch(config: &Config, body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| Refusal::bad(format!("body is not JSON: {e}")))?;
+    let shape = "expected {\"channel\": \"/name\", \"data\": …} or {\"messages\": [{\"channel\": …, \"data\": …}, …]}";
+    let Value::Object(top) = &value else {
+        return Err(Refusal::bad(shape));
+    };
+    let (items, batch): (Vec<&Value>, bool) = match top.get("messages") {
+        Some(Value::Array(items)) => (items.iter().collect(), true),
+        Some(_) => return Err(Refusal::bad("\"messages\" must be an array")),
+        None if top.contains_key("channel") => (vec![&value], false),
+        None => return Err(Refusal::bad(shape)),
+    };
+    if items.is_empty() {
+        return Err(Refusal::bad("\"messages\" is empty"));
+    }
+    let max = config.max_messages_per_publish;
+    if items.len() > max {
+        return Err(Refusal::too_large(format!(
+            "too many messages: {} (at most {max} per request)",
+            items.len()
+        )));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            parse_message(config, item).map_err(|mut r| {
+                if batch {
+                    r.text = format!("messages[{i}]: {}", r.text);
+                }
+                r
+            })
+        })
+        .collect()
+}
+
+fn parse_message(config: &Config, item: &Value) -> Result<(String, String), Refusal> {
+    let Value::Object(message) = item else {
+        return Err(Refusal::bad("a message must be an object"));
+    };
+    let Some(channel) = message.get("channel") else {
+        return Err(Refusal::bad("missing \"channel\""));
+    };
+    let Value::String(channel) = channel else {
+        return Err(Refusal::bad("\"channel\" must be a string"));
+    };
+    parse_bayeux_concrete(channel)
+        .map_err(|e| Refusal::bad(format!("invalid channel {channel:?}: {e}")))?;
+    let Some(data) = message.get("data") else {
+        return Err(Refusal::bad("missing \"data\""));
+    };
+    let payload = data.to_string();
+    if payload.len() > config.max_message_bytes {
+        return Err(Refusal::too_large(format!(
+            "message to {channel} is {} bytes of JSON (at most {})",
+            payload.len(),
+            config.max_message_bytes
+        )));
+    }
+    Ok((channel.clone(), payload))
+}
+
+/// The `/publish` handler. The body limit is set on the route
+/// ([`axum::extract::DefaultBodyLimit`]); the key is checked before the body is read.
+pub(crate) async fn publish(State(hub): State<Arc<Hub>>, request: Request) -> Response {
+    match handle(&hub, request).await {
+        Ok(response) => response,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn handle(hub: &Arc<Hub>, request: Request) -> Result<Response, Refusal> {
+    authorize(&hub.config, request.headers())?;
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Refusal::too_large(format!(
+                    "body larger than {} bytes",
+                    hub.config.max_publish_body()
+                ))
+            } else {
+                Refusal::bad(format!("could not read the body: {rejection}"))
+            }
+        })?;
+    let batch = parse_batch(&hub.config, &body)?;
+    let channels: Vec<String> = batch.iter().map(|(c, _)| c.clone()).collect();
+    let seqs = hub.publish(batch).await.map_err(|e| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("could not store the messages: {e}"),
+        )
+    })?;
+    let messages: Vec<Value> = channels
+        .iter()
+        .zip(seqs)
+        .map(|(channel, seq)| json!({ "channel": channel, "id": seq.to_string() }))
+        .collect();
+    Ok(Json(json!({ "messages": messages })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Vec<(String, String)>, Refusal> {
+        let config = Config {
+            max_message_bytes: 16,
+            max_messages_per_publish: 2,
+            ..Config::default()
+        };
+        parse_batch(&config, body.as_bytes())
+    }
+
+    #[test]
+    fn accepts_one_message_or_a_batch() {
+        assert_eq!(
+            parse(r#"{"channel": "/a", "data": {"x": [1, 2]}}"#).unwrap(),
+            vec![("/a".to_owned(), r#"{"x":[1,2]}"#.to_owned())]
+        );
+        assert_eq!(
+            parse(r#"{"messages": [{"channel": "/a", "data": "hi"}, {"channel": "/b", "data": null}]}"#)
+                .unwrap(),
+            vec![
+                ("/a".to_owned(), "\"hi\"".to_owned()),
+                ("/b".to_owned(), "null".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_with_the_right_status_and_reason() {
+        let cases = [
+            ("nope", 400, "not JSON"),
+            ("[1]", 400, "expected"),
+            ("{}", 400, "expected"),
+            (r#"{"messages": 3}"#, 400, "array"),
+            (r#"{"messages": []}"#, 400, "empty"),
+            (r#"{"channel": "/a"}"#, 400, "missing \"data\""),
+            (r#"{"channel": 5, "data": 1}"#, 400, "must be a string"),
+            (r#"{"channel": "/a b", "data": 1}"#, 400, "at byte 2"),
+            (
+                r#"{"messages": [{"channel": "/a", "data": 1}, 7]}"#,
+                400,
+                "messages[1]: ",
+            ),
+            (
+                r#"{"channel": "/a", "data": "0123456789abcdef"}"#,
+                413,
+                "18 bytes",
+            ),
+            (
+                r#"{"messages": [{"channel": "/a", "data": 1}, {"channel": "/a", "data": 1}, {"channel": "/a", "data": 1}]}"#,
+                413,
+                "too many",
+            ),
+        ];
+        for (body, status, text) in cases {
+            let r = parse(body).unwrap_err();
+            assert_eq!(r.status.as_u16(), status, "{body}");
+            assert!(r.text.contains(text), "{body}: {}", r.text);
+        }
+    }
+
+    #[test]
+    fn checks_the_key() {
+        let mut h = HeaderMap::new();
+        let config = Config {
+            key: Some("sesame".into()),
+            ..Config::default()
+        };
+        assert!(authorize(&config, &h).unwrap_err().text.contains("missing"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer sesam"),
+        );
+        assert!(authorize(&config, &h).unwrap_err().text.contains("wrong"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  sesame"),
+        );
+        assert_eq!(authorize(&config, &h), Ok(()));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic sesame"),
+        );
+        assert!(authorize(&config, &h).is_err());
+        assert!(authorize(&Config::default(), &h)
+            .unwrap_err()
+            .text
+            .contains("no publish key"));
+        let open = Config {
+            no_auth: true,
+            ..Config::default()
+        };
+        assert_eq!(authorize(&open, &HeaderMap::new()), Ok(()));
+    }
+}
