@@ -1,0 +1,182 @@
+//! Arbitrary input never gets a 5xx (or a panic, which would show as a dropped connection)
+//! from `/publish` or `/events/`.
+
+use std::sync::OnceLock;
+
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use serde_json::{json, Map, Value};
+use tidings_relay::Config;
+
+use crate::support::Server;
+
+const CASES: u32 = 96;
+
+/// One relay on its own runtime, shared by the properties.
+fn relay() -> &'static (tokio::runtime::Runtime, Server) {
+    static RELAY: OnceLock<(tokio::runtime::Runtime, Server)> = OnceLock::new();
+    RELAY.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(Server::start(Config {
+            no_auth: true,
+            max_message_bytes: 512,
+            history: 16,
+            ..Config::default()
+        }));
+        (rt, server)
+    })
+}
+
+fn runner() -> TestRunner {
+    TestRunner::new(ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        ".{0,12}".prop_map(Value::String),
+        prop_oneof![
+            Just("/a"),
+            Just("/a/b"),
+            Just("/a/*"),
+            Just("a"),
+            Just(""),
+            Just("/x y")
+        ]
+        .prop_map(|s| Value::String(s.to_owned())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("channel".to_owned()),
+                        Just("data".to_owned()),
+                        Just("messages".to_owned()),
+                        ".{0,6}"
+                    ],
+                    inner
+                ),
+                0..5
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// Bodies that get past the JSON parser and into the shape checks.
+fn publish_body() -> impl Strategy<Value = Value> {
+    let message = || {
+        (json_value(), json_value())
+            .prop_map(|(channel, data)| json!({"channel": channel, "data": data}))
+    };
+    let named = || {
+        ("/[a-z]{1,3}(/[a-z0-9]{1,3})?", json_value())
+            .prop_map(|(c, data)| json!({"channel": c, "data": data}))
+    };
+    prop_oneof![
+        json_value(),
+        message(),
+        named(),
+        prop::collection::vec(prop_oneof![message(), named()], 0..8)
+            .prop_map(|m| json!({"messages": m})),
+    ]
+}
+
+fn assert_not_5xx(status: reqwest::StatusCode, what: &str) -> Result<(), TestCaseError> {
+    prop_assert!(!status.is_server_error(), "{status} for {what}");
+    Ok(())
+}
+
+async fn post(server: &Server, body: Vec<u8>) -> reqwest::StatusCode {
+    let res = server
+        .http
+        .post(format!("{}/publish", server.base))
+        .body(body)
+        .send()
+        .await
+        .expect("the relay answers");
+    let status = res.status();
+    if !status.is_success() {
+        let answer: Value = res.json().await.expect("errors are JSON");
+        assert!(answer["error"].is_string());
+    }
+    status
+}
+
+#[test]
+fn arbitrary_bytes_posted_to_publish_never_get_a_5xx() {
+    let (rt, server) = relay();
+    runner()
+        .run(&prop::collection::vec(any::<u8>(), 0..512), |body| {
+            let shown = String::from_utf8_lossy(&body).into_owned();
+            assert_not_5xx(rt.block_on(post(server, body)), &shown)
+        })
+        .unwrap();
+}
+
+#[test]
+fn arbitrary_json_posted_to_publish_never_gets_a_5xx() {
+    let (rt, server) = relay();
+    runner()
+        .run(&publish_body(), |value| {
+            let body = value.to_string();
+            assert_not_5xx(rt.block_on(post(server, body.clone().into_bytes())), &body)
+        })
+        .unwrap();
+}
+
+fn query() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        ".{0,16}".prop_map(|s| utf8_percent_encode(&s, NON_ALPHANUMERIC).to_string()),
+        "[ -~]{0,16}".prop_map(|s| s.replace(['#', '&', ' '], "")),
+        prop::collection::vec(any::<u8>(), 0..8)
+            .prop_map(|b| b.iter().map(|b| format!("%{b:02X}")).collect::<String>()),
+        "/[a-z]{1,2}(:[0-9]{1,3})?".prop_map(|s| s.replace(':', "%3A")),
+    ];
+    let key = prop_oneof![Just("channel"), Just("lastEventId"), Just("x"), Just("")];
+    prop::collection::vec((key, value), 0..14).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    })
+}
+
+#[test]
+fn arbitrary_queries_to_events_never_get_a_5xx() {
+    let (rt, server) = relay();
+    let header = prop::option::of("[!-~]{0,24}");
+    runner()
+        .run(&(query(), header), |(query, last)| {
+            let url = format!("{}/events/?{query}", server.base);
+            let status = rt.block_on(async {
+                let mut req = server.http.get(&url);
+                if let Some(last) = &last {
+                    req = req.header("last-event-id", last);
+                }
+                // The headers are enough: a good request is an endless stream.
+                req.send().await.expect("the relay answers").status()
+            });
+            prop_assert!(
+                status == reqwest::StatusCode::OK || status == reqwest::StatusCode::BAD_REQUEST,
+                "{status} for {url} {last:?}"
+            );
+            Ok(())
+        })
+        .unwrap();
+}
