@@ -75,7 +75,12 @@ pub struct SseParser {
     skip_event: bool,
     data: String,
     event: String,
+    /// The spec's "last event ID buffer": set by `id` fields as they are read.
     last_id: String,
+    /// `last_id` as of the last blank line (the spec's "last event ID string"): an `id` field
+    /// takes effect when its event ends, so an event cut off by the end of the stream cannot
+    /// move the resume point past events not yet received.
+    committed_id: String,
 }
 
 impl Default for SseParser {
@@ -97,6 +102,7 @@ impl SseParser {
             data: String::new(),
             event: String::new(),
             last_id: String::new(),
+            committed_id: String::new(),
         }
     }
 
@@ -104,12 +110,15 @@ impl SseParser {
     pub fn resuming(max_bytes: usize, last_id: &str) -> Self {
         let mut p = SseParser::new(max_bytes);
         p.last_id = last_id.to_owned();
+        p.committed_id = last_id.to_owned();
         p
     }
 
-    /// The last event id buffer (updated by `id` fields even when nothing is dispatched).
+    /// The last event id: an `id` field takes effect at the blank line that ends its event (even
+    /// when that event dispatches nothing); an event cut off by the end of the stream leaves it
+    /// unchanged.
     pub fn last_event_id(&self) -> &str {
-        &self.last_id
+        &self.committed_id
     }
 
     /// Parses `chunk`, appending what it completes to `out`.
@@ -154,7 +163,8 @@ impl SseParser {
         }
     }
 
-    /// The stream ended: whatever event was in progress is discarded, as the spec requires.
+    /// The stream ended: whatever event was in progress is discarded, as the spec requires (its
+    /// `id` never reaches [`Self::last_event_id`]).
     pub fn finish(&mut self) {
         self.line.clear();
         self.discard_line = false;
@@ -211,7 +221,8 @@ impl SseParser {
         match field {
             b"data" if !self.skip_event => {
                 let value = String::from_utf8_lossy(value);
-                if self.data.len() + value.len() + 1 > self.max {
+                // `data` holds a LF per line; the dispatched data drops the last one.
+                if self.data.len() + value.len() > self.max {
                     self.skip_event = true;
                     self.data.clear();
                     self.event.clear();
@@ -224,24 +235,21 @@ impl SseParser {
             b"event" if !self.skip_event => {
                 self.event = String::from_utf8_lossy(value).into_owned();
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_id = String::from_utf8_lossy(value).into_owned();
-                }
+            b"id" if !value.contains(&0) => {
+                self.last_id = String::from_utf8_lossy(value).into_owned();
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    let ms = value
-                        .iter()
-                        .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')));
-                    out.push(SseItem::Retry(ms));
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let ms = value.iter().fold(0u64, |n, d| {
+                    n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
+                out.push(SseItem::Retry(ms));
             }
             _ => {}
         }
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseItem>) {
+        self.committed_id.clone_from(&self.last_id);
         if self.skip_event {
             self.skip_event = false;
             self.data.clear();
@@ -307,10 +315,16 @@ mod tests {
     fn limit_skips_one_event_and_carries_on() {
         let mut p = SseParser::new(16);
         let mut out = Vec::new();
-        p.feed(b"data: 0123456789abcdefXYZ\nid: 7\n\ndata: ok\n\n", &mut out);
+        p.feed(
+            b"data: 0123456789abcdefXYZ\nid: 7\n\ndata: ok\n\n",
+            &mut out,
+        );
         assert_eq!(
             out,
-            vec![SseItem::Error(SseError::LineTooLong(16)), ev("message", "ok", "7")]
+            vec![
+                SseItem::Error(SseError::LineTooLong(16)),
+                ev("message", "ok", "7")
+            ]
         );
     }
 }
