@@ -178,3 +178,55 @@ impl Hub {
         self.shutdown.send_replace(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_file_stays_bounded_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let config = Config {
+            store: Some(path.clone()),
+            history: 2,
+            ..Config::default()
+        };
+        let hub = Hub::new(config.clone()).unwrap();
+        let mut live = hub.subscribe(&["/c1".to_owned()], None).live;
+        for i in 0..6000u64 {
+            let channel = format!("/c{}", i % 3);
+            let seqs = hub
+                .publish_blocking(vec![(channel, i.to_string())])
+                .unwrap();
+            assert_eq!(seqs, [i / 3 + 1]);
+        }
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines < 4200, "{lines} lines");
+        // Broadcast in sequence order (the buffer keeps the newest ones).
+        let mut last = 0;
+        loop {
+            match live.try_recv() {
+                Ok(m) if &*m.channel == "/c1" => {
+                    assert!(last == 0 || m.seq == last + 1, "{} after {last}", m.seq);
+                    last = m.seq;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::TryRecvError::Lagged(_)) => last = 0,
+                Err(_) => break,
+            }
+        }
+        assert_eq!(last, 2000);
+        drop(hub);
+        let hub = Hub::new(config).unwrap();
+        assert_eq!(hub.current("/c0"), 2000);
+        assert_eq!(hub.current("/c2"), 2000);
+        let start = hub.subscribe(
+            &["/c1".to_owned()],
+            Some(&Positions::parse("/c1:1998").unwrap()),
+        );
+        let payloads: Vec<&str> = start.replay.iter().map(|m| &*m.payload).collect();
+        assert_eq!(payloads, ["5995", "5998"]);
+        assert!(start.reset.is_empty());
+    }
+}

@@ -350,6 +350,45 @@ mod tests {
         assert_eq!(chunks.len(), 1);
     }
 
+    /// The gap between subscribing to the live feed and reading history, made wide: a message
+    /// published in it is in both, and must be sent once.
+    #[tokio::test]
+    async fn a_message_both_replayed_and_live_is_sent_once() {
+        let hub = Arc::new(Hub::new(Config::default()).unwrap());
+        let channels = vec!["/a".to_owned()];
+        hub.publish(vec![("/a".into(), "1".into())]).await.unwrap();
+        let early = hub.subscribe(&channels, None);
+        hub.publish(vec![("/a".into(), "2".into())]).await.unwrap();
+        let last = Positions::parse("/a:0").unwrap();
+        let start = Start {
+            live: early.live,
+            ..hub.subscribe(&channels, Some(&last))
+        };
+        assert_eq!(start.replay.len(), 2);
+        let mut stream = Box::pin(
+            Feed::new(start, Duration::from_secs(60), hub.shutdown_signal()).into_stream(),
+        );
+        hub.publish(vec![("/a".into(), "3".into())]).await.unwrap();
+        let mut parser = SseParser::default();
+        let mut events = Vec::new();
+        while events.len() < 4 {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let mut items = Vec::new();
+            parser.feed(&chunk, &mut items);
+            events.extend(items.into_iter().filter_map(|i| match i {
+                SseItem::Event(e) => Some((e.id, e.data)),
+                _ => None,
+            }));
+        }
+        let expected = [("/a:0", ""), ("/a:1", "1"), ("/a:2", "2"), ("/a:3", "3")];
+        let got: Vec<(&str, &str)> = events.iter().map(|(i, d)| (&**i, &**d)).collect();
+        assert_eq!(got, expected);
+    }
+
     #[tokio::test]
     async fn shutting_down_ends_open_streams() {
         let hub = Arc::new(Hub::new(Config::default()).unwrap());

@@ -115,7 +115,7 @@ impl Store {
         let mut buf = Vec::new();
         let mut lines = 0;
         for (channel, seq, messages) in history.channels() {
-            if messages.back().map(|m| m.seq) != Some(seq) && seq > 0 {
+            if messages.is_empty() && seq > 0 {
                 write_line(&mut buf, channel, seq, None)?;
                 lines += 1;
             }
@@ -125,11 +125,14 @@ impl Store {
                 lines += 1;
             }
         }
+        // The handle stays with the new file through the rename: no window in which appends
+        // could go to a file that is no longer the store.
         {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
+            let mut file = File::create(&tmp)?;
+            file.write_all(&buf)?;
+            file.sync_all()?;
         }
+        let file = OpenOptions::new().append(true).open(&tmp)?;
         fs::rename(&tmp, &self.path)?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // Make the rename itself durable where the platform allows it.
@@ -137,7 +140,7 @@ impl Store {
                 let _ = d.sync_all();
             }
         }
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.file = file;
         self.len = buf.len() as u64;
         self.lines = lines;
         self.compact_at = lines.max(history.retained()) * 2 + COMPACT_SLACK;

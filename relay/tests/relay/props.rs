@@ -148,13 +148,16 @@ fn query() -> impl Strategy<Value = String> {
         "/[a-z]{1,2}(:[0-9]{1,3})?".prop_map(|s| s.replace(':', "%3A")),
     ];
     let key = prop_oneof![Just("channel"), Just("lastEventId"), Just("x"), Just("")];
-    prop::collection::vec((key, value), 0..14).prop_map(|pairs| {
+    let pairs = prop::collection::vec((key, value), 0..14).prop_map(|pairs| {
         pairs
             .into_iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("&")
-    })
+    });
+    // Or anything printable at all (a `#` would start a fragment, which is not sent).
+    let raw = "[!-~]{0,48}".prop_map(|s| s.replace('#', ""));
+    prop_oneof![3 => pairs, 1 => raw]
 }
 
 #[test]
