@@ -21,7 +21,7 @@
 mod config;
 mod demo;
 mod error;
-pub mod history;
+mod history;
 mod hub;
 pub mod publish;
 pub mod sse;

@@ -23,9 +23,16 @@ struct Relay {
 impl Relay {
     /// Starts the binary with `args` and waits for its `listening on` line.
     async fn start(args: &[&str]) -> Relay {
+        Relay::start_with_env(args, &[]).await
+    }
+
+    /// Starts the binary with `args` and environment variables `env`.
+    async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Relay {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidings-relay"))
             .args(["--port", "0"])
             .args(args)
+            .env_remove("TIDINGS_KEY")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -59,7 +66,7 @@ impl Relay {
     }
 
     /// Sends `signal` to the process by its pid and waits for it to exit.
-    async fn signal(mut self, signal: &str) -> ExitStatus {
+    async fn signal(&mut self, signal: &str) -> ExitStatus {
         let status = std::process::Command::new("kill")
             .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
@@ -87,9 +94,9 @@ async fn killed_and_restarted_over_its_store_it_replays_what_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store.jsonl");
     let store = store.to_str().unwrap();
-    let args = ["--key", "k1", "--store", store, "--keepalive-ms", "60000"];
+    let args = ["--store", store, "--keepalive-ms", "60000"];
 
-    let relay = Relay::start(&args).await;
+    let mut relay = Relay::start(&[&args[..], &["--key", "k1"]].concat()).await;
     let mut live = relay.server.stream("channel=/t", None).await;
     assert_event(&live.next().await, "stream-open", "/t:0", "");
     for i in 1..=3 {
@@ -108,7 +115,8 @@ async fn killed_and_restarted_over_its_store_it_replays_what_it_acknowledged() {
     // The stream of the killed relay is cut.
     live.closed().await;
 
-    let relay = Relay::start(&args).await;
+    // The key may come from the environment as well.
+    let mut relay = Relay::start_with_env(&args, &[("TIDINGS_KEY", "k1")]).await;
     let mut s = relay.server.stream("channel=/t", Some("/t:1")).await;
     assert_event(&s.next().await, "stream-open", "/t:1", "");
     assert_event(&s.next().await, "message", "/t:2", "2");
@@ -118,7 +126,13 @@ async fn killed_and_restarted_over_its_store_it_replays_what_it_acknowledged() {
         StatusCode::OK
     );
     assert_event(&s.next().await, "message", "/t:4", "\"four\"");
+    assert_eq!(
+        publish_with(&relay.server, "k2", "/t", json!(5)).await,
+        StatusCode::UNAUTHORIZED
+    );
     relay.signal("KILL").await;
+    // Given a key, it printed no other line.
+    assert_eq!(relay.stdout.next_line().await.unwrap(), None);
     assert_store_mentions(Path::new(store), "\"four\"");
 }
 
