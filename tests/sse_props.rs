@@ -47,6 +47,7 @@ fn model(input: &[u8], max: usize) -> (Vec<SseItem>, String) {
     let mut event_type = String::new();
     let mut id_buffer = String::new();
     let mut last_id = String::new();
+    let mut id_seen = false;
     let mut skip = false;
     for (line, raw) in lines.iter().zip(&raw_lines) {
         if raw.len() > max {
@@ -59,9 +60,13 @@ fn model(input: &[u8], max: usize) -> (Vec<SseItem>, String) {
         if line.is_empty() {
             // Dispatch.
             last_id = id_buffer.clone();
-            if skip {
+            let has_id = std::mem::take(&mut id_seen);
+            if skip || data.is_empty() {
                 skip = false;
-            } else if !data.is_empty() {
+                if has_id {
+                    out.push(SseItem::Id(id_buffer.clone()));
+                }
+            } else {
                 data.pop();
                 out.push(SseItem::Event(SseEvent {
                     event: if event_type.is_empty() {
@@ -71,6 +76,7 @@ fn model(input: &[u8], max: usize) -> (Vec<SseItem>, String) {
                     },
                     data: data.clone(),
                     id: id_buffer.clone(),
+                    has_id,
                 }));
             }
             data.clear();
@@ -98,7 +104,10 @@ fn model(input: &[u8], max: usize) -> (Vec<SseItem>, String) {
                 }
             }
             "event" if !skip => event_type = value.to_owned(),
-            "id" if !value.contains('\0') => id_buffer = value.to_owned(),
+            "id" if !value.contains('\0') => {
+                id_buffer = value.to_owned();
+                id_seen = true;
+            }
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 out.push(SseItem::Retry(value.parse().unwrap_or(u64::MAX)));
             }
@@ -415,12 +424,21 @@ proptest! {
         let (lines, tail) = split_raw_lines(body);
         if lines.iter().chain([&tail]).all(|l| l.len() <= max) {
             prop_assert_eq!(errors, too_big);
-            let fitting: Vec<&SseItem> = free
+            // A skipped event that set the id still reports the id, as `SseItem::Id`.
+            let fitting: Vec<SseItem> = free
                 .iter()
-                .filter(|i| !matches!(i, SseItem::Event(e) if e.data.len() > max))
+                .filter_map(|i| match i {
+                    SseItem::Event(e) if e.data.len() > max => {
+                        e.has_id.then(|| SseItem::Id(e.id.clone()))
+                    }
+                    other => Some(other.clone()),
+                })
                 .collect();
-            let kept: Vec<&SseItem> =
-                limited.iter().filter(|i| !matches!(i, SseItem::Error(_))).collect();
+            let kept: Vec<SseItem> = limited
+                .iter()
+                .filter(|i| !matches!(i, SseItem::Error(_)))
+                .cloned()
+                .collect();
             prop_assert_eq!(kept, fitting);
         }
     }
@@ -438,11 +456,12 @@ proptest! {
 /// vacuous).
 #[test]
 fn model_sanity() {
-    let ev = |t: &str, d: &str, i: &str| {
+    let ev = |t: &str, d: &str, i: &str, has_id: bool| {
         SseItem::Event(SseEvent {
             event: t.into(),
             data: d.into(),
             id: i.into(),
+            has_id,
         })
     };
     assert_eq!(
@@ -451,7 +470,7 @@ fn model_sanity() {
             DEFAULT_MAX_BYTES
         ),
         (
-            vec![ev("e", "a\n", "1"), ev("message", "b", "1")],
+            vec![ev("e", "a\n", "1", true), ev("message", "b", "1", false)],
             "1".into()
         )
     );
@@ -460,7 +479,8 @@ fn model_sanity() {
         (
             vec![
                 SseItem::Error(SseError::LineTooLong(8)),
-                ev("message", "x", "3")
+                SseItem::Id("3".into()),
+                ev("message", "x", "3", false)
             ],
             "3".into()
         )

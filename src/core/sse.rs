@@ -26,6 +26,9 @@ pub struct SseEvent {
     /// The last event id at dispatch time (it persists across events until an `id` field
     /// changes it; empty when none was ever set or after an empty `id`).
     pub id: String,
+    /// Whether this event's own lines set the id (rather than inheriting it): what tells a
+    /// replayed event from one that names no position.
+    pub has_id: bool,
 }
 
 /// Why part of a stream was skipped.
@@ -57,6 +60,9 @@ pub enum SseItem {
     Retry(u64),
     /// An oversized line or event was skipped.
     Error(SseError),
+    /// An event that dispatched nothing (no data, or skipped as oversized) set the last event id
+    /// to this value: the resume point moves, in stream order.
+    Id(String),
 }
 
 /// The parser state for one stream (one HTTP response).
@@ -73,6 +79,8 @@ pub struct SseParser {
     after_cr: bool,
     /// The event in progress went over a limit: drop its data and type until the blank line.
     skip_event: bool,
+    /// The event in progress has an accepted `id` field.
+    id_seen: bool,
     data: String,
     event: String,
     /// The spec's "last event ID buffer": set by `id` fields as they are read.
@@ -99,6 +107,7 @@ impl SseParser {
             discard_line: false,
             after_cr: false,
             skip_event: false,
+            id_seen: false,
             data: String::new(),
             event: String::new(),
             last_id: String::new(),
@@ -169,6 +178,7 @@ impl SseParser {
         self.line.clear();
         self.discard_line = false;
         self.skip_event = false;
+        self.id_seen = false;
         self.data.clear();
         self.event.clear();
     }
@@ -237,6 +247,7 @@ impl SseParser {
             }
             b"id" if !value.contains(&0) => {
                 self.last_id = String::from_utf8_lossy(value).into_owned();
+                self.id_seen = true;
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 let ms = value.iter().fold(0u64, |n, d| {
@@ -250,14 +261,14 @@ impl SseParser {
 
     fn dispatch(&mut self, out: &mut Vec<SseItem>) {
         self.committed_id.clone_from(&self.last_id);
-        if self.skip_event {
+        let has_id = core::mem::take(&mut self.id_seen);
+        if self.skip_event || self.data.is_empty() {
             self.skip_event = false;
             self.data.clear();
             self.event.clear();
-            return;
-        }
-        if self.data.is_empty() {
-            self.event.clear();
+            if has_id {
+                out.push(SseItem::Id(self.last_id.clone()));
+            }
             return;
         }
         self.data.pop();
@@ -270,6 +281,7 @@ impl SseParser {
             event,
             data: core::mem::take(&mut self.data),
             id: self.last_id.clone(),
+            has_id,
         }));
     }
 }
@@ -290,14 +302,35 @@ mod tests {
             event: event.into(),
             data: data.into(),
             id: id.into(),
+            has_id: false,
         })
+    }
+
+    fn own(item: SseItem) -> SseItem {
+        match item {
+            SseItem::Event(e) => SseItem::Event(SseEvent { has_id: true, ..e }),
+            other => other,
+        }
+    }
+
+    #[test]
+    fn ids_are_reported_in_stream_order() {
+        assert_eq!(
+            events(b"id: 1\ndata: a\n\nid: 2\n\ndata: b\n\nid: 2\ndata: c\n\n"),
+            vec![
+                own(ev("message", "a", "1")),
+                SseItem::Id("2".into()),
+                ev("message", "b", "2"),
+                own(ev("message", "c", "2")),
+            ]
+        );
     }
 
     #[test]
     fn basic_event() {
         assert_eq!(
             events(b"event: x\nid: 1\ndata: a\ndata: b\n\n"),
-            vec![ev("x", "a\nb", "1")]
+            vec![own(ev("x", "a\nb", "1"))]
         );
     }
 
@@ -323,6 +356,7 @@ mod tests {
             out,
             vec![
                 SseItem::Error(SseError::LineTooLong(16)),
+                SseItem::Id("7".into()),
                 ev("message", "ok", "7")
             ]
         );

@@ -34,7 +34,8 @@ pub struct SseConfig {
     /// A stream (or a pending request) silent for this long is dead. Servers send keep-alives
     /// every 15–20 s.
     pub idle_timeout_ms: Millis,
-    /// A stream that stayed open this long resets the back-off when it drops.
+    /// A stream that kept delivering bytes for this long after opening resets the back-off when
+    /// it drops.
     pub healthy_ms: Millis,
     /// The largest line or event accepted.
     pub max_event_bytes: usize,
@@ -214,6 +215,12 @@ impl SseStream {
         }
         self.channels = channels;
         let was_open = matches!(self.phase, Phase::Open { .. });
+        // A change while waiting out a back-off keeps the wait: subscribing during an outage
+        // must not cost a request each time.
+        let at = match self.phase {
+            Phase::Pending { at } => at.max(now),
+            _ => now,
+        };
         self.stop_request();
         if was_open {
             self.events.push_back(StreamEvent::Down);
@@ -221,7 +228,7 @@ impl SseStream {
         self.phase = if self.channels.is_empty() {
             Phase::Idle
         } else {
-            Phase::Pending { at: now }
+            Phase::Pending { at }
         };
     }
 
@@ -332,20 +339,18 @@ impl SseStream {
                         break;
                     }
                 }
+                // An `id` field with no data still moves the resume point.
+                SseItem::Id(id) => {
+                    self.advance(&id);
+                }
                 SseItem::Retry(ms) => self.retry_floor = Some(ms),
                 SseItem::Error(e) => self.events.push_back(StreamEvent::Error(
                     Error::new(ErrorCode::TooLarge, e.to_string()).retrying(),
                 )),
             }
         }
+        items.clear();
         self.items = items;
-        // An `id` field with no data still moves the resume point.
-        if let Phase::Open { parser, .. } = &self.phase {
-            if parser.last_event_id() != self.raw_id {
-                let id = parser.last_event_id().to_owned();
-                self.advance(&id);
-            }
-        }
     }
 
     /// The body of `id` ended cleanly (the server closed the stream).
@@ -454,9 +459,18 @@ impl SseStream {
     }
 
     fn reconnect_later(&mut self, now: Millis, error: Error, abort: bool) {
-        let opened_at = match self.phase {
-            Phase::Open { opened_at, .. } => Some(opened_at),
-            _ => None,
+        let (opened_at, healthy) = match self.phase {
+            // Healthy: data kept coming for a while after the stream opened (a server that
+            // accepts and then stays silent does not reset the back-off).
+            Phase::Open {
+                opened_at,
+                last_read,
+                ..
+            } => (
+                Some(opened_at),
+                last_read.saturating_sub(opened_at) >= self.config.healthy_ms,
+            ),
+            _ => (None, false),
         };
         if abort {
             self.stop_request();
@@ -464,7 +478,7 @@ impl SseStream {
         if opened_at.is_some() {
             self.events.push_back(StreamEvent::Down);
         }
-        if opened_at.is_some_and(|t| now.saturating_sub(t) >= self.config.healthy_ms) {
+        if healthy {
             self.backoff.reset();
         }
         let delay = self.backoff.next_delay(&mut self.rng, self.retry_floor);
@@ -526,7 +540,7 @@ impl SseStream {
     }
 
     fn route(&mut self, ev: SseEvent) {
-        if ev.id == self.raw_id {
+        if !ev.has_id {
             // No id of its own: the server does not say which channel, so it is for all.
             self.events.push_back(StreamEvent::Message {
                 channel: None,
