@@ -90,8 +90,8 @@ async fn run(driver: WeakDriver, id: StreamId, url: String, init: RequestInit) {
     loop {
         let chunk = JsFuture::from(reader.read()).await;
         let Some(d) = driver.upgrade() else { return };
+        // An aborted request's body stream is already errored by its signal.
         if !d.is_current(id) {
-            let _ = reader.cancel();
             return;
         }
         let chunk = match chunk {

@@ -3,8 +3,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { launchBrowser, loadTidings, openPage, startRelay, tempDir, waitFor } from './harness.mjs';
+import { PAGES, ROOT, launchBrowser, loadTidings, openPage, startRelay, tempDir, waitFor } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -105,15 +106,18 @@ describe('SSE through the relay', () => {
     t.after(() => relay.kill());
     const { page, context, problems } = await tidingsPage(relay);
     t.after(() => context.close());
+    const resumes = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/events/')) resumes.push(r.headers()['last-event-id'] ?? null);
+    });
     await page.evaluate(async () => {
       window.got = { '/r/a': [], '/r/b': [] };
       window.errors = [];
       const client = new window.tidings.Client('/events/', { protocol: 'sse' });
       window.client = client;
       client.on('error', (e) => window.errors.push(e.code));
-      for (const ch of Object.keys(window.got)) {
-        await client.subscribe(ch, (data, meta) => window.got[ch].push([meta.id, data.i])).ready;
-      }
+      await Promise.all(Object.keys(window.got).map((ch) =>
+        client.subscribe(ch, (data, meta) => window.got[ch].push([meta.id, data.i])).ready));
     });
 
     const acked = { '/r/a': [], '/r/b': [] };
@@ -156,6 +160,10 @@ describe('SSE through the relay', () => {
         assert.equal(received.get(id), i, `${ch}: acknowledged message ${id} (i=${i}) arrived`);
       }
     }
+    // The first stream starts fresh; every reconnect resumes from both channels' positions.
+    assert.equal(resumes[0], null);
+    assert.ok(resumes.length >= 2, `reconnected: ${resumes}`);
+    for (const id of resumes.slice(1)) assert.match(id, /^\/r\/a:\d+,\/r\/b:\d+$/);
     const state = await page.evaluate(() => [window.client.state, window.errors.includes('network') || window.errors.includes('timeout')]);
     assert.deepEqual(state, ['push', true], 'the drop was reported, and push is back');
     assert.deepEqual(problems.filter((p) => !p.includes('ERR_CONNECTION_REFUSED') && !p.includes('Failed to load resource')), []);
@@ -207,47 +215,59 @@ describe('SSE through the relay', () => {
 });
 
 describe('response classes (a scripted server)', () => {
-  // Answers /events/<case> as the case says; counts requests per case. Cross-origin to the page,
-  // so it answers CORS like a real SSE server must.
+  // Serves the test page and pkg/ (no CSP) and answers /events/<case> as the case says,
+  // counting requests per case.
   let server;
   let base;
   const hits = {};
   before(async () => {
-    server = http.createServer((req, res) => {
-      const cors = {
-        'Access-Control-Allow-Origin': '*',
-        'Access-Control-Allow-Headers': 'Last-Event-ID, Authorization',
-      };
-      if (req.method === 'OPTIONS') { res.writeHead(204, cors); res.end(); return; }
-      const name = new URL(req.url, 'http://x').pathname.split('/')[2];
+    server = http.createServer(async (req, res) => {
+      const url = new URL(req.url, 'http://x');
+      if (url.pathname === '/blank.html' || url.pathname.startsWith('/pkg/')) {
+        const file = url.pathname === '/blank.html' ? path.join(PAGES, 'blank.html') : path.join(ROOT, url.pathname);
+        const type = file.endsWith('.wasm') ? 'application/wasm' : file.endsWith('.js') ? 'text/javascript' : 'text/html';
+        try {
+          const body = await readFile(file);
+          res.writeHead(200, { 'Content-Type': type });
+          res.end(body);
+        } catch {
+          res.writeHead(404);
+          res.end();
+        }
+        return;
+      }
+      if (url.pathname === '/favicon.svg') { res.writeHead(204); res.end(); return; }
+      const name = url.pathname.split('/')[2];
       hits[name] = (hits[name] ?? 0) + 1;
       const stream = () => {
-        res.writeHead(200, { ...cors, 'Content-Type': 'text/event-stream; charset=utf-8' });
+        res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8' });
         res.write(`event: stream-open\ndata:\n\nid: 7\ndata: {"from":"${name}","auth":"${req.headers.authorization ?? ''}"}\n\n`);
       };
-      if (name === 'stop') { res.writeHead(204, cors); res.end(); }
-      else if (name === 'auth') { res.writeHead(401, cors); res.end('no'); }
-      else if (name === 'missing') { res.writeHead(404, cors); res.end('no'); }
+      if (name === 'stop') { res.writeHead(204); res.end(); }
+      else if (name === 'auth') { res.writeHead(401); res.end('no'); }
+      else if (name === 'missing') { res.writeHead(404); res.end('no'); }
       else if (name === 'flaky') {
-        if (hits[name] <= 2) { res.writeHead(503, cors); res.end('busy'); } else stream();
+        if (hits[name] <= 2) { res.writeHead(503); res.end('busy'); } else stream();
       } else if (name === 'html') {
-        if (hits[name] <= 1) { res.writeHead(200, { ...cors, 'Content-Type': 'text/html' }); res.end('<p>hi</p>'); } else stream();
+        if (hits[name] <= 1) { res.writeHead(200, { 'Content-Type': 'text/html' }); res.end('<p>hi</p>'); } else stream();
       } else if (name === 'headers') stream();
-      else { res.writeHead(500, cors); res.end(); }
+      else { res.writeHead(500); res.end(); }
     });
     await new Promise((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${server.address().port}`;
   });
-  after(() => new Promise((r) => server.close(r)));
+  after(() => {
+    server.closeAllConnections();
+    return new Promise((r) => server.close(r));
+  });
 
   test('204 stops, 401 is an auth error, 404 an http error; 503 and a wrong content type are retried', async (t) => {
-    const relay = await startRelay();
-    t.after(() => relay.kill());
-    const { page, context } = await tidingsPage(relay);
+    const { page, context, problems } = await openPage(browser, `${base}/blank.html`);
     t.after(() => context.close());
-    const out = await page.evaluate(async (base) => {
+    await loadTidings(page);
+    const out = await page.evaluate(async () => {
       const run = async (name, opts = {}) => {
-        const client = new window.tidings.Client(`${base}/events/${name}`, { protocol: 'sse', backoff: { minMs: 20, maxMs: 100 }, ...opts });
+        const client = new window.tidings.Client(`/events/${name}`, { protocol: 'sse', backoff: { minMs: 20, maxMs: 100 }, ...opts });
         const errors = [];
         const got = [];
         client.on('error', (e) => errors.push({ code: e.code, status: e.status, retrying: e.retrying }));
@@ -269,7 +289,7 @@ describe('response classes (a scripted server)', () => {
         html: await run('html'),
         headers: await run('headers', { headers: { Authorization: 'Bearer xyz' } }),
       };
-    }, base);
+    });
     assert.deepEqual(out.stop, { ready: 'rejected server-stop', state: 'closed', errors: [{ code: 'server-stop', status: 204, retrying: false }], got: [] });
     assert.deepEqual(out.auth, { ready: 'rejected auth', state: 'closed', errors: [{ code: 'auth', status: 401, retrying: false }], got: [] });
     assert.deepEqual(out.missing, { ready: 'rejected http', state: 'closed', errors: [{ code: 'http', status: 404, retrying: false }], got: [] });
@@ -285,12 +305,14 @@ describe('response classes (a scripted server)', () => {
     assert.equal(hits.stop, 1, 'no retry after 204');
     assert.equal(hits.auth, 1, 'no retry after 401');
     assert.equal(hits.flaky, 3);
+    // The browser logs failed loads (the 204/401/404/503 answers) by itself; nothing else.
+    assert.deepEqual(problems.filter((p) => !p.includes('Failed to load resource')), []);
   });
 });
 
 describe('the demo page', () => {
   test('shows live messages from the built-in publisher, as text, under the CSP', async (t) => {
-    const relay = await startRelay({ www: path.join(process.env.TIDINGS_ROOT ?? path.resolve('.'), 'www'), args: ['--demo'] });
+    const relay = await startRelay({ www: path.join(ROOT, 'www'), args: ['--demo'] });
     t.after(() => relay.kill());
     const { page, context, problems } = await openPage(browser, `${relay.url}/`);
     t.after(() => context.close());

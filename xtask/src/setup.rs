@@ -76,7 +76,7 @@ fn ensure_wasm_bindgen() -> Result<PathBuf> {
     let root = paths::tools_dir();
     let bin = root.join("bin").join("wasm-bindgen");
     let want = format!("wasm-bindgen {version}");
-    if proc::output(&mut Command::new(&bin).arg("--version")).as_deref() == Some(want.as_str()) {
+    if proc::output(Command::new(&bin).arg("--version")).as_deref() == Some(want.as_str()) {
         return Ok(bin);
     }
     eprintln!(

@@ -73,7 +73,13 @@ pub fn run(args: &[String]) -> Result<()> {
         let files = browser_test_files()?;
         let mut node = Command::new("node");
         node.current_dir(&root)
-            .args(["--test", "--test-reporter=spec", "--test-concurrency=1"])
+            .args([
+                "--test",
+                "--test-reporter=spec",
+                "--test-concurrency=1",
+                // A hang fails its test instead of stalling the run.
+                "--test-timeout=120000",
+            ])
             .args(&files)
             .env(
                 "TIDINGS_RELAY",
