@@ -118,17 +118,24 @@ fn add(total: &mut Counts, c: Counts) {
     total.skipped += c.skipped;
 }
 
-/// `tests/browser/*.test.mjs`, sorted.
+/// The node test files: `tests/browser/*.test.mjs` (headless Chromium) and
+/// `tests/interop/*.test.mjs` (other clients and servers against tidings), sorted.
 fn browser_test_files() -> Result<Vec<PathBuf>> {
-    let dir = paths::root().join("tests").join("browser");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
-        .collect();
+    let mut files = Vec::new();
+    for sub in ["browser", "interop"] {
+        let dir = paths::root().join("tests").join(sub);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        files.extend(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".test.mjs")),
+        );
+    }
     files.sort();
     if files.is_empty() {
-        return Err(format!("no browser tests in {}", dir.display()));
+        return Err("no tests in tests/browser or tests/interop".into());
     }
     Ok(files)
 }
