@@ -8,24 +8,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use support::{
     drain, header, query_values, single_client_open, sse, Conn, Rand, Server, KEEP_ALIVE,
 };
-use tidings::core::client::{
-    ClientConfig, ClientCore, Delivery, Output, State, SubId, Transport, Via,
-};
+use tidings::core::client::{ClientConfig, Payload, State, SubId, Transport, Via};
 use tidings::core::error::{Error, ErrorCode};
 use tidings::core::sse_stream::{SseConfig, StreamId, StreamRequest};
+
+/// SSE payloads are text; the Bayeux payload type does not matter here.
+type ClientCore = tidings::core::client::ClientCore<String>;
+type Output = tidings::core::client::Output<String>;
+type Delivery = tidings::core::client::Delivery<String>;
 
 const ES: Option<&str> = Some("text/event-stream");
 const PUSH: Output = Output::State(State::Push, Some(Transport::Sse));
 const CONNECTING: Output = Output::State(State::Connecting, None);
 
-fn config(url: &str) -> ClientConfig {
-    ClientConfig {
-        sse: SseConfig::new(url),
-    }
+fn config(url: &str) -> SseConfig {
+    SseConfig::new(url)
 }
 
 fn client() -> ClientCore {
-    ClientCore::new(config("/events/"), 1)
+    ClientCore::new(ClientConfig::Sse(config("/events/")), 1)
 }
 
 /// Fires the timer due at `now` and returns the one request it makes.
@@ -83,7 +84,7 @@ fn delivery(sub: SubId, channel: &str, data: &str, id: Option<&str>) -> Delivery
         sub,
         channel: channel.into(),
         event: "message".into(),
-        data: data.into(),
+        data: Payload::Text(data.into()),
         id: id.map(str::to_owned),
         via: Via::Push,
         coalesced: 0,
@@ -149,8 +150,8 @@ fn subscribes_in_one_tick_make_one_request_at_the_timer() {
 #[test]
 fn the_url_keeps_the_base_query_quotes_names_and_uses_the_channel_param() {
     let mut cfg = config("https://h.test/sse?v=2");
-    cfg.sse.channel_param = "stream".into();
-    let mut c = ClientCore::new(cfg, 1);
+    cfg.channel_param = "stream".into();
+    let mut c = ClientCore::new(ClientConfig::Sse(cfg), 1);
     for ch in ["/comments/123", "a b&c", "/comments/123", "ünï"] {
         c.subscribe(ch, 0).unwrap();
     }
@@ -436,7 +437,9 @@ fn subscribe_or_unsubscribe_after_a_halt_tries_again() {
         );
         let out = feed(&mut c, again.id, &sse(None, Some("a:1"), "x"), 130);
         assert!(
-            deliveries(&out).iter().any(|d| d.sub == a && d.data == "x"),
+            deliveries(&out)
+                .iter()
+                .any(|d| d.sub == a && d.data == Payload::Text("x".into())),
             "{out:?}"
         );
     }
@@ -580,8 +583,8 @@ fn stream_error_closes_the_client_with_its_code() {
 #[test]
 fn an_oversized_event_is_an_error_and_the_next_is_delivered() {
     let mut cfg = config("/events/");
-    cfg.sse.max_event_bytes = 100;
-    let mut c = ClientCore::new(cfg, 1);
+    cfg.max_event_bytes = 100;
+    let mut c = ClientCore::new(ClientConfig::Sse(cfg), 1);
     let (subs, id) = live(&mut c, &["a"], Some("a:0"), 0);
     let out = feed(&mut c, id, &sse(None, Some("a:1"), &"x".repeat(200)), 10);
     let err = error_of(&out);
@@ -888,7 +891,7 @@ impl Sim {
         Sim {
             now: 0,
             rand: Rand::new(seed),
-            client: ClientCore::new(config("https://h.test/events/"), seed),
+            client: ClientCore::new(ClientConfig::Sse(config("https://h.test/events/")), seed),
             server,
             channels,
             split,
@@ -966,8 +969,11 @@ impl Sim {
                     assert_eq!(&d.channel, ch);
                     assert_eq!(d.via, Via::Push);
                     let pos: u64 = d.id.as_deref().expect("an id").parse().unwrap();
-                    assert_eq!(d.data, format!("{ch}#{pos}"), "t={}", self.now);
-                    self.got.get_mut(&d.sub).unwrap().push((pos, d.data));
+                    let Payload::Text(data) = d.data else {
+                        panic!("SSE payloads are text")
+                    };
+                    assert_eq!(data, format!("{ch}#{pos}"), "t={}", self.now);
+                    self.got.get_mut(&d.sub).unwrap().push((pos, data));
                     self.log.push(Log::Deliver(d.sub, pos));
                 }
                 Output::Ready(s) => assert!(self.ready.insert(s), "{s} ready twice"),
@@ -978,6 +984,7 @@ impl Sim {
                     self.errors.push(e);
                 }
                 Output::Reset(chs) => self.log.push(Log::Reset(chs)),
+                other => panic!("t={}: an SSE client produced {other:?}", self.now),
             }
         }
     }

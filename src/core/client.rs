@@ -1,13 +1,20 @@
-//! The client core: subscriptions, delivery and the state the page sees, over a transport.
+//! The client core: subscriptions, delivery and the state the page sees, over one protocol.
 //!
-//! It owns the transport state machine (today the SSE stream) and turns its events into what
-//! the shell must do: start or abort requests, call page callbacks, settle `ready` promises,
-//! report state changes and errors. Nothing happens before the first subscription (lazy), and
-//! the last unsubscription releases the connection.
+//! It owns the protocol state machine (an SSE stream or a Bayeux session) and turns its events
+//! into what the shell must do: start or abort requests and sockets, call page callbacks, settle
+//! `ready` and `publish` promises, report state changes and errors. Nothing happens before the
+//! first subscription (lazy), and the last unsubscription releases the connection.
+//!
+//! `P` is the payload type of Bayeux messages (a JavaScript value in the browser); SSE payloads
+//! are text.
 
 use std::collections::VecDeque;
 
-use super::channel::check_stream_name;
+use super::bayeux::message::Message;
+use super::bayeux::session::{
+    BayeuxConfig, BayeuxSession, ConnId, PubId, ReqId, SessionEvent, SessionStatus, TransportKind,
+};
+use super::channel::{check_stream_name, matches, parse_bayeux};
 use super::error::{Error, ErrorCode};
 use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase, StreamRequest};
 use super::Millis;
@@ -51,6 +58,10 @@ impl State {
 pub enum Transport {
     /// Server-Sent Events over a fetch stream.
     Sse,
+    /// Bayeux over WebSocket.
+    WebSocket,
+    /// Bayeux over HTTP long-polling.
+    LongPolling,
 }
 
 impl Transport {
@@ -58,6 +69,8 @@ impl Transport {
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Sse => "sse",
+            Transport::WebSocket => "websocket",
+            Transport::LongPolling => "long-polling",
         }
     }
 }
@@ -78,17 +91,26 @@ impl Via {
     }
 }
 
+/// A message payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload<P> {
+    /// SSE `data` as sent (the shell parses JSON when it parses).
+    Text(String),
+    /// A Bayeux `data` value.
+    Value(P),
+}
+
 /// A message for one subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery<P> {
     /// The subscription whose callback gets it.
     pub sub: SubId,
-    /// The channel it was published on.
+    /// The channel it was published on (for a wildcard subscription, the concrete channel).
     pub channel: String,
-    /// The SSE event type (`message` unless the server named one).
+    /// The SSE event type (`message` unless the server named one; `message` for Bayeux).
     pub event: String,
-    /// The payload as sent (the shell parses JSON).
-    pub data: String,
+    /// The payload.
+    pub data: Payload<P>,
     /// The message id, when the server gave one.
     pub id: Option<String>,
     /// How it arrived.
@@ -98,18 +120,49 @@ pub struct Delivery {
 }
 
 /// What the shell must do or tell the page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Start this streaming GET.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output<P> {
+    /// SSE: start this streaming GET.
     Open(StreamRequest),
-    /// Abort this request.
+    /// SSE: abort this request.
     Abort(StreamId),
+    /// Bayeux: POST these messages as a JSON array.
+    HttpSend {
+        /// The request id to report back under.
+        req: ReqId,
+        /// The URL.
+        url: String,
+        /// The batch.
+        messages: Vec<Message<P>>,
+    },
+    /// Bayeux: abort this POST.
+    HttpAbort(ReqId),
+    /// Bayeux: open a WebSocket.
+    WsOpen {
+        /// The connection id to report back under.
+        conn: ConnId,
+        /// The URL.
+        url: String,
+    },
+    /// Bayeux: send one text frame of these messages.
+    WsSend {
+        /// The connection.
+        conn: ConnId,
+        /// The batch.
+        messages: Vec<Message<P>>,
+    },
+    /// Bayeux: close this WebSocket.
+    WsClose(ConnId),
+    /// Bayeux: call the page's `auth()` hook, then [`ClientCore::auth_done`].
+    Authenticate,
     /// Call a subscription's callback.
-    Deliver(Delivery),
+    Deliver(Delivery<P>),
     /// Resolve a subscription's `ready`.
     Ready(SubId),
     /// Reject a subscription's `ready`.
     Rejected(SubId, Error),
+    /// Settle a publish's promise (with the server's id for the message, if any).
+    Published(PubId, Result<Option<String>, Error>),
     /// `client.state` / `client.transport` changed.
     State(State, Option<Transport>),
     /// An `'error'` event.
@@ -118,11 +171,19 @@ pub enum Output {
     Reset(Vec<String>),
 }
 
-/// Options of the client core.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientConfig {
-    /// The SSE stream.
-    pub sse: SseConfig,
+/// The protocol and its options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientConfig<P> {
+    /// Server-Sent Events, all channels on one stream.
+    Sse(SseConfig),
+    /// Bayeux, with the page's `ext` for every message.
+    Bayeux(BayeuxConfig, Option<P>),
+}
+
+#[derive(Debug)]
+enum Proto<P> {
+    Sse(SseStream),
+    Bayeux(BayeuxSession<P>),
 }
 
 #[derive(Debug)]
@@ -134,23 +195,27 @@ struct Sub {
 
 /// The whole client, minus IO.
 #[derive(Debug)]
-pub struct ClientCore {
+pub struct ClientCore<P> {
     subs: Vec<Sub>,
     next_sub: SubId,
-    stream: SseStream,
+    proto: Proto<P>,
     state: State,
     transport: Option<Transport>,
     closed: bool,
-    out: VecDeque<Output>,
+    out: VecDeque<Output<P>>,
 }
 
-impl ClientCore {
+impl<P: Clone> ClientCore<P> {
     /// A client that has done nothing yet; `seed` drives reconnect jitter.
-    pub fn new(config: ClientConfig, seed: u64) -> Self {
+    pub fn new(config: ClientConfig<P>, seed: u64) -> Self {
+        let proto = match config {
+            ClientConfig::Sse(c) => Proto::Sse(SseStream::new(c, seed)),
+            ClientConfig::Bayeux(c, ext) => Proto::Bayeux(BayeuxSession::new(c, ext, seed)),
+        };
         ClientCore {
             subs: Vec::new(),
             next_sub: 1,
-            stream: SseStream::new(config.sse, seed),
+            proto,
             state: State::Idle,
             transport: None,
             closed: false,
@@ -168,9 +233,15 @@ impl ClientCore {
         self.transport
     }
 
-    /// The channels the connection carries.
-    pub fn channels(&self) -> &[String] {
-        self.stream.channels()
+    /// The distinct channels (or patterns) subscribed, in order of first subscription.
+    pub fn channels(&self) -> Vec<String> {
+        let mut channels: Vec<String> = Vec::new();
+        for s in &self.subs {
+            if !channels.contains(&s.channel) {
+                channels.push(s.channel.clone());
+            }
+        }
+        channels
     }
 
     /// Adds a subscription. Its `ready` settles through [`Output::Ready`] / [`Output::Rejected`].
@@ -178,15 +249,28 @@ impl ClientCore {
         if self.closed {
             return Err(Error::new(ErrorCode::Closed, "the client is closed"));
         }
-        check_stream_name(channel).map_err(|e| {
+        let checked = match self.proto {
+            Proto::Sse(_) => check_stream_name(channel),
+            Proto::Bayeux(_) => parse_bayeux(channel).map(|_| ()),
+        };
+        checked.map_err(|e| {
             Error::new(
                 ErrorCode::InvalidChannel,
                 format!("invalid channel {channel:?}: {e}"),
             )
         })?;
+        if matches!(self.proto, Proto::Bayeux(_)) && channel.starts_with("/meta/") {
+            return Err(Error::new(
+                ErrorCode::InvalidChannel,
+                format!("invalid channel {channel:?}: /meta channels are the protocol's own"),
+            ));
+        }
         let id = self.next_sub;
         self.next_sub += 1;
-        let live = self.state == State::Push && self.stream.channels().iter().any(|c| c == channel);
+        let live = match &self.proto {
+            Proto::Sse(s) => self.state == State::Push && s.channels().iter().any(|c| c == channel),
+            Proto::Bayeux(b) => b.is_subscribed(channel),
+        };
         self.subs.push(Sub {
             id,
             channel: channel.to_owned(),
@@ -216,13 +300,34 @@ impl ClientCore {
         }
     }
 
+    /// Publishes `data` on `channel` (Bayeux only); the result comes as [`Output::Published`].
+    pub fn publish(&mut self, channel: &str, data: P, now: Millis) -> Result<PubId, Error> {
+        if self.closed {
+            return Err(Error::new(ErrorCode::Closed, "the client is closed"));
+        }
+        let id = match &mut self.proto {
+            Proto::Bayeux(b) => b.publish(channel, data, now)?,
+            Proto::Sse(_) => {
+                return Err(Error::new(
+                    ErrorCode::InvalidOption,
+                    "publish needs protocol 'bayeux' (SSE is one-way)",
+                ))
+            }
+        };
+        self.pump();
+        Ok(id)
+    }
+
     /// Closes the client: aborts the connection, rejects pending `ready`s, state `closed`.
     pub fn close(&mut self) {
         if self.closed {
             return;
         }
         self.closed = true;
-        self.stream.close();
+        match &mut self.proto {
+            Proto::Sse(s) => s.close(),
+            Proto::Bayeux(b) => b.close(),
+        }
         self.pump();
         self.reject_pending(&Error::new(ErrorCode::Closed, "the client was closed"));
         self.subs.clear();
@@ -232,11 +337,15 @@ impl ClientCore {
     /// Reconnect at once if waiting to retry (the browser came back online).
     pub fn reconnect_now(&mut self, now: Millis) {
         if !self.closed {
-            self.stream.reconnect_now(now);
+            match &mut self.proto {
+                Proto::Sse(s) => s.reconnect_now(now),
+                Proto::Bayeux(b) => b.reconnect_now(now),
+            }
+            self.pump();
         }
     }
 
-    /// The response head of request `id` arrived.
+    /// SSE: the response head of request `id` arrived.
     pub fn handle_response(
         &mut self,
         id: StreamId,
@@ -244,109 +353,280 @@ impl ClientCore {
         content_type: Option<&str>,
         now: Millis,
     ) {
-        self.stream.handle_response(id, status, content_type, now);
+        if let Proto::Sse(s) = &mut self.proto {
+            s.handle_response(id, status, content_type, now);
+        }
         self.pump();
     }
 
-    /// Body bytes of request `id` arrived.
+    /// SSE: body bytes of request `id` arrived.
     pub fn handle_data(&mut self, id: StreamId, bytes: &[u8], now: Millis) {
-        self.stream.handle_data(id, bytes, now);
+        if let Proto::Sse(s) = &mut self.proto {
+            s.handle_data(id, bytes, now);
+        }
         self.pump();
     }
 
-    /// Request `id` ended cleanly.
+    /// SSE: request `id` ended cleanly.
     pub fn handle_end(&mut self, id: StreamId, now: Millis) {
-        self.stream.handle_end(id, now);
+        if let Proto::Sse(s) = &mut self.proto {
+            s.handle_end(id, now);
+        }
         self.pump();
     }
 
-    /// Request `id` failed.
+    /// SSE: request `id` failed.
     pub fn handle_error(&mut self, id: StreamId, message: &str, now: Millis) {
-        self.stream.handle_error(id, message, now);
+        if let Proto::Sse(s) = &mut self.proto {
+            s.handle_error(id, message, now);
+        }
+        self.pump();
+    }
+
+    /// Bayeux: POST `req` was answered (`messages`: the parsed body, or why it did not parse).
+    pub fn handle_http_response(
+        &mut self,
+        req: ReqId,
+        status: u16,
+        messages: Result<Vec<Message<P>>, String>,
+        now: Millis,
+    ) {
+        if let Proto::Bayeux(b) = &mut self.proto {
+            b.handle_http_response(req, status, messages, now);
+        }
+        self.pump();
+    }
+
+    /// Bayeux: POST `req` failed.
+    pub fn handle_http_error(&mut self, req: ReqId, message: &str, now: Millis) {
+        if let Proto::Bayeux(b) = &mut self.proto {
+            b.handle_http_error(req, message, now);
+        }
+        self.pump();
+    }
+
+    /// Bayeux: WebSocket `conn` opened.
+    pub fn handle_ws_open(&mut self, conn: ConnId, now: Millis) {
+        if let Proto::Bayeux(b) = &mut self.proto {
+            b.handle_ws_open(conn, now);
+        }
+        self.pump();
+    }
+
+    /// Bayeux: a frame arrived on `conn`.
+    pub fn handle_ws_messages(
+        &mut self,
+        conn: ConnId,
+        messages: Result<Vec<Message<P>>, String>,
+        now: Millis,
+    ) {
+        if let Proto::Bayeux(b) = &mut self.proto {
+            b.handle_ws_messages(conn, messages, now);
+        }
+        self.pump();
+    }
+
+    /// Bayeux: WebSocket `conn` closed or failed.
+    pub fn handle_ws_closed(&mut self, conn: ConnId, now: Millis) {
+        if let Proto::Bayeux(b) = &mut self.proto {
+            b.handle_ws_closed(conn, now);
+        }
+        self.pump();
+    }
+
+    /// Bayeux: the page's `auth()` settled with an ext for the handshake, or failed.
+    pub fn auth_done(&mut self, result: Result<Option<P>, String>, now: Millis) {
+        if let Proto::Bayeux(b) = &mut self.proto {
+            b.auth_done(result, now);
+        }
         self.pump();
     }
 
     /// The timer set from [`poll_timeout`](Self::poll_timeout) fired (early is harmless).
     pub fn handle_timeout(&mut self, now: Millis) {
-        if !self.closed {
-            self.stream.handle_timeout(now);
-            self.pump();
+        if self.closed {
+            return;
         }
+        match &mut self.proto {
+            Proto::Sse(s) => s.handle_timeout(now),
+            Proto::Bayeux(b) => b.handle_timeout(now),
+        }
+        self.pump();
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     pub fn poll_timeout(&self) -> Option<Millis> {
         if self.closed {
-            None
-        } else {
-            self.stream.poll_timeout()
+            return None;
+        }
+        match &self.proto {
+            Proto::Sse(s) => s.poll_timeout(),
+            Proto::Bayeux(b) => b.poll_timeout(),
         }
     }
 
     /// The next thing for the shell to do.
-    pub fn poll_output(&mut self) -> Option<Output> {
+    pub fn poll_output(&mut self) -> Option<Output<P>> {
         self.out.pop_front()
     }
 
     fn sync_channels(&mut self, now: Millis) {
-        let mut channels: Vec<String> = Vec::new();
-        for s in &self.subs {
-            if !channels.contains(&s.channel) {
-                channels.push(s.channel.clone());
-            }
+        let channels = self.channels();
+        match &mut self.proto {
+            Proto::Sse(s) => s.set_channels(channels, now),
+            Proto::Bayeux(b) => b.set_patterns(&channels, now),
         }
-        self.stream.set_channels(channels, now);
         self.pump();
     }
 
     fn pump(&mut self) {
-        while let Some(ev) = self.stream.poll_event() {
-            match ev {
-                StreamEvent::Open(req) => self.out.push_back(Output::Open(req)),
-                StreamEvent::Abort(id) => self.out.push_back(Output::Abort(id)),
-                StreamEvent::Opened => {
-                    for s in self.subs.iter_mut().filter(|s| !s.ready) {
-                        s.ready = true;
-                        self.out.push_back(Output::Ready(s.id));
+        loop {
+            let progressed = match &mut self.proto {
+                Proto::Sse(s) => match s.poll_event() {
+                    Some(ev) => {
+                        self.on_stream_event(ev);
+                        true
                     }
-                }
-                StreamEvent::Down => {}
-                StreamEvent::Halted(err) => {
-                    self.reject_pending(&err);
-                    self.out.push_back(Output::Error(err));
-                }
-                StreamEvent::Message {
-                    channel,
-                    event,
-                    data,
-                    id,
-                } => self.deliver(channel.as_deref(), &event, &data, id.as_deref()),
-                StreamEvent::Reset(channels) => self.out.push_back(Output::Reset(channels)),
-                StreamEvent::Error(err) => self.out.push_back(Output::Error(err)),
+                    None => false,
+                },
+                Proto::Bayeux(b) => match b.poll_event() {
+                    Some(ev) => {
+                        self.on_session_event(ev);
+                        true
+                    }
+                    None => false,
+                },
+            };
+            if !progressed {
+                break;
             }
         }
         if !self.closed {
-            let (state, transport) = match self.stream.phase() {
-                StreamPhase::Idle => (State::Idle, None),
-                StreamPhase::Connecting => (State::Connecting, None),
-                StreamPhase::Open => (State::Push, Some(Transport::Sse)),
-                StreamPhase::Halted => (State::Closed, None),
+            let (state, transport) = match &self.proto {
+                Proto::Sse(s) => match s.phase() {
+                    StreamPhase::Idle => (State::Idle, None),
+                    StreamPhase::Connecting => (State::Connecting, None),
+                    StreamPhase::Open => (State::Push, Some(Transport::Sse)),
+                    StreamPhase::Halted => (State::Closed, None),
+                },
+                Proto::Bayeux(b) => match b.status() {
+                    SessionStatus::Idle => (State::Idle, None),
+                    SessionStatus::Connecting => (State::Connecting, None),
+                    SessionStatus::Up(TransportKind::WebSocket) => {
+                        (State::Push, Some(Transport::WebSocket))
+                    }
+                    SessionStatus::Up(TransportKind::LongPolling) => {
+                        (State::Push, Some(Transport::LongPolling))
+                    }
+                    SessionStatus::Halted => (State::Closed, None),
+                },
             };
             self.set_state(state, transport);
         }
     }
 
-    /// Every subscription of `channel` (all of them when `None`) gets the message.
-    fn deliver(&mut self, channel: Option<&str>, event: &str, data: &str, id: Option<&str>) {
-        for s in &self.subs {
-            if channel.is_some_and(|c| c != s.channel) {
-                continue;
+    fn on_stream_event(&mut self, ev: StreamEvent) {
+        match ev {
+            StreamEvent::Open(req) => self.out.push_back(Output::Open(req)),
+            StreamEvent::Abort(id) => self.out.push_back(Output::Abort(id)),
+            StreamEvent::Opened => self.ready_where(|_| true),
+            StreamEvent::Down => {}
+            StreamEvent::Halted(err) => {
+                self.reject_pending(&err);
+                self.out.push_back(Output::Error(err));
             }
+            StreamEvent::Message {
+                channel,
+                event,
+                data,
+                id,
+            } => self.deliver(
+                |c| channel.as_deref().is_none_or(|ch| ch == c),
+                channel.as_deref(),
+                &event,
+                Payload::Text(data),
+                id.as_deref(),
+            ),
+            StreamEvent::Reset(channels) => self.out.push_back(Output::Reset(channels)),
+            StreamEvent::Error(err) => self.out.push_back(Output::Error(err)),
+        }
+    }
+
+    fn on_session_event(&mut self, ev: SessionEvent<P>) {
+        match ev {
+            SessionEvent::HttpSend { req, url, messages } => {
+                self.out.push_back(Output::HttpSend { req, url, messages })
+            }
+            SessionEvent::HttpAbort(req) => self.out.push_back(Output::HttpAbort(req)),
+            SessionEvent::WsOpen { conn, url } => self.out.push_back(Output::WsOpen { conn, url }),
+            SessionEvent::WsSend { conn, messages } => {
+                self.out.push_back(Output::WsSend { conn, messages })
+            }
+            SessionEvent::WsClose(conn) => self.out.push_back(Output::WsClose(conn)),
+            SessionEvent::Authenticate => self.out.push_back(Output::Authenticate),
+            SessionEvent::Subscribed(pattern) => self.ready_where(|c| c == pattern),
+            SessionEvent::SubscribeFailed(pattern, err) => {
+                let mut i = 0;
+                while i < self.subs.len() {
+                    if self.subs[i].channel == pattern {
+                        let s = self.subs.remove(i);
+                        if !s.ready {
+                            self.out.push_back(Output::Rejected(s.id, err.clone()));
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                self.out.push_back(Output::Error(err));
+            }
+            SessionEvent::Message { channel, data, id } => self.deliver(
+                |pattern| matches(pattern, &channel),
+                Some(&channel),
+                "message",
+                Payload::Value(data),
+                id.as_deref(),
+            ),
+            SessionEvent::Published(id, result) => {
+                self.out.push_back(Output::Published(id, result))
+            }
+            SessionEvent::Reset(channels) => self.out.push_back(Output::Reset(channels)),
+            SessionEvent::Error(err) => {
+                if !err.retrying {
+                    self.reject_pending(&err);
+                }
+                self.out.push_back(Output::Error(err));
+            }
+        }
+    }
+
+    /// Resolves the pending `ready`s of the subscriptions whose channel `live` accepts.
+    fn ready_where(&mut self, live: impl Fn(&str) -> bool) {
+        for s in self
+            .subs
+            .iter_mut()
+            .filter(|s| !s.ready && live(&s.channel))
+        {
+            s.ready = true;
+            self.out.push_back(Output::Ready(s.id));
+        }
+    }
+
+    /// Every subscription `wants` accepts gets the message; `channel` names it for the page
+    /// (`None`: the subscription's own channel).
+    fn deliver(
+        &mut self,
+        wants: impl Fn(&str) -> bool,
+        channel: Option<&str>,
+        event: &str,
+        data: Payload<P>,
+        id: Option<&str>,
+    ) {
+        for s in self.subs.iter().filter(|s| wants(&s.channel)) {
             self.out.push_back(Output::Deliver(Delivery {
                 sub: s.id,
-                channel: s.channel.clone(),
+                channel: channel.unwrap_or(&s.channel).to_owned(),
                 event: event.to_owned(),
-                data: data.to_owned(),
+                data: data.clone(),
                 id: id.map(str::to_owned),
                 via: Via::Push,
                 coalesced: 0,

@@ -30,6 +30,14 @@ pub enum ErrorCode {
     Callback,
     /// The subscription or client was closed before it was ready.
     Closed,
+    /// The Bayeux handshake was refused.
+    Handshake,
+    /// The server refused a subscription.
+    Subscribe,
+    /// The server refused a publish.
+    Publish,
+    /// Too many publishes are waiting for the connection.
+    QueueFull,
 }
 
 impl ErrorCode {
@@ -48,6 +56,10 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Callback => "callback",
             ErrorCode::Closed => "closed",
+            ErrorCode::Handshake => "handshake",
+            ErrorCode::Subscribe => "subscribe",
+            ErrorCode::Publish => "publish",
+            ErrorCode::QueueFull => "queue-full",
         }
     }
 }

@@ -6,11 +6,13 @@
 //! production; tests drive the same code on virtual time.
 
 pub mod backoff;
+pub mod bayeux;
 pub mod channel;
 pub mod client;
 pub mod error;
 pub mod event_id;
 pub mod rng;
+pub mod seen;
 pub mod sse;
 pub mod sse_stream;
 

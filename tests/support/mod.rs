@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tidings::core::client::{ClientCore, Output};
+
+type Core = ClientCore<String>;
 use tidings::core::sse_stream::{SseStream, StreamEvent, StreamId, StreamRequest};
 
 /// splitmix64: a small seeded generator for the test scripts (independent of the crate's RNG).
@@ -58,7 +60,7 @@ pub fn drain_stream(s: &mut SseStream) -> Vec<StreamEvent> {
 }
 
 /// Everything the client has queued.
-pub fn drain(c: &mut ClientCore) -> Vec<Output> {
+pub fn drain(c: &mut Core) -> Vec<Output<String>> {
     std::iter::from_fn(|| c.poll_output()).collect()
 }
 
@@ -76,7 +78,7 @@ pub fn single_open(events: &[StreamEvent]) -> StreamRequest {
 }
 
 /// The single `Output::Open` among `outputs`.
-pub fn single_client_open(outputs: &[Output]) -> StreamRequest {
+pub fn single_client_open(outputs: &[Output<String>]) -> StreamRequest {
     let opens: Vec<&StreamRequest> = outputs
         .iter()
         .filter_map(|o| match o {

@@ -1,0 +1,1341 @@
+//! A Bayeux 1.0 client session as a sans-IO state machine.
+//!
+//! It handshakes (alone, after the page's `auth()` hook when there is one), keeps exactly one
+//! `/meta/connect` outstanding, subscribes and unsubscribes patterns (all changes made together
+//! go in one batch), publishes with an acknowledgement, follows `advice`, re-subscribes
+//! everything after a re-handshake, drops duplicate deliveries, and asks tidings-relay to replay
+//! what a re-handshake missed.
+//!
+//! Transports: WebSocket first when the configuration prefers it, long-polling otherwise. A
+//! WebSocket that fails to open, or that dies twice in a row soon after opening (a proxy that
+//! kills it), moves the session to long-polling without losing its client id or subscriptions;
+//! WebSocket is probed again later with back-off, and used for the next connect once it opens.
+
+use std::collections::VecDeque;
+
+use super::message::{meta, Advice, Message, Reconnect};
+use crate::core::backoff::{Backoff, BackoffConfig};
+use crate::core::channel::{matches, parse_bayeux_concrete};
+use crate::core::error::{Error, ErrorCode};
+use crate::core::rng::Rng;
+use crate::core::seen::Seen;
+use crate::core::Millis;
+
+/// Identifies an HTTP request (one POST of a batch).
+pub type ReqId = u64;
+/// Identifies a WebSocket connection.
+pub type ConnId = u64;
+/// Identifies a publish, to settle its promise.
+pub type PubId = u64;
+type MsgId = u64;
+
+/// A Bayeux transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// JSON arrays as WebSocket text frames.
+    WebSocket,
+    /// JSON arrays POSTed over HTTP; the server holds connects.
+    LongPolling,
+}
+
+impl TransportKind {
+    /// The Bayeux connection type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::WebSocket => "websocket",
+            TransportKind::LongPolling => "long-polling",
+        }
+    }
+}
+
+/// Options of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BayeuxConfig {
+    /// The absolute `http(s)://` URL for long-polling.
+    pub http_url: String,
+    /// The absolute `ws(s)://` URL for WebSocket.
+    pub ws_url: String,
+    /// Transports in order of preference.
+    pub transports: Vec<TransportKind>,
+    /// Back-off between failed handshakes and connects.
+    pub backoff: BackoffConfig,
+    /// Back-off between WebSocket probes after a downgrade.
+    pub ws_probe: BackoffConfig,
+    /// A WebSocket that dies sooner than this after opening died "early".
+    pub ws_early_death_ms: Millis,
+    /// This many early deaths in a row move the session to long-polling.
+    pub ws_early_deaths: u32,
+    /// A connect is dead when no reply came within the advised timeout plus this.
+    pub connect_margin_ms: Millis,
+    /// Other requests are dead after this long without a reply.
+    pub request_timeout_ms: Millis,
+    /// Call the page's `auth()` before every handshake.
+    pub auth_hook: bool,
+    /// Publishes waiting for a connection, at most.
+    pub max_queued_publishes: usize,
+}
+
+impl BayeuxConfig {
+    /// Defaults for a server at these URLs.
+    pub fn new(http_url: impl Into<String>, ws_url: impl Into<String>) -> Self {
+        BayeuxConfig {
+            http_url: http_url.into(),
+            ws_url: ws_url.into(),
+            transports: vec![TransportKind::WebSocket, TransportKind::LongPolling],
+            backoff: BackoffConfig::default(),
+            ws_probe: BackoffConfig {
+                min_ms: 5_000,
+                max_ms: 300_000,
+            },
+            ws_early_death_ms: 10_000,
+            ws_early_deaths: 2,
+            connect_margin_ms: 10_000,
+            request_timeout_ms: 30_000,
+            auth_hook: false,
+            max_queued_publishes: 1_000,
+        }
+    }
+}
+
+/// The advice a session assumes before the server gives any (Faye's and CometD's values).
+const DEFAULT_TIMEOUT: Millis = 45_000;
+
+/// What the session asks of its owner, and what it reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent<P> {
+    /// POST these messages as a JSON array; report with `handle_http_*`.
+    HttpSend {
+        /// The request id.
+        req: ReqId,
+        /// The URL.
+        url: String,
+        /// The batch.
+        messages: Vec<Message<P>>,
+    },
+    /// Abort this POST (its connect is considered dead).
+    HttpAbort(ReqId),
+    /// Open a WebSocket; report with `handle_ws_*`.
+    WsOpen {
+        /// The connection id.
+        conn: ConnId,
+        /// The URL.
+        url: String,
+    },
+    /// Send these messages as one text frame.
+    WsSend {
+        /// The connection.
+        conn: ConnId,
+        /// The batch.
+        messages: Vec<Message<P>>,
+    },
+    /// Close this WebSocket.
+    WsClose(ConnId),
+    /// Call the page's `auth()` hook, then `auth_done`.
+    Authenticate,
+    /// The server confirmed a subscription to this pattern.
+    Subscribed(String),
+    /// The server refused a subscription to this pattern.
+    SubscribeFailed(String, Error),
+    /// A data message.
+    Message {
+        /// Its channel.
+        channel: String,
+        /// Its payload.
+        data: P,
+        /// Its id, when the server gave one.
+        id: Option<String>,
+    },
+    /// A publish was acknowledged (with the server's id for it, if any) or refused.
+    Published(PubId, Result<Option<String>, Error>),
+    /// The server could not resume these channels.
+    Reset(Vec<String>),
+    /// Something the page should know; the session recovers by itself unless halted.
+    Error(Error),
+}
+
+/// The coarse state, for the page's `state` and `transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Nothing wanted, nothing open.
+    Idle,
+    /// Handshaking or reconnecting.
+    Connecting,
+    /// Connects are being answered over this transport.
+    Up(TransportKind),
+    /// The server advised `none`, or a handshake was refused for good.
+    Halted,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Idle,
+    /// Start a handshake (or the auth hook) at this time.
+    Starting {
+        at: Millis,
+    },
+    Authenticating,
+    Handshaking,
+    Connected {
+        client_id: String,
+    },
+    Halted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Http(ReqId),
+    Ws(ConnId),
+    /// Waiting in the WebSocket queue, not sent yet.
+    Queued,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Handshake,
+    Connect,
+    Subscribe(String),
+    Unsubscribe(String),
+    Publish(PubId),
+}
+
+#[derive(Debug)]
+struct Flight {
+    msg: MsgId,
+    kind: Kind,
+    sent: Millis,
+    carrier: Carrier,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerSub {
+    None,
+    Subscribing,
+    Subscribed,
+    Unsubscribing,
+}
+
+#[derive(Debug)]
+struct Pattern {
+    name: String,
+    wanted: bool,
+    server: ServerSub,
+}
+
+#[derive(Debug)]
+enum Ws {
+    Closed,
+    Opening { conn: ConnId, since: Millis },
+    Open { conn: ConnId, opened_at: Millis },
+}
+
+#[derive(Debug)]
+enum ConnectLoop {
+    /// Not connected, or a connect is in flight.
+    Off,
+    /// Send the next connect at this time.
+    At(Millis),
+}
+
+/// The session.
+#[derive(Debug)]
+pub struct BayeuxSession<P> {
+    config: BayeuxConfig,
+    phase: Phase,
+    advice: Advice,
+    connect: ConnectLoop,
+    /// The transport of the last answered connect, while answers keep coming.
+    up: Option<TransportKind>,
+    patterns: Vec<Pattern>,
+    /// Publishes not sent yet.
+    outbox: VecDeque<(PubId, Message<P>)>,
+    /// Subscription changes or publishes are waiting: send them at this time.
+    flush_at: Option<Millis>,
+    flights: Vec<Flight>,
+    /// Messages for the WebSocket that is still opening.
+    ws_queue: Vec<Message<P>>,
+    ws: Ws,
+    /// WebSocket is not used until this time (`None`: usable).
+    ws_off_until: Option<Millis>,
+    ws_early: u32,
+    ws_probe: Backoff,
+    /// The server's handshake did not list WebSocket.
+    ws_unsupported: bool,
+    replay_offered: bool,
+    /// The page's ext (from the config or the auth hook), sent on every message.
+    ext: Option<P>,
+    seen: Seen,
+    backoff: Backoff,
+    rng: Rng,
+    next_msg: MsgId,
+    next_req: ReqId,
+    next_conn: ConnId,
+    next_pub: PubId,
+    events: VecDeque<SessionEvent<P>>,
+}
+
+impl<P: Clone> BayeuxSession<P> {
+    /// A session that has done nothing; `ext` goes on every message (until `auth()` replaces it).
+    pub fn new(config: BayeuxConfig, ext: Option<P>, seed: u64) -> Self {
+        BayeuxSession {
+            backoff: Backoff::new(config.backoff),
+            ws_probe: Backoff::new(config.ws_probe),
+            config,
+            phase: Phase::Idle,
+            advice: Advice::default(),
+            connect: ConnectLoop::Off,
+            up: None,
+            patterns: Vec::new(),
+            outbox: VecDeque::new(),
+            flush_at: None,
+            flights: Vec::new(),
+            ws_queue: Vec::new(),
+            ws: Ws::Closed,
+            ws_off_until: None,
+            ws_early: 0,
+            ws_unsupported: false,
+            replay_offered: false,
+            ext,
+            seen: Seen::new(),
+            rng: Rng::new(seed),
+            next_msg: 1,
+            next_req: 1,
+            next_conn: 1,
+            next_pub: 1,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The coarse state.
+    pub fn status(&self) -> SessionStatus {
+        match (&self.phase, self.up) {
+            (Phase::Idle, _) => SessionStatus::Idle,
+            (Phase::Halted, _) => SessionStatus::Halted,
+            (Phase::Connected { .. }, Some(t)) => SessionStatus::Up(t),
+            _ => SessionStatus::Connecting,
+        }
+    }
+
+    /// Whether the server confirmed a subscription to `pattern` (and it is still wanted).
+    pub fn is_subscribed(&self, pattern: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| p.name == pattern && p.wanted && p.server == ServerSub::Subscribed)
+    }
+
+    /// The client id, while a session exists.
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Connected { client_id } => Some(client_id),
+            _ => None,
+        }
+    }
+
+    /// Sets the patterns the page wants. Changes made together go out in one batch at the next
+    /// timeout; the first wanted pattern starts the session, the last one gone ends it.
+    pub fn set_patterns(&mut self, wanted: &[String], now: Millis) {
+        for p in &mut self.patterns {
+            p.wanted = wanted.contains(&p.name);
+        }
+        for w in wanted {
+            if !self.patterns.iter().any(|p| &p.name == w) {
+                self.patterns.push(Pattern {
+                    name: w.clone(),
+                    wanted: true,
+                    server: ServerSub::None,
+                });
+            }
+        }
+        let keep = |c: &str| wanted.iter().any(|w| matches(w, c));
+        self.seen.forget(|c| !keep(c));
+        self.changed(now);
+    }
+
+    /// Queues a publish; the result comes as [`SessionEvent::Published`].
+    pub fn publish(&mut self, channel: &str, data: P, now: Millis) -> Result<PubId, Error> {
+        if let Err(e) = parse_bayeux_concrete(channel) {
+            return Err(Error::new(
+                ErrorCode::InvalidChannel,
+                format!("cannot publish to {channel:?}: {e}"),
+            ));
+        }
+        if channel.starts_with("/meta/") {
+            return Err(Error::new(
+                ErrorCode::InvalidChannel,
+                format!("cannot publish to the meta channel {channel:?}"),
+            ));
+        }
+        if matches!(self.phase, Phase::Halted) {
+            return Err(Error::new(ErrorCode::Closed, "the session was stopped"));
+        }
+        if self.outbox.len() >= self.config.max_queued_publishes {
+            return Err(Error::new(
+                ErrorCode::QueueFull,
+                "too many publishes are waiting for the connection",
+            ));
+        }
+        let id = self.next_pub;
+        self.next_pub += 1;
+        let mut m = Message::new(channel);
+        m.data = Some(data);
+        self.outbox.push_back((id, m));
+        self.changed(now);
+        Ok(id)
+    }
+
+    /// The page's `auth()` hook settled: `Ok(ext)` handshakes with that ext, `Err` reports the
+    /// error and retries after back-off.
+    pub fn auth_done(&mut self, result: Result<Option<P>, String>, now: Millis) {
+        if !matches!(self.phase, Phase::Authenticating) {
+            return;
+        }
+        match result {
+            Ok(ext) => {
+                self.ext = ext;
+                self.send_handshake(now);
+            }
+            Err(message) => {
+                self.events.push_back(SessionEvent::Error(
+                    Error::new(ErrorCode::Auth, format!("auth() failed: {message}")).retrying(),
+                ));
+                let at = now + self.next_delay();
+                self.phase = Phase::Starting { at };
+            }
+        }
+    }
+
+    /// Ends the session for good: disconnects politely, closes everything.
+    pub fn close(&mut self) {
+        self.shut_down();
+        self.phase = Phase::Halted;
+        self.patterns.clear();
+    }
+
+    /// Reconnect now if waiting (the browser came back online, the page was restored).
+    pub fn reconnect_now(&mut self, now: Millis) {
+        self.backoff.reset();
+        match &mut self.phase {
+            Phase::Starting { at } => *at = (*at).min(now),
+            Phase::Connected { .. } => {
+                if let ConnectLoop::At(at) = &mut self.connect {
+                    *at = (*at).min(now);
+                }
+                if self.ws_off_until.is_some() {
+                    self.ws_off_until = Some(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- inputs from the shell -------------------------------------------------------------
+
+    /// The POST `req` was answered with `status` and (when it parsed) these messages.
+    pub fn handle_http_response(
+        &mut self,
+        req: ReqId,
+        status: u16,
+        messages: Result<Vec<Message<P>>, String>,
+        now: Millis,
+    ) {
+        if !self.flights.iter().any(|f| f.carrier == Carrier::Http(req)) {
+            // Only the data in it matters now (its requests were given up on).
+            if let Ok(msgs) = messages {
+                for m in msgs.into_iter().filter(|m| !m.is_meta()) {
+                    self.handle_message(m, now);
+                }
+            }
+            return;
+        }
+        let msgs = match messages {
+            Ok(m) if (200..300).contains(&status) => m,
+            Ok(_) => {
+                return self.http_failed(
+                    req,
+                    Error::new(
+                        ErrorCode::BadResponse,
+                        format!("the server answered {status}"),
+                    )
+                    .with_status(status),
+                    now,
+                )
+            }
+            Err(why) => {
+                return self.http_failed(
+                    req,
+                    Error::new(ErrorCode::BadResponse, why).with_status(status),
+                    now,
+                )
+            }
+        };
+        for m in msgs {
+            self.handle_message(m, now);
+        }
+        // Requests of this batch that got no reply were lost.
+        self.http_failed(
+            req,
+            Error::new(
+                ErrorCode::BadResponse,
+                "the server left a request unanswered",
+            ),
+            now,
+        );
+    }
+
+    /// The POST `req` failed (network error).
+    pub fn handle_http_error(&mut self, req: ReqId, message: &str, now: Millis) {
+        self.http_failed(req, Error::new(ErrorCode::Network, message), now);
+    }
+
+    /// WebSocket `conn` opened.
+    pub fn handle_ws_open(&mut self, conn: ConnId, now: Millis) {
+        if !matches!(self.ws, Ws::Opening { conn: c, .. } if c == conn) {
+            return;
+        }
+        self.ws = Ws::Open {
+            conn,
+            opened_at: now,
+        };
+        self.ws_off_until = None;
+        let queued = core::mem::take(&mut self.ws_queue);
+        for f in self
+            .flights
+            .iter_mut()
+            .filter(|f| f.carrier == Carrier::Queued)
+        {
+            f.carrier = Carrier::Ws(conn);
+            f.sent = now;
+        }
+        if !queued.is_empty() {
+            self.events.push_back(SessionEvent::WsSend {
+                conn,
+                messages: queued,
+            });
+        }
+    }
+
+    /// A text frame arrived on `conn` (parsed, or why not).
+    pub fn handle_ws_messages(
+        &mut self,
+        conn: ConnId,
+        messages: Result<Vec<Message<P>>, String>,
+        now: Millis,
+    ) {
+        if !matches!(self.ws, Ws::Open { conn: c, .. } if c == conn) {
+            return;
+        }
+        match messages {
+            Ok(msgs) => {
+                for m in msgs {
+                    self.handle_message(m, now);
+                }
+            }
+            Err(why) => self.events.push_back(SessionEvent::Error(
+                Error::new(
+                    ErrorCode::BadResponse,
+                    format!("a WebSocket frame was not Bayeux: {why}"),
+                )
+                .retrying(),
+            )),
+        }
+    }
+
+    /// WebSocket `conn` closed or failed.
+    pub fn handle_ws_closed(&mut self, conn: ConnId, now: Millis) {
+        let opened_at = match self.ws {
+            Ws::Opening { conn: c, .. } if c == conn => None,
+            Ws::Open { conn: c, opened_at } if c == conn => Some(opened_at),
+            _ => return,
+        };
+        self.ws = Ws::Closed;
+        self.ws_died(opened_at, now);
+        self.fail_carrier(
+            Carrier::Ws(conn),
+            Error::new(ErrorCode::Network, "the WebSocket closed"),
+            now,
+        );
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if let Phase::Starting { at } = self.phase {
+            if now >= at {
+                self.start_handshake(now);
+            }
+        }
+        // Dead requests.
+        let limit = self.connect_deadline();
+        let request_timeout = self.config.request_timeout_ms;
+        let dead: Vec<Carrier> = self
+            .flights
+            .iter()
+            .filter(|f| f.carrier != Carrier::Queued)
+            .filter(|f| {
+                let allowed = if f.kind == Kind::Connect {
+                    limit
+                } else {
+                    request_timeout
+                };
+                now >= f.sent + allowed
+            })
+            .map(|f| f.carrier)
+            .collect();
+        for carrier in dead {
+            let err = Error::new(ErrorCode::Timeout, "no reply from the server in time");
+            match carrier {
+                Carrier::Http(req) => {
+                    if self.flights.iter().any(|f| f.carrier == carrier) {
+                        self.events.push_back(SessionEvent::HttpAbort(req));
+                        self.http_failed(req, err, now);
+                    }
+                }
+                Carrier::Ws(conn) => {
+                    if matches!(self.ws, Ws::Open { conn: c, .. } if c == conn) {
+                        self.events.push_back(SessionEvent::WsClose(conn));
+                        self.handle_ws_closed(conn, now);
+                    }
+                }
+                Carrier::Queued => {}
+            }
+        }
+        // A WebSocket that never opens counts as refused.
+        if let Ws::Opening { conn, since } = self.ws {
+            if now >= since + self.config.request_timeout_ms {
+                self.events.push_back(SessionEvent::WsClose(conn));
+                self.handle_ws_closed(conn, now);
+            }
+        }
+        if let Phase::Connected { .. } = self.phase {
+            if let ConnectLoop::At(at) = self.connect {
+                if now >= at {
+                    self.send_connect(now);
+                }
+            }
+            if self.flush_at.is_some_and(|t| now >= t) {
+                self.flush(now);
+            }
+            self.maybe_probe_ws(now);
+        }
+    }
+
+    /// When `handle_timeout` next has something to do.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let mut t: Option<Millis> = None;
+        let mut at = |x: Millis| t = Some(t.map_or(x, |t| t.min(x)));
+        match self.phase {
+            Phase::Starting { at: s } => at(s),
+            Phase::Connected { .. } => {
+                if let ConnectLoop::At(c) = self.connect {
+                    at(c);
+                }
+                if let Some(f) = self.flush_at {
+                    at(f);
+                }
+                if let Some(p) = self.ws_off_until {
+                    if self.wants_ws_probe() {
+                        at(p);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Ws::Opening { since, .. } = self.ws {
+            at(since + self.config.request_timeout_ms);
+        }
+        let limit = self.connect_deadline();
+        for f in self.flights.iter().filter(|f| f.carrier != Carrier::Queued) {
+            let allowed = if f.kind == Kind::Connect {
+                limit
+            } else {
+                self.config.request_timeout_ms
+            };
+            at(f.sent + allowed);
+        }
+        t
+    }
+
+    /// The next thing for the owner.
+    pub fn poll_event(&mut self) -> Option<SessionEvent<P>> {
+        self.events.pop_front()
+    }
+
+    // ----- the protocol ----------------------------------------------------------------------
+
+    fn wanted(&self) -> bool {
+        self.patterns.iter().any(|p| p.wanted)
+            || !self.outbox.is_empty()
+            || self
+                .flights
+                .iter()
+                .any(|f| matches!(f.kind, Kind::Publish(_)))
+    }
+
+    /// Something the page wants changed: start, flush soon, or end.
+    fn changed(&mut self, now: Millis) {
+        match self.phase {
+            Phase::Halted => {}
+            Phase::Idle => {
+                if self.wanted() {
+                    self.phase = Phase::Starting { at: now };
+                }
+            }
+            _ if !self.wanted() => self.go_idle(),
+            Phase::Connected { .. } => {
+                self.flush_at = Some(self.flush_at.map_or(now, |t| t.min(now)));
+            }
+            _ => {}
+        }
+    }
+
+    fn next_delay(&mut self) -> Millis {
+        let floor = self.advice.interval.filter(|&i| i > 0);
+        self.backoff.next_delay(&mut self.rng, floor)
+    }
+
+    fn connect_deadline(&self) -> Millis {
+        self.advice.timeout.unwrap_or(DEFAULT_TIMEOUT) + self.config.connect_margin_ms
+    }
+
+    fn msg_id(&mut self) -> MsgId {
+        let id = self.next_msg;
+        self.next_msg += 1;
+        id
+    }
+
+    fn start_handshake(&mut self, now: Millis) {
+        if self.config.auth_hook {
+            self.phase = Phase::Authenticating;
+            self.events.push_back(SessionEvent::Authenticate);
+        } else {
+            self.send_handshake(now);
+        }
+    }
+
+    fn send_handshake(&mut self, now: Millis) {
+        // A new session starts from the defaults, not from the old session's advice.
+        self.advice = Advice::default();
+        let msg = self.msg_id();
+        let mut m = Message::new(meta::HANDSHAKE);
+        m.version = Some("1.0");
+        m.supported_connection_types = self
+            .config
+            .transports
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        self.phase = Phase::Handshaking;
+        self.transmit(vec![(m, msg, Kind::Handshake)], now);
+    }
+
+    /// Whether WebSocket is configured and the server did not rule it out.
+    fn ws_allowed(&self) -> bool {
+        self.config.transports.contains(&TransportKind::WebSocket) && !self.ws_unsupported
+    }
+
+    fn lp_allowed(&self) -> bool {
+        self.config.transports.contains(&TransportKind::LongPolling)
+    }
+
+    /// WebSocket comes before long-polling in the configured order.
+    fn ws_preferred(&self) -> bool {
+        let pos = |t| self.config.transports.iter().position(|x| *x == t);
+        match (
+            pos(TransportKind::WebSocket),
+            pos(TransportKind::LongPolling),
+        ) {
+            (Some(w), Some(l)) => w < l,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the next batch goes over WebSocket: when it is preferred and not switched off
+    /// (a successful probe switches it back on), or when it is the only transport.
+    fn use_ws(&self) -> bool {
+        if !self.ws_allowed() {
+            return false;
+        }
+        if !self.lp_allowed() {
+            return true;
+        }
+        self.ws_preferred() && (self.ws_off_until.is_none() || matches!(self.ws, Ws::Open { .. }))
+    }
+
+    /// Sends a batch over the current transport, recording each request's flight.
+    fn transmit(&mut self, batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
+        if batch.is_empty() {
+            return;
+        }
+        let client_id = self.client_id().map(str::to_owned);
+        let mut messages = Vec::with_capacity(batch.len());
+        let carrier = if self.use_ws() {
+            match self.ws {
+                Ws::Open { conn, .. } => Carrier::Ws(conn),
+                Ws::Opening { .. } => Carrier::Queued,
+                Ws::Closed => {
+                    self.open_ws(now);
+                    Carrier::Queued
+                }
+            }
+        } else {
+            let req = self.next_req;
+            self.next_req += 1;
+            Carrier::Http(req)
+        };
+        for (mut m, msg, kind) in batch {
+            m.id = Some(msg.to_string());
+            if m.channel != meta::HANDSHAKE {
+                m.client_id = client_id.clone();
+            }
+            if m.ext.is_none() {
+                m.ext = self.ext.clone();
+            }
+            if kind == Kind::Connect {
+                m.connection_type = Some(match carrier {
+                    Carrier::Http(_) => TransportKind::LongPolling.as_str(),
+                    _ => TransportKind::WebSocket.as_str(),
+                });
+            }
+            self.flights.push(Flight {
+                msg,
+                kind,
+                sent: now,
+                carrier,
+            });
+            messages.push(m);
+        }
+        match carrier {
+            Carrier::Http(req) => self.events.push_back(SessionEvent::HttpSend {
+                req,
+                url: self.config.http_url.clone(),
+                messages,
+            }),
+            Carrier::Ws(conn) => self
+                .events
+                .push_back(SessionEvent::WsSend { conn, messages }),
+            Carrier::Queued => self.ws_queue.extend(messages),
+        }
+    }
+
+    fn send_connect(&mut self, now: Millis) {
+        self.connect = ConnectLoop::Off;
+        let msg = self.msg_id();
+        let mut m = Message::new(meta::CONNECT);
+        if self.up.is_none() {
+            // The first connect of a session is answered at once (as Faye asks for it).
+            m.advice = Some(Advice {
+                timeout: Some(0),
+                ..Advice::default()
+            });
+        }
+        self.transmit(vec![(m, msg, Kind::Connect)], now);
+    }
+
+    /// Sends pending subscription changes and publishes in one batch.
+    fn flush(&mut self, now: Millis) {
+        self.flush_at = None;
+        let mut batch = Vec::new();
+        let replay_offered = self.replay_offered;
+        let mut i = 0;
+        while i < self.patterns.len() {
+            let p = &self.patterns[i];
+            match (p.wanted, p.server) {
+                (true, ServerSub::None) => {
+                    let name = p.name.clone();
+                    self.patterns[i].server = ServerSub::Subscribing;
+                    let mut m = Message::new(meta::SUBSCRIBE);
+                    m.subscription = Some(name.clone());
+                    if replay_offered {
+                        m.tidings.replay = self.seen.lasts(|c| matches(&name, c));
+                    }
+                    let msg = self.msg_id();
+                    batch.push((m, msg, Kind::Subscribe(name)));
+                }
+                (false, ServerSub::Subscribed) => {
+                    let name = p.name.clone();
+                    self.patterns[i].server = ServerSub::Unsubscribing;
+                    let mut m = Message::new(meta::UNSUBSCRIBE);
+                    m.subscription = Some(name.clone());
+                    let msg = self.msg_id();
+                    batch.push((m, msg, Kind::Unsubscribe(name)));
+                }
+                (false, ServerSub::None) => {
+                    self.patterns.remove(i);
+                    continue;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        while let Some((pub_id, m)) = self.outbox.pop_front() {
+            let msg = self.msg_id();
+            batch.push((m, msg, Kind::Publish(pub_id)));
+        }
+        self.transmit(batch, now);
+    }
+
+    fn handle_message(&mut self, m: Message<P>, now: Millis) {
+        let flight =
+            m.id.as_deref()
+                .and_then(|id| id.parse::<MsgId>().ok())
+                .and_then(|id| {
+                    let i = self.flights.iter().position(|f| f.msg == id)?;
+                    Some(self.flights.remove(i))
+                });
+        if let Some(a) = &m.advice {
+            self.advice = self.advice.merged(a);
+        }
+        if m.is_meta() {
+            let Some(flight) = flight else { return };
+            match flight.kind {
+                Kind::Handshake => self.handshake_reply(m, now),
+                Kind::Connect => self.connect_reply(m, flight.carrier, now),
+                Kind::Subscribe(p) => self.subscribe_reply(m, p, now),
+                Kind::Unsubscribe(p) => self.unsubscribe_reply(m, p, now),
+                Kind::Publish(_) => {}
+            }
+            return;
+        }
+        if let Some(Flight {
+            kind: Kind::Publish(pub_id),
+            ..
+        }) = flight
+        {
+            let result = if m.successful == Some(true) {
+                Ok(m.tidings.id.clone())
+            } else {
+                Err(bayeux_error(
+                    &m,
+                    ErrorCode::Publish,
+                    "the server refused the publish",
+                ))
+            };
+            self.events
+                .push_back(SessionEvent::Published(pub_id, result));
+            if !self.wanted() {
+                self.go_idle();
+            }
+            return;
+        }
+        let Some(data) = m.data else { return };
+        if m.successful.is_some() {
+            return;
+        }
+        if let Some(id) = &m.id {
+            if !self.seen.first_time(&m.channel, id) {
+                return;
+            }
+        }
+        self.events.push_back(SessionEvent::Message {
+            channel: m.channel,
+            data,
+            id: m.id,
+        });
+    }
+
+    fn handshake_reply(&mut self, m: Message<P>, now: Millis) {
+        if !matches!(self.phase, Phase::Handshaking) {
+            return;
+        }
+        let client_id = m.client_id.clone().filter(|c| !c.is_empty());
+        match (m.successful, client_id) {
+            (Some(true), Some(client_id)) => {
+                self.phase = Phase::Connected { client_id };
+                self.replay_offered = m.tidings.replay_offered;
+                self.ws_unsupported = !m.supported_connection_types.is_empty()
+                    && !m
+                        .supported_connection_types
+                        .iter()
+                        .any(|t| t == TransportKind::WebSocket.as_str());
+                for p in &mut self.patterns {
+                    p.server = ServerSub::None;
+                }
+                self.send_connect(now);
+                self.flush(now);
+            }
+            _ => {
+                let err =
+                    bayeux_error(&m, ErrorCode::Handshake, "the server refused the handshake");
+                self.follow_advice_after_failure(err, now, true);
+            }
+        }
+    }
+
+    fn connect_reply(&mut self, m: Message<P>, carrier: Carrier, now: Millis) {
+        if !matches!(self.phase, Phase::Connected { .. }) {
+            return;
+        }
+        if m.successful == Some(true) {
+            let via = match carrier {
+                Carrier::Http(_) => TransportKind::LongPolling,
+                _ => TransportKind::WebSocket,
+            };
+            self.up = Some(via);
+            self.backoff.reset();
+            let interval = self.advice.interval.unwrap_or(0);
+            match self.advice.reconnect {
+                Some(Reconnect::None) => self.halt(Error::new(
+                    ErrorCode::Handshake,
+                    "the server advised the client to stop",
+                )),
+                Some(Reconnect::Handshake) => self.rehandshake(now + interval),
+                _ => self.connect = ConnectLoop::At(now + interval),
+            }
+        } else {
+            let err = bayeux_error(&m, ErrorCode::BadResponse, "the server refused the connect");
+            self.follow_advice_after_failure(err, now, false);
+        }
+    }
+
+    fn subscribe_reply(&mut self, m: Message<P>, pattern: String, now: Millis) {
+        let Some(i) = self.patterns.iter().position(|p| p.name == pattern) else {
+            return;
+        };
+        if m.successful == Some(true) {
+            self.patterns[i].server = ServerSub::Subscribed;
+            if !m.tidings.reset.is_empty() {
+                let reset = m.tidings.reset.clone();
+                self.seen.forget(|c| reset.iter().any(|r| r == c));
+                self.events.push_back(SessionEvent::Reset(reset));
+            }
+            if self.patterns[i].wanted {
+                self.events.push_back(SessionEvent::Subscribed(pattern));
+            } else {
+                self.changed(now);
+            }
+        } else if m.advice.and_then(|a| a.reconnect) == Some(Reconnect::Handshake) {
+            self.patterns[i].server = ServerSub::None;
+            self.rehandshake(now + self.advice.interval.unwrap_or(0));
+        } else {
+            let err = bayeux_error(
+                &m,
+                ErrorCode::Subscribe,
+                "the server refused the subscription",
+            );
+            self.patterns.remove(i);
+            self.events
+                .push_back(SessionEvent::SubscribeFailed(pattern, err));
+        }
+    }
+
+    fn unsubscribe_reply(&mut self, m: Message<P>, pattern: String, now: Millis) {
+        if let Some(i) = self.patterns.iter().position(|p| p.name == pattern) {
+            self.patterns[i].server = ServerSub::None;
+            if m.advice.and_then(|a| a.reconnect) == Some(Reconnect::Handshake) {
+                self.rehandshake(now);
+                return;
+            }
+            if self.patterns[i].wanted {
+                // Wanted again while the unsubscribe was on its way.
+                self.changed(now);
+            } else {
+                self.patterns.remove(i);
+            }
+        }
+    }
+
+    /// A handshake or connect failed: do what the advice says (back-off when it says nothing).
+    fn follow_advice_after_failure(&mut self, err: Error, now: Millis, handshaking: bool) {
+        match self.advice.reconnect {
+            Some(Reconnect::None) => self.halt(err),
+            Some(Reconnect::Handshake) if !handshaking => {
+                self.events.push_back(SessionEvent::Error(err.retrying()));
+                let at = now + self.advice.interval.unwrap_or(0);
+                self.rehandshake(at);
+            }
+            _ => {
+                self.events.push_back(SessionEvent::Error(err.retrying()));
+                self.up = None;
+                let at = now + self.next_delay();
+                if handshaking {
+                    self.phase = Phase::Starting { at };
+                } else {
+                    self.connect = ConnectLoop::At(at);
+                }
+            }
+        }
+    }
+
+    /// The server forgot this client: a new handshake at `at`, then everything re-subscribed.
+    fn rehandshake(&mut self, at: Millis) {
+        self.up = None;
+        self.connect = ConnectLoop::Off;
+        self.flush_at = None;
+        // Requests of the old session die with it; publishes in flight are given up on.
+        let flights = core::mem::take(&mut self.flights);
+        for f in flights {
+            if let Kind::Publish(id) = f.kind {
+                self.events.push_back(SessionEvent::Published(
+                    id,
+                    Err(Error::new(
+                        ErrorCode::Network,
+                        "the session was lost before the publish was acknowledged",
+                    )),
+                ));
+            }
+        }
+        self.ws_queue.clear();
+        for p in &mut self.patterns {
+            p.server = ServerSub::None;
+        }
+        self.patterns.retain(|p| p.wanted);
+        self.phase = if self.wanted() {
+            Phase::Starting { at }
+        } else {
+            Phase::Idle
+        };
+    }
+
+    fn halt(&mut self, err: Error) {
+        self.shut_down();
+        self.phase = Phase::Halted;
+        for p in &mut self.patterns {
+            p.server = ServerSub::None;
+        }
+        self.events.push_back(SessionEvent::Error(err));
+    }
+
+    fn go_idle(&mut self) {
+        self.shut_down();
+        self.phase = Phase::Idle;
+        self.patterns.retain(|p| p.wanted);
+    }
+
+    /// Says goodbye to the server when there is a session, closes the WebSocket, forgets
+    /// requests in flight (their publishes fail).
+    fn shut_down(&mut self) {
+        if let Phase::Connected { client_id } = &self.phase {
+            let mut m = Message::new(meta::DISCONNECT);
+            m.client_id = Some(client_id.clone());
+            m.id = Some(self.next_msg.to_string());
+            m.ext = self.ext.clone();
+            self.next_msg += 1;
+            match self.ws {
+                Ws::Open { conn, .. } => self.events.push_back(SessionEvent::WsSend {
+                    conn,
+                    messages: vec![m],
+                }),
+                _ => {
+                    let req = self.next_req;
+                    self.next_req += 1;
+                    self.events.push_back(SessionEvent::HttpSend {
+                        req,
+                        url: self.config.http_url.clone(),
+                        messages: vec![m],
+                    });
+                }
+            }
+        }
+        for f in core::mem::take(&mut self.flights) {
+            match f.kind {
+                Kind::Publish(id) => self.events.push_back(SessionEvent::Published(
+                    id,
+                    Err(Error::new(ErrorCode::Closed, "the client was closed")),
+                )),
+                _ => {
+                    if let Carrier::Http(req) = f.carrier {
+                        if !self
+                            .events
+                            .iter()
+                            .any(|e| matches!(e, SessionEvent::HttpAbort(r) if *r == req))
+                        {
+                            self.events.push_back(SessionEvent::HttpAbort(req));
+                        }
+                    }
+                }
+            }
+        }
+        for (id, _) in core::mem::take(&mut self.outbox) {
+            self.events.push_back(SessionEvent::Published(
+                id,
+                Err(Error::new(ErrorCode::Closed, "the client was closed")),
+            ));
+        }
+        match self.ws {
+            Ws::Open { conn, .. } | Ws::Opening { conn, .. } => {
+                self.events.push_back(SessionEvent::WsClose(conn))
+            }
+            Ws::Closed => {}
+        }
+        self.ws = Ws::Closed;
+        self.ws_queue.clear();
+        self.up = None;
+        self.connect = ConnectLoop::Off;
+        self.flush_at = None;
+        self.advice = Advice::default();
+        for p in &mut self.patterns {
+            p.server = ServerSub::None;
+        }
+    }
+
+    /// Requests carried by POST `req` failed.
+    fn http_failed(&mut self, req: ReqId, err: Error, now: Millis) {
+        self.fail_carrier(Carrier::Http(req), err, now);
+    }
+
+    /// Every request on `carrier` failed: connects and handshakes retry, subscription changes
+    /// are sent again, publishes are refused (the page decides whether to publish again).
+    fn fail_carrier(&mut self, carrier: Carrier, err: Error, now: Millis) {
+        let mut lost = Vec::new();
+        self.flights.retain(|f| {
+            if f.carrier == carrier {
+                lost.push(f.kind.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if lost.is_empty() {
+            return;
+        }
+        let mut reported = false;
+        for kind in lost {
+            match kind {
+                Kind::Handshake => {
+                    if !reported {
+                        self.events
+                            .push_back(SessionEvent::Error(err.clone().retrying()));
+                        reported = true;
+                    }
+                    let at = now + self.next_delay();
+                    self.phase = Phase::Starting { at };
+                }
+                Kind::Connect => {
+                    if !reported {
+                        self.events
+                            .push_back(SessionEvent::Error(err.clone().retrying()));
+                        reported = true;
+                    }
+                    if matches!(self.phase, Phase::Connected { .. }) {
+                        self.up = None;
+                        let at = now + self.next_delay();
+                        self.connect = ConnectLoop::At(at);
+                    }
+                }
+                Kind::Subscribe(p) | Kind::Unsubscribe(p) => {
+                    if let Some(pat) = self.patterns.iter_mut().find(|x| x.name == p) {
+                        pat.server = match pat.server {
+                            ServerSub::Unsubscribing => ServerSub::Subscribed,
+                            _ => ServerSub::None,
+                        };
+                    }
+                    // Sent again with the next connect, so a dead transport is not hammered.
+                    if matches!(self.phase, Phase::Connected { .. }) && self.flush_at.is_none() {
+                        self.flush_at = Some(match self.connect {
+                            ConnectLoop::At(at) => at,
+                            ConnectLoop::Off => now,
+                        });
+                    }
+                }
+                Kind::Publish(id) => self.events.push_back(SessionEvent::Published(
+                    id,
+                    Err(Error::new(
+                        ErrorCode::Network,
+                        format!(
+                            "the publish may not have reached the server: {}",
+                            err.message
+                        ),
+                    )),
+                )),
+            }
+        }
+    }
+
+    /// A WebSocket closed `opened_at` (None: it never opened).
+    fn ws_died(&mut self, opened_at: Option<Millis>, now: Millis) {
+        // With long-polling to fall back on, a refused or flapping WebSocket is switched off
+        // until a probe; without it, the normal back-off paces the retries.
+        let fallback = self.lp_allowed() && self.ws_preferred();
+        match opened_at {
+            None if fallback => self.ws_off(now),
+            None => {}
+            Some(t) if now.saturating_sub(t) < self.config.ws_early_death_ms => {
+                self.ws_early += 1;
+                if fallback && self.ws_early >= self.config.ws_early_deaths {
+                    self.ws_off(now);
+                }
+            }
+            Some(_) => {
+                self.ws_early = 0;
+                self.ws_probe.reset();
+            }
+        }
+        // Messages that never left go another way.
+        let queued = core::mem::take(&mut self.ws_queue);
+        if !queued.is_empty() {
+            self.events.push_back(SessionEvent::Error(
+                Error::new(ErrorCode::Network, "the WebSocket did not open").retrying(),
+            ));
+            let kinds: Vec<(MsgId, Kind)> = self
+                .flights
+                .iter()
+                .filter(|f| f.carrier == Carrier::Queued)
+                .map(|f| (f.msg, f.kind.clone()))
+                .collect();
+            self.flights.retain(|f| f.carrier != Carrier::Queued);
+            let batch: Vec<(Message<P>, MsgId, Kind)> = queued
+                .into_iter()
+                .zip(kinds)
+                .map(|(m, (id, k))| (m, id, k))
+                .collect();
+            if self.use_ws() {
+                // WebSocket only and it failed: wait for the probe, like a failed request.
+                for (_, _, k) in &batch {
+                    if *k == Kind::Handshake {
+                        let at = now + self.next_delay();
+                        self.phase = Phase::Starting { at };
+                    } else if *k == Kind::Connect {
+                        let at = now + self.next_delay();
+                        self.connect = ConnectLoop::At(at);
+                    }
+                }
+            } else {
+                self.transmit(batch, now);
+            }
+        }
+    }
+
+    /// Stop using WebSocket until a probe; long-polling carries the session meanwhile.
+    fn ws_off(&mut self, now: Millis) {
+        // At least half the smallest window, so a probe never follows a failure at once.
+        let floor = Some(self.config.ws_probe.min_ms / 2);
+        let delay = self.ws_probe.next_delay(&mut self.rng, floor);
+        self.ws_off_until = Some(now + delay);
+        self.ws_early = 0;
+    }
+
+    fn wants_ws_probe(&self) -> bool {
+        self.ws_allowed()
+            && self.lp_allowed()
+            && self.ws_preferred()
+            && matches!(self.ws, Ws::Closed)
+    }
+
+    /// While long-polling, open a WebSocket now and then; once it opens, the next connect uses
+    /// it (the one held over HTTP returns first, so there are never two connects).
+    fn maybe_probe_ws(&mut self, now: Millis) {
+        let Some(t) = self.ws_off_until else { return };
+        if now < t || !self.wants_ws_probe() {
+            return;
+        }
+        self.open_ws(now);
+    }
+
+    fn open_ws(&mut self, now: Millis) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.ws = Ws::Opening { conn, since: now };
+        self.events.push_back(SessionEvent::WsOpen {
+            conn,
+            url: self.config.ws_url.clone(),
+        });
+    }
+}
+
+/// An [`Error`] from a Bayeux reply's `error` (`"403:/a:Forbidden"`), or `fallback`.
+fn bayeux_error<P>(m: &Message<P>, code: ErrorCode, fallback: &str) -> Error {
+    let text = m.error.as_deref().unwrap_or(fallback);
+    let status = text.split(':').next().and_then(|c| c.parse::<u16>().ok());
+    let mut e = Error::new(code, text);
+    e.status = status;
+    e
+}

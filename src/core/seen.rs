@@ -1,0 +1,135 @@
+//! Which messages each channel has delivered: the last id (for replay requests) and enough
+//! recent ids to drop a message delivered twice (a replay that overlaps, a resent batch).
+//!
+//! Numeric ids (tidings-relay's per-channel sequence numbers) are compared by value, so any
+//! id at or below the last one is a duplicate. Other ids (Faye's random message ids) are
+//! checked against a bounded window of recent ids. Memory is bounded in both directions: a
+//! window per channel and a cap on channels (the oldest is forgotten first).
+
+use std::collections::VecDeque;
+
+const RECENT: usize = 64;
+const MAX_CHANNELS: usize = 1024;
+
+#[derive(Debug, Clone, Default)]
+struct Channel {
+    name: String,
+    last: Option<String>,
+    last_num: Option<u64>,
+    recent: VecDeque<String>,
+}
+
+/// Per-channel delivery record.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    channels: VecDeque<Channel>,
+}
+
+impl Seen {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        Seen::default()
+    }
+
+    /// Records `id` on `channel`; false when it was already delivered (drop the message).
+    pub fn first_time(&mut self, channel: &str, id: &str) -> bool {
+        let i = match self.channels.iter().position(|c| c.name == channel) {
+            Some(i) => i,
+            None => {
+                if self.channels.len() == MAX_CHANNELS {
+                    self.channels.pop_front();
+                }
+                self.channels.push_back(Channel {
+                    name: channel.to_owned(),
+                    ..Channel::default()
+                });
+                self.channels.len() - 1
+            }
+        };
+        let c = &mut self.channels[i];
+        let num = id.parse::<u64>().ok().filter(|_| !id.starts_with('+'));
+        let dup = match (num, c.last_num) {
+            (Some(n), Some(last)) => n <= last,
+            _ => c.recent.iter().any(|r| r == id),
+        };
+        if dup {
+            return false;
+        }
+        if num.is_some() {
+            c.last_num = num;
+        }
+        c.last = Some(id.to_owned());
+        if c.recent.len() == RECENT {
+            c.recent.pop_front();
+        }
+        c.recent.push_back(id.to_owned());
+        true
+    }
+
+    /// The last id delivered on `channel`.
+    pub fn last(&self, channel: &str) -> Option<&str> {
+        self.channels
+            .iter()
+            .find(|c| c.name == channel)
+            .and_then(|c| c.last.as_deref())
+    }
+
+    /// `(channel, last id)` for the channels `keep` selects.
+    pub fn lasts(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+        self.channels
+            .iter()
+            .filter(|c| keep(&c.name))
+            .filter_map(|c| c.last.clone().map(|l| (c.name.clone(), l)))
+            .collect()
+    }
+
+    /// Forgets the channels `drop` selects (unsubscribed, or reset by the server).
+    pub fn forget(&mut self, drop: impl Fn(&str) -> bool) {
+        self.channels.retain(|c| !drop(&c.name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_ids_drop_anything_not_newer() {
+        let mut s = Seen::new();
+        assert!(s.first_time("/a", "5"));
+        assert!(!s.first_time("/a", "5"));
+        assert!(!s.first_time("/a", "3"));
+        assert!(s.first_time("/a", "6"));
+        assert!(s.first_time("/b", "1"), "channels are separate");
+        assert_eq!(s.last("/a"), Some("6"));
+        assert_eq!(
+            s.lasts(|c| c == "/a"),
+            vec![("/a".to_owned(), "6".to_owned())]
+        );
+    }
+
+    #[test]
+    fn other_ids_use_a_window() {
+        let mut s = Seen::new();
+        assert!(s.first_time("/a", "x1"));
+        assert!(s.first_time("/a", "x2"));
+        assert!(!s.first_time("/a", "x1"));
+        for i in 0..RECENT {
+            assert!(s.first_time("/a", &format!("y{i}")));
+        }
+        assert!(s.first_time("/a", "x1"), "the window is bounded");
+    }
+
+    #[test]
+    fn channels_are_bounded_and_forgettable() {
+        let mut s = Seen::new();
+        for i in 0..MAX_CHANNELS + 10 {
+            s.first_time(&format!("/c/{i}"), "1");
+        }
+        assert_eq!(s.channels.len(), MAX_CHANNELS);
+        assert_eq!(s.last("/c/0"), None);
+        s.forget(|c| c.starts_with("/c/1"));
+        assert!(s.last("/c/1000").is_none());
+        assert!(s.last("/c/999").is_some());
+    }
+}
