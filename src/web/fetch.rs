@@ -20,7 +20,7 @@ use crate::core::sse_stream::{StreamId, StreamRequest};
 pub(super) fn start(
     driver: WeakDriver,
     req: StreamRequest,
-    opts: FetchOptions,
+    opts: &FetchOptions,
 ) -> Option<(StreamId, AbortController)> {
     let id = req.id;
     let ctrl = match AbortController::new() {
@@ -119,7 +119,7 @@ async fn run(driver: WeakDriver, id: StreamId, url: String, init: RequestInit) {
 }
 
 /// A readable message from a JS exception (a `TypeError: Failed to fetch`, an `AbortError`).
-fn describe(err: &JsValue) -> String {
+pub(crate) fn describe(err: &JsValue) -> String {
     if let Some(e) = err.dyn_ref::<js_sys::Error>() {
         return String::from(e.message());
     }

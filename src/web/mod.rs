@@ -5,39 +5,52 @@
 //! timer. Request tasks and the timer hold only a `Weak` to it, so dropping the driver cancels
 //! the timer (gloo's `Timeout` clears it on drop) and aborts every request.
 
+mod bayeux_json;
 mod clock;
 mod fetch;
+mod http;
+mod ws;
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
+use wasm_bindgen::JsValue;
 use web_sys::AbortController;
 
+use crate::core::bayeux::session::ConnId;
 use crate::core::client::{ClientCore, Output};
-use crate::core::sse_stream::StreamId;
 use crate::core::Millis;
 
+/// The core with JavaScript payloads.
+pub(crate) type Core = ClientCore<JsValue>;
+
 pub(crate) use clock::Clock;
+pub(crate) use fetch::describe;
 
 /// Receives what the page must hear about (deliveries, readiness, state, errors, resets).
 pub(crate) trait Sink {
     /// Called with no borrow of the driver held: it may call back into the client.
-    fn dispatch(&self, driver: &Driver, output: Output);
+    fn dispatch(&self, driver: &Driver, output: Output<JsValue>);
 }
 
 /// Request options the core does not decide.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct FetchOptions {
-    /// Send cookies to cross-origin stream URLs.
+    /// Send cookies to cross-origin URLs.
     pub with_credentials: bool,
+    /// Extra headers on Bayeux long-polling POSTs (SSE has its own in the core's config).
+    pub headers: Vec<(String, String)>,
 }
 
 struct Inner {
-    core: ClientCore,
+    core: Core,
     clock: Clock,
     fetch: FetchOptions,
-    requests: Vec<(StreamId, AbortController)>,
+    /// Requests in flight (SSE streams and Bayeux POSTs: a client has one protocol, so their
+    /// ids never mix).
+    requests: Vec<(u64, AbortController)>,
+    sockets: Vec<(ConnId, ws::Socket)>,
     timer: Option<(Millis, Timeout)>,
     sink: Rc<dyn Sink>,
 }
@@ -47,6 +60,7 @@ impl Drop for Inner {
         for (_, ctrl) in self.requests.drain(..) {
             ctrl.abort();
         }
+        // Sockets close themselves when dropped.
     }
 }
 
@@ -65,12 +79,13 @@ impl WeakDriver {
 }
 
 impl Driver {
-    pub(crate) fn new(core: ClientCore, fetch: FetchOptions, sink: Rc<dyn Sink>) -> Self {
+    pub(crate) fn new(core: Core, fetch: FetchOptions, sink: Rc<dyn Sink>) -> Self {
         Driver(Rc::new(RefCell::new(Inner {
             core,
             clock: Clock::default(),
             fetch,
             requests: Vec::new(),
+            sockets: Vec::new(),
             timer: None,
             sink,
         })))
@@ -81,27 +96,43 @@ impl Driver {
     }
 
     /// Runs `f` on the core with the current time, then carries out what it asked for.
-    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut ClientCore, Millis) -> R) -> R {
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
         let r = self.call(f);
         self.run();
         r
     }
 
     /// Runs `f` on the core with the current time; its outputs wait for [`run`](Self::run).
-    pub(crate) fn call<R>(&self, f: impl FnOnce(&mut ClientCore, Millis) -> R) -> R {
+    pub(crate) fn call<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
         let mut inner = self.0.borrow_mut();
         let now = inner.clock.now();
         f(&mut inner.core, now)
     }
 
     /// Reads the core without changing it.
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&ClientCore) -> R) -> R {
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Core) -> R) -> R {
         f(&self.0.borrow().core)
     }
 
     /// Whether request `id` is still wanted.
-    pub(crate) fn is_current(&self, id: StreamId) -> bool {
+    pub(crate) fn is_current(&self, id: u64) -> bool {
         self.0.borrow().requests.iter().any(|(r, _)| *r == id)
+    }
+
+    /// Request `id` completed: nothing to abort any more.
+    pub(crate) fn finish(&self, id: u64) {
+        self.0.borrow_mut().requests.retain(|(r, _)| *r != id);
+    }
+
+    /// WebSocket `conn` closed by itself: drop its handlers.
+    pub(crate) fn forget_socket(&self, conn: ConnId) {
+        // Taken out first so the socket's own Drop runs with no borrow held.
+        let socket = {
+            let mut inner = self.0.borrow_mut();
+            let i = inner.sockets.iter().position(|(c, _)| *c == conn);
+            i.map(|i| inner.sockets.remove(i))
+        };
+        drop(socket);
     }
 
     /// Drains the core's outputs: IO is started here, page events go to the sink with no borrow
@@ -115,18 +146,49 @@ impl Driver {
                 while let Some(out) = inner.core.poll_output() {
                     match out {
                         Output::Open(req) => {
-                            let ctrl = fetch::start(self.downgrade(), req, inner.fetch);
+                            let ctrl = fetch::start(self.downgrade(), req, &inner.fetch);
                             if let Some((id, ctrl)) = ctrl {
                                 inner.requests.push((id, ctrl));
                             }
                         }
-                        Output::Abort(id) => {
+                        Output::Abort(id) | Output::HttpAbort(id) => {
                             inner.requests.retain(|(r, ctrl)| {
                                 if *r == id {
                                     ctrl.abort();
                                 }
                                 *r != id
                             });
+                        }
+                        Output::HttpSend { req, url, messages } => {
+                            match http::post(self.downgrade(), req, url, &messages, &inner.fetch) {
+                                Some(ctrl) => inner.requests.push((req, ctrl)),
+                                None => later(self.downgrade(), move |core, now| {
+                                    core.handle_http_error(
+                                        req,
+                                        "the request could not be made",
+                                        now,
+                                    )
+                                }),
+                            }
+                        }
+                        Output::WsOpen { conn, url } => {
+                            match ws::Socket::open(self.downgrade(), conn, &url) {
+                                Some(socket) => inner.sockets.push((conn, socket)),
+                                None => later(self.downgrade(), move |core, now| {
+                                    core.handle_ws_closed(conn, now)
+                                }),
+                            }
+                        }
+                        Output::WsSend { conn, messages } => {
+                            if let Some((_, socket)) =
+                                inner.sockets.iter().find(|(c, _)| *c == conn)
+                            {
+                                socket.send(&messages);
+                            }
+                        }
+                        Output::WsClose(conn) => {
+                            // Dropping the socket closes it and removes its handlers.
+                            inner.sockets.retain(|(c, _)| *c != conn);
                         }
                         other => page.push(other),
                     }
@@ -164,4 +226,13 @@ impl Driver {
         });
         inner.timer = Some((at, timeout));
     }
+}
+
+/// Feeds the core on the next turn (never while it is borrowed).
+fn later(driver: WeakDriver, f: impl FnOnce(&mut Core, Millis) + 'static) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Some(d) = driver.upgrade() {
+            d.with_core(f);
+        }
+    });
 }

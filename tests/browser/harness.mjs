@@ -52,6 +52,42 @@ export async function startRelay({ port = 0, store, www = PAGES, args = [] } = {
   };
 }
 
+/**
+ * Starts the real Faye server (faye-server.mjs) on 127.0.0.1 (port 0 unless given); resolves
+ * once it printed its address. `publish` publishes through Faye's server-side client.
+ */
+export async function startFaye({ port = 0 } = {}) {
+  const child = spawn(process.execPath, [path.join(here, 'faye-server.mjs'), String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`faye did not start in 20 s: ${stderr}`)), 20_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /faye listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`faye exited (${code}): ${stderr}`)); });
+  });
+  return {
+    url,
+    port: Number(new URL(url).port),
+    pid: child.pid,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+      await exited;
+    },
+    async publish(channel, data) {
+      const res = await fetch(`${url}/server-publish?channel=${encodeURIComponent(channel)}`, {
+        method: 'POST', body: JSON.stringify(data),
+      });
+      if (!res.ok) throw new Error(`faye publish ${res.status}`);
+    },
+  };
+}
+
 /** Publishes one message; resolves to the id the relay assigned, rejects if not acknowledged. */
 export async function publish(base, channel, data) {
   const res = await fetch(`${base}/publish`, {

@@ -673,11 +673,8 @@ impl<P: Clone> BayeuxSession<P> {
     fn changed(&mut self, now: Millis) {
         match self.phase {
             Phase::Halted => {}
-            Phase::Idle => {
-                if self.wanted() {
-                    self.phase = Phase::Starting { at: now };
-                }
-            }
+            Phase::Idle if self.wanted() => self.phase = Phase::Starting { at: now },
+            Phase::Idle => {}
             _ if !self.wanted() => self.go_idle(),
             Phase::Connected { .. } => {
                 self.flush_at = Some(self.flush_at.map_or(now, |t| t.min(now)));
@@ -874,8 +871,12 @@ impl<P: Clone> BayeuxSession<P> {
     }
 
     fn handle_message(&mut self, m: Message<P>, now: Millis) {
+        // Only replies answer our requests: a data message may carry the id of the publish
+        // that caused it (Faye echoes the publisher's id to subscribers).
+        let is_reply = m.is_meta() || m.successful.is_some();
         let flight =
             m.id.as_deref()
+                .filter(|_| is_reply)
                 .and_then(|id| id.parse::<MsgId>().ok())
                 .and_then(|id| {
                     let i = self.flights.iter().position(|f| f.msg == id)?;
@@ -920,7 +921,9 @@ impl<P: Clone> BayeuxSession<P> {
         if m.successful.is_some() {
             return;
         }
-        if let Some(id) = &m.id {
+        // Ids mean "position in the channel" only on a server that offers replay
+        // (tidings-relay); elsewhere they are per-publisher counters that collide.
+        if let Some(id) = m.id.as_deref().filter(|_| self.replay_offered) {
             if !self.seen.first_time(&m.channel, id) {
                 return;
             }

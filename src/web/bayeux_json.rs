@@ -1,0 +1,162 @@
+//! Bayeux messages to and from JSON text, through the browser's `JSON` and plain objects.
+//!
+//! `data` and the page's `ext` stay JavaScript values end to end: nothing is re-encoded in
+//! Rust, which keeps serde off the per-message path (and out of the wasm build). A message that
+//! is not a Bayeux object is skipped (the rest of its batch still counts); a body that is not
+//! JSON, or not an object or array, is an error for the whole batch.
+
+use js_sys::{Array, Object, Reflect, JSON};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::core::bayeux::message::{Advice, Message, Reconnect};
+
+fn set(obj: &Object, key: &str, value: &JsValue) {
+    let _ = Reflect::set(obj, &key.into(), value);
+}
+
+fn get(obj: &JsValue, key: &str) -> JsValue {
+    Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A string, or a number written as one (ids are either on the wire).
+fn string_or_number(v: &JsValue) -> Option<String> {
+    v.as_string()
+        .or_else(|| v.as_f64().filter(|n| n.is_finite()).map(|n| n.to_string()))
+}
+
+fn millis(v: &JsValue) -> Option<u64> {
+    v.as_f64()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| n.min(u64::MAX as f64) as u64)
+}
+
+/// The JSON text of a batch.
+pub(crate) fn encode(messages: &[Message<JsValue>]) -> String {
+    let array: Array = messages.iter().map(to_js).collect();
+    JSON::stringify(&array)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_else(|| String::from("[]"))
+}
+
+fn to_js(m: &Message<JsValue>) -> JsValue {
+    let o = Object::new();
+    set(&o, "channel", &m.channel.as_str().into());
+    let opt = |o: &Object, k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            set(o, k, &v.as_str().into());
+        }
+    };
+    opt(&o, "id", &m.id);
+    opt(&o, "clientId", &m.client_id);
+    opt(&o, "subscription", &m.subscription);
+    if let Some(t) = m.connection_type {
+        set(&o, "connectionType", &t.into());
+    }
+    if let Some(v) = m.version {
+        set(&o, "version", &v.into());
+    }
+    if !m.supported_connection_types.is_empty() {
+        let types: Array = m
+            .supported_connection_types
+            .iter()
+            .map(|t| JsValue::from_str(t))
+            .collect();
+        set(&o, "supportedConnectionTypes", &types);
+    }
+    if let Some(a) = &m.advice {
+        let advice = Object::new();
+        if let Some(r) = a.reconnect {
+            set(&advice, "reconnect", &r.as_str().into());
+        }
+        if let Some(i) = a.interval {
+            set(&advice, "interval", &(i as f64).into());
+        }
+        if let Some(t) = a.timeout {
+            set(&advice, "timeout", &(t as f64).into());
+        }
+        set(&o, "advice", &advice);
+    }
+    if let Some(d) = &m.data {
+        set(&o, "data", d);
+    }
+    let has_tidings = !m.tidings.replay.is_empty();
+    if m.ext.is_some() || has_tidings {
+        // A copy, so the page's own object is never changed.
+        let ext = Object::new();
+        if let Some(page) = m.ext.as_ref().filter(|e| e.is_object()) {
+            Object::assign(&ext, page.unchecked_ref());
+        }
+        if has_tidings {
+            let tidings = Object::new();
+            let existing = get(&ext, "tidings");
+            if existing.is_object() {
+                Object::assign(&tidings, existing.unchecked_ref());
+            }
+            let replay = Object::new();
+            for (channel, id) in &m.tidings.replay {
+                set(&replay, channel, &id.as_str().into());
+            }
+            set(&tidings, "replay", &replay);
+            set(&ext, "tidings", &tidings);
+        }
+        set(&o, "ext", &ext);
+    }
+    o.into()
+}
+
+/// The messages of a JSON body (an array of messages, or one message).
+pub(crate) fn decode(text: &str) -> Result<Vec<Message<JsValue>>, String> {
+    let value = JSON::parse(text).map_err(|_| String::from("the body is not JSON"))?;
+    if Array::is_array(&value) {
+        let array: Array = value.unchecked_into();
+        Ok(array.iter().filter_map(|v| from_js(&v)).collect())
+    } else if value.is_object() {
+        Ok(from_js(&value).into_iter().collect())
+    } else {
+        Err(String::from(
+            "the body is neither a message nor an array of them",
+        ))
+    }
+}
+
+fn from_js(v: &JsValue) -> Option<Message<JsValue>> {
+    if !v.is_object() {
+        return None;
+    }
+    let mut m = Message::new(get(v, "channel").as_string()?);
+    m.id = string_or_number(&get(v, "id"));
+    m.client_id = get(v, "clientId").as_string();
+    m.successful = get(v, "successful").as_bool();
+    m.error = get(v, "error").as_string();
+    let sub = get(v, "subscription");
+    m.subscription = sub
+        .as_string()
+        .or_else(|| sub.dyn_ref::<Array>().and_then(|a| a.get(0).as_string()));
+    let advice = get(v, "advice");
+    if advice.is_object() {
+        m.advice = Some(Advice {
+            reconnect: get(&advice, "reconnect")
+                .as_string()
+                .and_then(|r| Reconnect::parse(&r)),
+            interval: millis(&get(&advice, "interval")),
+            timeout: millis(&get(&advice, "timeout")),
+        });
+    }
+    let data = get(v, "data");
+    if !data.is_undefined() {
+        m.data = Some(data);
+    }
+    if let Some(types) = get(v, "supportedConnectionTypes").dyn_ref::<Array>() {
+        m.supported_connection_types = types.iter().filter_map(|t| t.as_string()).collect();
+    }
+    let tidings = get(&get(v, "ext"), "tidings");
+    if tidings.is_object() {
+        m.tidings.replay_offered = get(&tidings, "replay").is_truthy();
+        if let Some(reset) = get(&tidings, "reset").dyn_ref::<Array>() {
+            m.tidings.reset = reset.iter().filter_map(|c| c.as_string()).collect();
+        }
+        m.tidings.id = string_or_number(&get(&tidings, "id"));
+    }
+    Some(m)
+}

@@ -1,0 +1,80 @@
+//! Bayeux long-polling: one `fetch()` POST per batch, the answer read as text and decoded.
+
+use js_sys::{Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{AbortController, RequestCache, RequestCredentials, RequestInit, Response};
+
+use super::fetch::describe;
+use super::{bayeux_json, FetchOptions, WeakDriver};
+use crate::core::bayeux::message::Message;
+use crate::core::bayeux::session::ReqId;
+
+/// Starts the POST of `messages` to `url`; returns its abort controller.
+pub(super) fn post(
+    driver: WeakDriver,
+    req: ReqId,
+    url: String,
+    messages: &[Message<JsValue>],
+    opts: &FetchOptions,
+) -> Option<AbortController> {
+    let ctrl = AbortController::new().ok()?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_cache(RequestCache::NoStore);
+    init.set_signal(Some(&ctrl.signal()));
+    if opts.with_credentials {
+        init.set_credentials(RequestCredentials::Include);
+    }
+    let headers = Object::new();
+    for (k, v) in &opts.headers {
+        let _ = Reflect::set(&headers, &k.into(), &v.into());
+    }
+    let _ = Reflect::set(
+        &headers,
+        &"Content-Type".into(),
+        &"application/json;charset=UTF-8".into(),
+    );
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(&bayeux_json::encode(messages)));
+    spawn_local(run(driver, req, url, init));
+    Some(ctrl)
+}
+
+async fn run(driver: WeakDriver, req: ReqId, url: String, init: RequestInit) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let response = JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await;
+    let response: Response = match response {
+        Ok(r) => r.unchecked_into(),
+        Err(e) => return fail(&driver, req, &describe(&e)),
+    };
+    let status = response.status();
+    let text = match response.text() {
+        Ok(p) => JsFuture::from(p).await,
+        Err(e) => Err(e),
+    };
+    let Some(d) = driver.upgrade() else { return };
+    if !d.is_current(req) {
+        return;
+    }
+    match text {
+        Ok(t) => {
+            let body = t.as_string().unwrap_or_default();
+            let parsed = bayeux_json::decode(&body);
+            d.finish(req);
+            d.with_core(|core, now| core.handle_http_response(req, status, parsed, now));
+        }
+        Err(e) => fail(&driver, req, &describe(&e)),
+    }
+}
+
+fn fail(driver: &WeakDriver, req: ReqId, message: &str) {
+    if let Some(d) = driver.upgrade() {
+        if d.is_current(req) {
+            d.finish(req);
+            d.with_core(|core, now| core.handle_http_error(req, message, now));
+        }
+    }
+}
