@@ -4,9 +4,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::faults::Faults;
+
 /// Everything that can be set on a relay. `Config::default()` is a private relay on
 /// `127.0.0.1:8080` with no static files, no publish key (so publishing is refused until one is
-/// set or `no_auth` is chosen), in-memory history only, and django-eventstream's limits.
+/// set or `no_auth` is chosen), in-memory history only, django-eventstream's limits, Bayeux at
+/// `/bayeux` holding connects for 30 s, and no faults.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the binary listens. [`crate::app`] ignores it: the caller binds.
@@ -36,6 +39,26 @@ pub struct Config {
     pub live_buffer: usize,
     /// Run the demo publisher (`/demo/ticker` every second, `/demo/news` every 3 seconds).
     pub demo: bool,
+    /// Where the Bayeux endpoint is served (long-polling `POST` and WebSocket `GET`).
+    pub bayeux_path: String,
+    /// How long a `/meta/connect` is held when the client has nothing to receive; also the
+    /// `advice.timeout` the relay gives.
+    pub connect_timeout: Duration,
+    /// A Bayeux session that has no connect held and has not sent one for this long is ended
+    /// (the binary's default is the connect timeout plus 30 seconds).
+    pub session_timeout: Duration,
+    /// How many Bayeux messages one request body or WebSocket frame may carry.
+    pub max_messages_per_request: usize,
+    /// How many messages may wait for a Bayeux client; a client that lets more pile up is
+    /// ended (it re-handshakes and resumes with the replay extension).
+    pub max_queued_per_client: usize,
+    /// How many subscriptions one Bayeux client may hold.
+    pub max_subscriptions_per_client: usize,
+    /// How many Bayeux sessions may exist at once; handshakes beyond are refused.
+    pub max_clients: usize,
+    /// The fault switches the relay starts with (tests change them at run time through
+    /// `/admin/faults`).
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -54,6 +77,14 @@ impl Default for Config {
             max_messages_per_publish: 100,
             live_buffer: 1024,
             demo: false,
+            bayeux_path: "/bayeux".to_owned(),
+            connect_timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(60),
+            max_messages_per_request: 100,
+            max_queued_per_client: 4096,
+            max_subscriptions_per_client: 100,
+            max_clients: 10_000,
+            faults: Faults::default(),
         }
     }
 }
@@ -65,6 +96,15 @@ impl Config {
         self.max_message_bytes
             .saturating_add(1024)
             .saturating_mul(self.max_messages_per_publish.max(1))
+            .saturating_add(64 * 1024)
+    }
+
+    /// The largest Bayeux request body or WebSocket frame accepted: room for the most messages
+    /// of the largest size, plus their framing.
+    pub fn max_bayeux_body(&self) -> usize {
+        self.max_message_bytes
+            .saturating_add(2048)
+            .saturating_mul(self.max_messages_per_request.max(1))
             .saturating_add(64 * 1024)
     }
 }

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use tidings::core::event_id::Positions;
 use tokio::sync::{broadcast, watch};
 
+use crate::bayeux::session::Sessions;
+use crate::faults::Faults;
 use crate::history::{History, Message, Resume};
 use crate::store::Store;
 use crate::{Config, Error};
@@ -25,6 +27,9 @@ pub(crate) struct Hub {
     writer: Mutex<Option<Store>>,
     live: broadcast::Sender<Arc<Message>>,
     shutdown: watch::Sender<bool>,
+    /// The Bayeux clients, fed by every publish.
+    pub(crate) sessions: Arc<Sessions>,
+    faults: watch::Sender<Faults>,
 }
 
 /// Where a new stream starts, and what it must be sent before live messages.
@@ -53,6 +58,8 @@ impl Hub {
         };
         let (live, _) = broadcast::channel(config.live_buffer);
         Ok(Hub {
+            sessions: Arc::new(Sessions::new(&config)),
+            faults: watch::Sender::new(config.faults.clone()),
             config,
             history: RwLock::new(history),
             writer: Mutex::new(store),
@@ -114,6 +121,9 @@ impl Hub {
                 // No receivers is fine: nobody is listening.
                 let _ = self.live.send(Arc::clone(m));
             }
+            // Under the history lock, so a Bayeux subscribe (which holds it to read its replay)
+            // sees each message either in history or live.
+            self.sessions.dispatch(&messages);
         }
         if let Some(store) = writer.as_mut().filter(|s| s.wants_compaction()) {
             // A failed compaction leaves the (longer) file as it was: not worth failing for.
@@ -163,6 +173,21 @@ impl Hub {
         }
     }
 
+    /// Runs `f` on the history, holding the lock that publishes wait for.
+    pub(crate) fn with_history<R>(&self, f: impl FnOnce(&History) -> R) -> R {
+        f(&self.history())
+    }
+
+    /// The fault switches as they are now.
+    pub(crate) fn faults(&self) -> Faults {
+        self.faults.borrow().clone()
+    }
+
+    /// The fault switches, to change or to watch.
+    pub(crate) fn faults_sender(&self) -> &watch::Sender<Faults> {
+        &self.faults
+    }
+
     /// The current sequence number of `channel`.
     pub(crate) fn current(&self, channel: &str) -> u64 {
         self.history().current(channel)
@@ -173,15 +198,63 @@ impl Hub {
         self.shutdown.subscribe()
     }
 
-    /// Ends every open stream, now and on connect from here on.
+    /// Ends every open stream and Bayeux session, now and on connect from here on.
     pub(crate) fn shut_down(&self) {
         self.shutdown.send_replace(true);
+        self.sessions.end_all();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bayeux subscribes with replay from 0 while a publisher is busy: every subscriber gets
+    /// every message exactly once, in order, wherever its subscribe fell.
+    #[test]
+    fn bayeux_replay_and_live_neither_miss_nor_repeat() {
+        const TOTAL: u64 = 3000;
+        let hub = Arc::new(
+            Hub::new(Config {
+                history: TOTAL as usize,
+                ..Config::default()
+            })
+            .unwrap(),
+        );
+        let publisher = std::thread::spawn({
+            let hub = Arc::clone(&hub);
+            move || {
+                for i in 1..=TOTAL {
+                    hub.publish_blocking(vec![("/r".to_owned(), i.to_string())])
+                        .unwrap();
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut sessions = Vec::new();
+        for k in 0..30 {
+            while hub.current("/r") < k * 90 {
+                assert!(std::time::Instant::now() < deadline);
+                std::thread::yield_now();
+            }
+            let session = hub.sessions.create().unwrap();
+            let reset = hub.with_history(|h| {
+                hub.sessions.subscribe(
+                    &session,
+                    &["/r".to_owned()],
+                    &[("/r".to_owned(), Some(0))],
+                    h,
+                )
+            });
+            assert_eq!(reset, Ok(vec![]));
+            sessions.push(session);
+        }
+        publisher.join().unwrap();
+        for session in sessions {
+            let seqs: Vec<u64> = session.drain(usize::MAX).iter().map(|m| m.seq).collect();
+            assert_eq!(seqs, (1..=TOTAL).collect::<Vec<_>>());
+        }
+    }
 
     #[test]
     fn the_store_file_stays_bounded_while_running() {

@@ -5,7 +5,13 @@
 //! id gets what it missed:
 //! - `GET /events/?channel=/a&channel=/b`: the stream ([`sse`] has the details);
 //! - `POST /publish` with `Authorization: Bearer <key>`: publish ([`publish`]);
+//! - `/bayeux` (`Config::bayeux_path`): Bayeux 1.0 over long-polling and WebSocket, with Faye's
+//!   replies and a replay extension ([`bayeux`] documents the wire behaviour);
+//! - `GET`/`POST /admin/faults`: fault switches for tests ([`faults`]);
 //! - `/` and `/pkg/`: static files ([`statics`]).
+//!
+//! A message published anywhere (`/publish`, a Bayeux publish, the demo) gets one sequence
+//! number in its channel and reaches SSE streams and Bayeux subscribers alike.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,9 +24,11 @@
 
 #![warn(missing_docs)]
 
+pub mod bayeux;
 mod config;
 mod demo;
 mod error;
+pub mod faults;
 mod history;
 mod hub;
 pub mod publish;
@@ -41,6 +49,7 @@ use tower_http::cors::{Any, CorsLayer};
 pub use config::Config;
 pub use demo::{NEWS as DEMO_NEWS, TICKER as DEMO_TICKER};
 pub use error::Error;
+pub use faults::Faults;
 
 use hub::Hub;
 
@@ -60,17 +69,26 @@ impl Relay {
         })
     }
 
-    /// The routes: `/events/`, `/publish`, and the static directories that are configured.
+    /// The routes: `/events/`, `/publish`, the Bayeux path, `/admin/faults`, and the static
+    /// directories that are configured.
     pub fn router(&self) -> Router {
         let config = &self.hub.config;
         let publish = Router::new()
             .route("/publish", post(publish::publish))
             .route("/publish/", post(publish::publish))
             .layer(DefaultBodyLimit::max(config.max_publish_body()));
+        let bayeux = Router::new()
+            .route(
+                &config.bayeux_path,
+                get(bayeux::upgrade).post(bayeux::longpoll::post),
+            )
+            .layer(DefaultBodyLimit::max(config.max_bayeux_body()));
         let mut router = Router::new()
             .route("/events", get(sse::events))
             .route("/events/", get(sse::events))
+            .route("/admin/faults", get(faults::get).post(faults::post))
             .merge(publish)
+            .merge(bayeux)
             .with_state(Arc::clone(&self.hub));
         if let Some(pkg) = &config.pkg {
             router = router.nest_service("/pkg", statics::directory(pkg));
@@ -88,10 +106,26 @@ impl Relay {
         Ok(demo::spawn(&self.hub))
     }
 
-    /// Ends every open event stream (and streams opened from now on), so a graceful server
-    /// shutdown does not wait for them.
+    /// Ends every open event stream, Bayeux session and WebSocket (and streams opened from now
+    /// on), so a graceful server shutdown does not wait for them.
     pub fn shutdown(&self) {
         self.hub.shut_down();
+    }
+
+    /// How many Bayeux sessions exist now (expired ones count until they are noticed, at most
+    /// a quarter of the session timeout or a second later).
+    pub fn bayeux_sessions(&self) -> usize {
+        self.hub.sessions.count()
+    }
+
+    /// The fault switches as they are now.
+    pub fn faults(&self) -> Faults {
+        self.hub.faults()
+    }
+
+    /// Replaces the fault switches (what `POST /admin/faults` does, without the key).
+    pub fn set_faults(&self, faults: Faults) {
+        self.hub.faults_sender().send_replace(faults);
     }
 }
 
@@ -125,6 +159,39 @@ fn check(config: &Config) -> Result<(), Error> {
     }
     if config.key.as_deref() == Some("") {
         return fail("the publish key is empty");
+    }
+    if !config.bayeux_path.starts_with('/')
+        || [
+            "/events",
+            "/events/",
+            "/publish",
+            "/publish/",
+            "/admin/faults",
+        ]
+        .contains(&config.bayeux_path.as_str())
+        || config.bayeux_path.contains(['{', '}', '*'])
+    {
+        return fail("bayeux_path must start with '/' and not be another route of the relay");
+    }
+    if config.session_timeout.is_zero() {
+        return fail("session_timeout must be longer than zero");
+    }
+    if config.max_messages_per_request == 0 {
+        return fail("max_messages_per_request must be at least 1");
+    }
+    if config.max_queued_per_client == 0 {
+        return fail("max_queued_per_client must be at least 1");
+    }
+    if config.max_subscriptions_per_client == 0 || config.max_clients == 0 {
+        return fail("max_subscriptions_per_client and max_clients must be at least 1");
+    }
+    if config.faults.patched(&serde_json::json!({})).is_err()
+        || config
+            .faults
+            .sse_status
+            .is_some_and(|s| !(200..=599).contains(&s))
+    {
+        return fail("faults.sse_status must be between 200 and 599");
     }
     Ok(())
 }

@@ -11,14 +11,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tidings_relay::{Config, Relay};
+use tidings_relay::{Config, Faults, Relay};
 use tokio::sync::watch;
 
 /// How long connections get to finish after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// A small realtime relay: SSE streams with django-eventstream's conventions, a publish API
-/// and static files.
+/// A small realtime relay: SSE streams with django-eventstream's conventions, Bayeux over
+/// long-polling and WebSocket, a publish API and static files.
 #[derive(Debug, Parser)]
 #[command(name = "tidings-relay", version, about)]
 struct Args {
@@ -59,6 +59,44 @@ struct Args {
     /// Publish a ticker to /demo/ticker and news to /demo/news.
     #[arg(long)]
     demo: bool,
+    /// Path of the Bayeux endpoint (long-polling POST and WebSocket).
+    #[arg(long, value_name = "PATH", default_value_t = Config::default().bayeux_path)]
+    bayeux_path: String,
+    /// Milliseconds a Bayeux /meta/connect is held when there is nothing to send.
+    #[arg(long, value_name = "N", default_value_t = 30_000)]
+    connect_timeout_ms: u64,
+    /// Milliseconds without a connect after which a Bayeux session ends
+    /// [default: connect timeout + 30000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    session_timeout_ms: Option<u64>,
+    /// Fault: refuse WebSocket upgrades on the Bayeux path (503).
+    #[arg(long)]
+    fault_refuse_ws: bool,
+    /// Fault: cut every Bayeux WebSocket N milliseconds after it opens.
+    #[arg(long, value_name = "N")]
+    fault_kill_ws_after_ms: Option<u64>,
+    /// Fault: send /meta/connect replies N milliseconds late.
+    #[arg(long, value_name = "N")]
+    fault_delay_connect_ms: Option<u64>,
+    /// Fault: never answer /meta/connect.
+    #[arg(long)]
+    fault_drop_connect: bool,
+    /// Fault: answer every SSE request with this HTTP status instead of a stream.
+    #[arg(long, value_name = "STATUS", value_parser = clap::value_parser!(u16).range(200..=599))]
+    fault_sse_status: Option<u16>,
+}
+
+impl Args {
+    /// The fault switches the flags ask for.
+    fn faults(&self) -> Faults {
+        Faults {
+            refuse_ws: self.fault_refuse_ws,
+            kill_ws_after_ms: self.fault_kill_ws_after_ms,
+            delay_connect_ms: self.fault_delay_connect_ms,
+            drop_connect: self.fault_drop_connect,
+            sse_status: self.fault_sse_status,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -90,11 +128,17 @@ fn fail(e: &dyn std::error::Error) -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let faults = args.faults();
     let given_key = args.key.filter(|k| !k.is_empty());
     let made_up_key = if given_key.is_none() && !args.no_auth {
         Some(random_key()?)
     } else {
         None
+    };
+    let connect_timeout = Duration::from_millis(args.connect_timeout_ms);
+    let session_timeout = match args.session_timeout_ms {
+        Some(ms) => Duration::from_millis(ms),
+        None => connect_timeout + Duration::from_secs(30),
     };
     let config = Config {
         bind: SocketAddr::new(args.bind, args.port),
@@ -108,6 +152,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         max_message_bytes: args.max_message_bytes,
         max_channels_per_stream: args.max_channels,
         demo: args.demo,
+        bayeux_path: args.bayeux_path,
+        connect_timeout,
+        session_timeout,
+        faults,
         ..Config::default()
     };
     let bind = config.bind;
@@ -195,5 +243,38 @@ mod tests {
             Config::default().keepalive.as_millis() as u64
         );
         assert!(Args::try_parse_from(["tidings-relay", "--keepalive-ms", "0"]).is_err());
+        assert_eq!(args.faults(), Faults::default());
+        assert_eq!(args.bayeux_path, "/bayeux");
+        assert_eq!(
+            args.connect_timeout_ms,
+            Config::default().connect_timeout.as_millis() as u64
+        );
+        let args = Args::try_parse_from([
+            "tidings-relay",
+            "--fault-refuse-ws",
+            "--fault-kill-ws-after-ms",
+            "250",
+            "--fault-delay-connect-ms",
+            "100",
+            "--fault-drop-connect",
+            "--fault-sse-status",
+            "503",
+            "--session-timeout-ms",
+            "900",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.faults(),
+            Faults {
+                refuse_ws: true,
+                kill_ws_after_ms: Some(250),
+                delay_connect_ms: Some(100),
+                drop_connect: true,
+                sse_status: Some(503),
+            }
+        );
+        assert_eq!(args.session_timeout_ms, Some(900));
+        assert!(Args::try_parse_from(["tidings-relay", "--fault-sse-status", "99"]).is_err());
+        assert!(Args::try_parse_from(["tidings-relay", "--session-timeout-ms", "0"]).is_err());
     }
 }

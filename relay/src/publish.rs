@@ -27,18 +27,18 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, text: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, text: impl Into<String>) -> Self {
         Refusal {
             status,
             text: text.into(),
         }
     }
 
-    fn bad(text: impl Into<String>) -> Self {
+    pub(crate) fn bad(text: impl Into<String>) -> Self {
         Refusal::new(StatusCode::BAD_REQUEST, text)
     }
 
-    fn too_large(text: impl Into<String>) -> Self {
+    pub(crate) fn too_large(text: impl Into<String>) -> Self {
         Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, text)
     }
 }
@@ -55,13 +55,23 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Checks the publish key, comparing in constant time.
-fn authorize(config: &Config, headers: &HeaderMap) -> Result<(), Refusal> {
+/// Whether `given` is the relay's publish key, compared in constant time (never when the relay
+/// has no key).
+pub(crate) fn key_matches(config: &Config, given: &str) -> bool {
+    config
+        .key
+        .as_deref()
+        .is_some_and(|key| bool::from(given.as_bytes().ct_eq(key.as_bytes())))
+}
+
+/// Checks `Authorization: Bearer <key>` (publishing and the admin endpoint), comparing in
+/// constant time.
+pub(crate) fn authorize(config: &Config, headers: &HeaderMap) -> Result<(), Refusal> {
     if config.no_auth {
         return Ok(());
     }
     let unauthorized = |text: &str| Refusal::new(StatusCode::UNAUTHORIZED, text);
-    let Some(key) = &config.key else {
+    if config.key.is_none() {
         return Err(unauthorized(
             "this relay has no publish key: start it with --key or --no-auth",
         ));
@@ -76,7 +86,7 @@ fn authorize(config: &Config, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(given) = given else {
         return Err(unauthorized("missing Authorization: Bearer <key>"));
     };
-    if bool::from(given.as_bytes().ct_eq(key.as_bytes())) {
+    if key_matches(config, given) {
         Ok(())
     } else {
         Err(unauthorized("wrong publish key"))

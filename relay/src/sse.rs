@@ -83,6 +83,9 @@ pub(crate) async fn events(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(status) = hub.faults().sse_status {
+        return crate::faults::sse_refusal(status);
+    }
     let request = match parse_request(
         query.as_deref(),
         &headers,

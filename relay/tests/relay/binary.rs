@@ -11,7 +11,7 @@ use tidings::core::event_id::Positions;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-use crate::support::{assert_event, EventStream, Server, PATIENCE};
+use crate::support::{assert_event, handshake_message, EventStream, Server, PATIENCE};
 
 /// A running relay process.
 struct Relay {
@@ -197,4 +197,64 @@ async fn without_a_key_it_makes_one_up_and_sigterm_ends_open_streams() {
     assert!(started.elapsed() < Duration::from_secs(5));
     // The open stream was ended, not cut: whatever was buffered arrives, then the end.
     while demo.try_next().await.is_some() {}
+}
+
+#[tokio::test]
+async fn fault_and_bayeux_flags_are_in_force_from_the_start() {
+    let relay = Relay::start(&[
+        "--key",
+        "k",
+        "--connect-timeout-ms",
+        "1234",
+        "--session-timeout-ms",
+        "300",
+        "--fault-refuse-ws",
+        "--fault-kill-ws-after-ms",
+        "250",
+        "--fault-delay-connect-ms",
+        "20",
+        "--fault-drop-connect",
+        "--fault-sse-status",
+        "503",
+    ])
+    .await;
+    let server = &relay.server;
+    let (status, faults) = server.get_faults(Some("k")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        faults,
+        json!({"refuse_ws": true, "kill_ws_after_ms": 250, "delay_connect_ms": 20,
+            "drop_connect": true, "sse_status": 503})
+    );
+    assert_eq!(server.get_faults(None).await.0, StatusCode::UNAUTHORIZED);
+    match tokio_tungstenite::connect_async(server.ws_url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 503),
+        other => panic!("expected a refused upgrade, got ok={}", other.is_ok()),
+    }
+    let s = server.stream("channel=/a", None).await;
+    assert_eq!(s.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let reply = server.bayeux_one(handshake_message()).await;
+    assert_eq!(reply["advice"]["timeout"], 1234);
+    // With connects dropped, the session expires after 300 ms.
+    let client = reply["clientId"].as_str().unwrap().to_owned();
+    let (status, faults) = server
+        .post_faults(r#"{"drop_connect": false}"#, Some("k"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{faults}");
+    // Probe without changing anything: an empty unsubscribe succeeds while the session lives.
+    let started = tokio::time::Instant::now();
+    loop {
+        let reply = server
+            .bayeux_one(json!({"channel": "/meta/unsubscribe", "clientId": client,
+                "subscription": []}))
+            .await;
+        if reply["successful"] == false {
+            assert_eq!(reply["error"], format!("401:{client}:Unknown client"));
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the session never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(250));
 }

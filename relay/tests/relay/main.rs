@@ -1,7 +1,12 @@
 //! The relay over real HTTP: `app()` served on 127.0.0.1:0, and the `tidings-relay` binary.
 
+mod bayeux;
+mod bayeux_input;
+mod bayeux_replay;
+mod bayeux_ws;
 mod binary;
 mod events;
+mod faults;
 mod props;
 mod publish;
 mod statics;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tidings::core::sse::{SseEvent, SseItem, SseParser};
 use tidings_relay::{app, Config};
 use tokio::net::TcpListener;
@@ -224,4 +224,225 @@ pub fn assert_event(e: &SseEvent, event: &str, id: &str, data: &str) {
         (event, id, data),
         "{e:?}"
     );
+}
+
+/// A relay served over real HTTP together with its handle (for session counts and faults).
+pub async fn start_with_handle(config: Config) -> (Server, tidings_relay::Relay) {
+    let relay = tidings_relay::Relay::new(config).expect("relay builds");
+    let server = Server::serve(relay.router()).await;
+    (server, relay)
+}
+
+/// Waits (polling, with a deadline) until `check` holds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl Server {
+    /// The Bayeux endpoint over HTTP.
+    pub fn bayeux_url(&self) -> String {
+        format!("{}/bayeux", self.base)
+    }
+
+    /// The Bayeux endpoint over WebSocket.
+    pub fn ws_url(&self) -> String {
+        format!("{}/bayeux", self.base.replacen("http://", "ws://", 1))
+    }
+
+    /// Posts raw bytes to the Bayeux endpoint: the status and the body.
+    pub async fn bayeux_raw(&self, body: impl Into<reqwest::Body>) -> (StatusCode, String) {
+        let res = tokio::time::timeout(
+            PATIENCE,
+            self.http
+                .post(self.bayeux_url())
+                .header("content-type", "application/json")
+                .body(body)
+                .send(),
+        )
+        .await
+        .expect("the Bayeux endpoint answers in time")
+        .expect("the Bayeux endpoint answers");
+        let status = res.status();
+        (status, res.text().await.unwrap())
+    }
+
+    /// Posts messages (an array or one object); the answer must be a 200 with a JSON array.
+    pub async fn bayeux(&self, messages: Value) -> Vec<Value> {
+        let (status, text) = self.bayeux_raw(messages.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        match serde_json::from_str(&text) {
+            Ok(Value::Array(items)) => items,
+            _ => panic!("not a JSON array: {text}"),
+        }
+    }
+
+    /// Posts one message and returns its one reply.
+    pub async fn bayeux_one(&self, message: Value) -> Value {
+        let replies = self.bayeux(message).await;
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        replies.into_iter().next().unwrap()
+    }
+
+    /// Handshakes over long-polling and returns the clientId.
+    pub async fn handshake(&self) -> String {
+        let reply = self.bayeux_one(handshake_message()).await;
+        assert_eq!(reply["successful"], true, "{reply}");
+        reply["clientId"].as_str().unwrap().to_owned()
+    }
+
+    /// Subscribes `client` to `subscription` (a name or an array); returns the reply.
+    pub async fn subscribe(&self, client: &str, subscription: Value) -> Value {
+        let reply = self
+            .bayeux_one(json!({"channel": "/meta/subscribe", "clientId": client,
+                "subscription": subscription, "id": "s"}))
+            .await;
+        assert_eq!(reply["successful"], true, "{reply}");
+        reply
+    }
+
+    /// Publishes over Bayeux with the test key; returns the reply.
+    pub async fn bayeux_publish(&self, client: &str, channel: &str, data: Value) -> Value {
+        self.bayeux_one(json!({"channel": channel, "clientId": client, "data": data,
+            "id": "p", "ext": {"tidings": {"key": KEY}}}))
+            .await
+    }
+
+    /// A long-poll connect of `client` (held until there is something or the hold ends).
+    pub async fn connect(&self, client: &str) -> Vec<Value> {
+        self.bayeux(json!([{"channel": "/meta/connect", "clientId": client,
+            "connectionType": "long-polling", "id": "c"}]))
+            .await
+    }
+
+    /// Opens a WebSocket to the Bayeux endpoint.
+    pub async fn ws(&self) -> Ws {
+        let (socket, _) =
+            tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(self.ws_url()))
+                .await
+                .expect("the WebSocket opens in time")
+                .expect("the WebSocket opens");
+        Ws {
+            socket,
+            messages: VecDeque::new(),
+        }
+    }
+}
+
+/// A handshake message asking for both transports.
+pub fn handshake_message() -> Value {
+    json!({"channel": "/meta/handshake", "version": "1.0", "id": "h",
+        "supportedConnectionTypes": ["websocket", "long-polling"]})
+}
+
+/// A connect message over WebSocket.
+pub fn ws_connect(client: &str, id: &str) -> Value {
+    json!({"channel": "/meta/connect", "clientId": client, "connectionType": "websocket",
+        "id": id})
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A Bayeux WebSocket, read message by message (every frame must be a JSON array).
+pub struct Ws {
+    pub socket: WsStream,
+    messages: VecDeque<Value>,
+}
+
+/// What ended a WebSocket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WsEnd {
+    /// A close frame with this code.
+    Closed(u16),
+    /// Cut without a close frame.
+    Cut,
+}
+
+impl Ws {
+    /// Sends a JSON value as a text frame.
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+            .await
+            .expect("the frame is sent");
+    }
+
+    /// The next frame (a JSON array); `Err` when the socket ended.
+    pub async fn frame(&mut self) -> Result<Vec<Value>, WsEnd> {
+        use tokio_tungstenite::tungstenite::Message as M;
+        loop {
+            let next = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("the WebSocket sends something in time");
+            match next {
+                Some(Ok(M::Text(text))) => {
+                    return match serde_json::from_str(text.as_str()) {
+                        Ok(Value::Array(items)) => Ok(items),
+                        _ => panic!("a frame that is not a JSON array: {text}"),
+                    }
+                }
+                Some(Ok(M::Close(frame))) => {
+                    return Err(WsEnd::Closed(frame.map_or(1005, |f| u16::from(f.code))))
+                }
+                Some(Ok(M::Ping(_) | M::Pong(_) | M::Frame(_))) => {}
+                Some(Ok(M::Binary(b))) => panic!("a binary frame: {b:?}"),
+                Some(Err(_)) | None => return Err(WsEnd::Cut),
+            }
+        }
+    }
+
+    /// The next message, across frames.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            if let Some(m) = self.messages.pop_front() {
+                return m;
+            }
+            let frame = self.frame().await.expect("the WebSocket is open");
+            self.messages.extend(frame);
+        }
+    }
+
+    /// Reads messages until one on `channel` with `id` (a reply); returns it and the messages
+    /// read on the way.
+    pub async fn reply(&mut self, channel: &str, id: &str) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let m = self.next().await;
+            if m["channel"] == channel && m["id"] == id && m.get("successful").is_some() {
+                return (m, before);
+            }
+            before.push(m);
+        }
+    }
+
+    /// Handshakes over the socket and returns the clientId.
+    pub async fn handshake(&mut self) -> String {
+        self.send(handshake_message()).await;
+        let (reply, _) = self.reply("/meta/handshake", "h").await;
+        assert_eq!(reply["successful"], true, "{reply}");
+        reply["clientId"].as_str().unwrap().to_owned()
+    }
+
+    /// Reads until the socket ends.
+    pub async fn end(&mut self) -> WsEnd {
+        loop {
+            match self.frame().await {
+                Ok(_) => {}
+                Err(end) => return end,
+            }
+        }
+    }
 }
