@@ -25,9 +25,12 @@ const server = http.createServer(async (req, res) => {
     res.end('{"ok":true}');
     return;
   }
-  const file = url.pathname.startsWith('/pkg/')
-    ? path.join(root, url.pathname)
-    : path.join(here, 'pages', path.basename(url.pathname));
+  // Faye's own browser client, for side-by-side comparisons.
+  const file = url.pathname === '/faye-browser.js'
+    ? path.join(root, 'tests', 'node_modules', 'faye', 'client', 'faye-browser.js')
+    : url.pathname.startsWith('/pkg/')
+      ? path.join(root, url.pathname)
+      : path.join(here, 'pages', path.basename(url.pathname));
   try {
     const body = await readFile(file);
     res.writeHead(200, { 'Content-Type': types[path.extname(file)] ?? 'application/octet-stream' });

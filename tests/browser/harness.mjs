@@ -149,3 +149,20 @@ export async function loadTidings(page) {
     window.tidings = mod;
   });
 }
+
+/**
+ * Calls `publish(i)` for i = 0..total-1 at `rate` per second without waiting for answers (a
+ * steady publisher, as a busy site has), `beforeEach(i)` first. Resolves with the settled results.
+ */
+export async function publishAtRate({ total, rate, publish, beforeEach = async () => {} }) {
+  const pending = [];
+  const start = Date.now();
+  for (let i = 0; i < total; i += 1) {
+    await beforeEach(i);
+    pending.push(publish(i).then((v) => ({ i, ok: true, v }), (e) => ({ i, ok: false, e })));
+    const due = start + ((i + 1) * 1000) / rate;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait)); // pacing, not synchronisation
+  }
+  return Promise.all(pending);
+}

@@ -1212,6 +1212,9 @@ impl<P: Clone> BayeuxSession<P> {
                         self.up = None;
                         let at = now + self.next_delay();
                         self.connect = ConnectLoop::At(at);
+                        if self.replay_offered {
+                            self.resubscribe_for_replay(at);
+                        }
                     }
                 }
                 Kind::Subscribe(p) | Kind::Unsubscribe(p) => {
@@ -1240,6 +1243,24 @@ impl<P: Clone> BayeuxSession<P> {
                     )),
                 )),
             }
+        }
+    }
+
+    /// Messages the server had already sent when a connect was lost (pushed into a dying
+    /// socket, or in a long-poll answer that never arrived) are gone from its queue: with the
+    /// replay extension, subscribing again with the last ids gets them back, exactly once.
+    fn resubscribe_for_replay(&mut self, at: Millis) {
+        let mut any = false;
+        for p in self
+            .patterns
+            .iter_mut()
+            .filter(|p| p.wanted && p.server == ServerSub::Subscribed)
+        {
+            p.server = ServerSub::None;
+            any = true;
+        }
+        if any {
+            self.flush_at = Some(self.flush_at.map_or(at, |t| t.min(at)));
         }
     }
 
