@@ -66,8 +66,10 @@ fn number(options: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<u64
             Some(n) if n.is_finite() && n >= min && n <= max && n.fract() == 0.0 => {
                 Ok(Some(n as u64))
             }
+            // Bounds printed as integers: f64 formatting would cost the wasm 14 KB.
             _ => Err(type_error(&format!(
-                "option {key}: expected a whole number from {min} to {max}"
+                "option {key}: expected a whole number from {} to {}",
+                min as u64, max as u64
             ))),
         },
     }
