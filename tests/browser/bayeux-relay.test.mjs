@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  launchBrowser, loadTidings, openPage, publishAtRate, startFaye, startRelay, tempDir, waitFor,
+  KEY, launchBrowser, loadTidings, openPage, publishAtRate, startFaye, startRelay, tempDir, waitFor,
 } from './harness.mjs';
 
 let browser;
@@ -106,6 +106,57 @@ describe('against tidings-relay', () => {
     assert.ok(total > 600, `most publishes were acknowledged (${total})`);
     assertExactlyOnce(await waitForAll(page, acked), acked);
     assert.equal(await page.evaluate(() => window.client.state), 'push');
+  });
+});
+
+describe('auth() and ext against tidings-relay (publishing needs the key in ext)', () => {
+  test('auth() runs before every handshake and its ext goes on every message', async (t) => {
+    const relay = await startRelay();
+    t.after(() => relay.kill());
+    const { page, context } = await openPage(browser, `${relay.url}/blank.html`);
+    t.after(() => context.close());
+    await loadTidings(page);
+    const out = await page.evaluate(async (key) => {
+      const { Client } = window.tidings;
+      // No key: the relay refuses the publish with its Bayeux error.
+      const anonymous = new Client('/bayeux', { protocol: 'bayeux' });
+      const refused = await anonymous.publish('/auth/a', 1).then(() => null, (e) => [e.code, e.status, e.message]);
+      anonymous.close();
+      // A key from auth(), merged with the static ext and with tidings' own replay ext.
+      let calls = 0;
+      const client = new Client('/bayeux', {
+        protocol: 'bayeux',
+        ext: { app: 'demo' },
+        auth: async () => { calls += 1; return { app: 'demo', tidings: { key } }; },
+      });
+      const got = [];
+      await client.subscribe('/auth/**', (data, meta) => got.push([meta.channel, data])).ready;
+      const id = await client.publish('/auth/a/b', { hello: 1 });
+      const t0 = Date.now();
+      while (got.length < 1 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+      const gotBefore = [...got];
+      // A failing auth() is reported and retried, not fatal.
+      let fail = true;
+      const flaky = new Client('/bayeux', {
+        protocol: 'bayeux',
+        backoff: { minMs: 20, maxMs: 50 },
+        auth: async () => { if (fail) { fail = false; throw new Error('token service down'); } return { tidings: { key } }; },
+      });
+      const errors = [];
+      flaky.on('error', (e) => errors.push([e.code, e.retrying]));
+      await flaky.subscribe('/auth/x', () => {}).ready;
+      const flakyId = await flaky.publish('/auth/x', 2);
+      flaky.close();
+      client.close();
+      return { refused, calls, id, got: gotBefore, errors, flakyId, wildcardSawFlaky: got.some(([c]) => c === '/auth/x') };
+    }, KEY);
+    assert.deepEqual(out.refused, ['publish', 401, '401::Publish key required']);
+    assert.equal(out.calls, 1);
+    assert.equal(out.id, '1');
+    assert.deepEqual(out.got, [['/auth/a/b', { hello: 1 }]]);
+    assert.deepEqual(out.errors[0], ['auth', true]);
+    assert.equal(out.flakyId, '1');
+    assert.ok(out.wildcardSawFlaky, '/auth/** also gets /auth/x');
   });
 });
 
