@@ -251,7 +251,6 @@ fn advice_none_closes_the_client_and_rejects_pending_readies() {
 }
 
 #[test]
-#[ignore = "bug: a subscribe made after the server advised `none` never settles its ready"]
 fn a_subscribe_after_the_server_said_stop_settles() {
     let mut c = core(lp_config(), 3);
     let (_, creq, connect) = hand_up(&mut c);
@@ -1139,7 +1138,6 @@ fn hours_of_flapping_with_short_history_reset_instead_of_losing_silently() {
 }
 
 #[test]
-#[ignore = "bug: after a lost connect the connect is sent before the replay re-subscribe, so a newer queued message arrives first and the replayed older ones are dropped"]
 fn hours_of_flapping_with_data_lost_in_transit_recover_it_from_history() {
     for (seed, websocket) in [(401, false), (402, true)] {
         simulate(Sim {

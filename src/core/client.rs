@@ -182,8 +182,9 @@ pub enum ClientConfig<P> {
 
 #[derive(Debug)]
 enum Proto<P> {
-    Sse(SseStream),
-    Bayeux(BayeuxSession<P>),
+    // Boxed: the two differ a lot in size, and a client holds one of them for its life.
+    Sse(Box<SseStream>),
+    Bayeux(Box<BayeuxSession<P>>),
 }
 
 #[derive(Debug)]
@@ -209,8 +210,10 @@ impl<P: Clone> ClientCore<P> {
     /// A client that has done nothing yet; `seed` drives reconnect jitter.
     pub fn new(config: ClientConfig<P>, seed: u64) -> Self {
         let proto = match config {
-            ClientConfig::Sse(c) => Proto::Sse(SseStream::new(c, seed)),
-            ClientConfig::Bayeux(c, ext) => Proto::Bayeux(BayeuxSession::new(c, ext, seed)),
+            ClientConfig::Sse(c) => Proto::Sse(Box::new(SseStream::new(c, seed))),
+            ClientConfig::Bayeux(c, ext) => {
+                Proto::Bayeux(Box::new(BayeuxSession::new(c, ext, seed)))
+            }
         };
         ClientCore {
             subs: Vec::new(),
@@ -248,6 +251,14 @@ impl<P: Clone> ClientCore<P> {
     pub fn subscribe(&mut self, channel: &str, now: Millis) -> Result<SubId, Error> {
         if self.closed {
             return Err(Error::new(ErrorCode::Closed, "the client is closed"));
+        }
+        if let Proto::Bayeux(b) = &self.proto {
+            if b.status() == SessionStatus::Halted {
+                return Err(Error::new(
+                    ErrorCode::Closed,
+                    "the server told this client to stop",
+                ));
+            }
         }
         let checked = match self.proto {
             Proto::Sse(_) => check_stream_name(channel),

@@ -219,13 +219,23 @@ struct Pattern {
     name: String,
     wanted: bool,
     server: ServerSub,
+    /// Refused with no advice: reported once the next connect shows the session alive.
+    refused: Option<Error>,
 }
 
 #[derive(Debug)]
 enum Ws {
     Closed,
-    Opening { conn: ConnId, since: Millis },
-    Open { conn: ConnId, opened_at: Millis },
+    Opening {
+        conn: ConnId,
+        since: Millis,
+    },
+    Open {
+        conn: ConnId,
+        opened_at: Millis,
+        /// A frame arrived on it.
+        heard: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -261,6 +271,12 @@ pub struct BayeuxSession<P> {
     /// The server's handshake did not list WebSocket.
     ws_unsupported: bool,
     replay_offered: bool,
+    /// Replay re-subscribes are pending: send them with the next connect, before it.
+    replay_first: bool,
+    /// The last connect failed; cleared by the next answered one.
+    connect_failing: bool,
+    /// Back-off for re-sending failed subscription changes (not reset by connects).
+    retry_backoff: Backoff,
     /// The page's ext (from the config or the auth hook), sent on every message.
     ext: Option<P>,
     seen: Seen,
@@ -278,6 +294,7 @@ impl<P: Clone> BayeuxSession<P> {
     pub fn new(config: BayeuxConfig, ext: Option<P>, seed: u64) -> Self {
         BayeuxSession {
             backoff: Backoff::new(config.backoff),
+            retry_backoff: Backoff::new(config.backoff),
             ws_probe: Backoff::new(config.ws_probe),
             config,
             phase: Phase::Idle,
@@ -294,6 +311,8 @@ impl<P: Clone> BayeuxSession<P> {
             ws_early: 0,
             ws_unsupported: false,
             replay_offered: false,
+            replay_first: false,
+            connect_failing: false,
             ext,
             seen: Seen::new(),
             rng: Rng::new(seed),
@@ -342,6 +361,7 @@ impl<P: Clone> BayeuxSession<P> {
                     name: w.clone(),
                     wanted: true,
                     server: ServerSub::None,
+                    refused: None,
                 });
             }
         }
@@ -364,6 +384,7 @@ impl<P: Clone> BayeuxSession<P> {
                 format!("cannot publish to the meta channel {channel:?}"),
             ));
         }
+
         if matches!(self.phase, Phase::Halted) {
             return Err(Error::new(ErrorCode::Closed, "the session was stopped"));
         }
@@ -494,6 +515,7 @@ impl<P: Clone> BayeuxSession<P> {
         self.ws = Ws::Open {
             conn,
             opened_at: now,
+            heard: false,
         };
         self.ws_off_until = None;
         let queued = core::mem::take(&mut self.ws_queue);
@@ -520,8 +542,9 @@ impl<P: Clone> BayeuxSession<P> {
         messages: Result<Vec<Message<P>>, String>,
         now: Millis,
     ) {
-        if !matches!(self.ws, Ws::Open { conn: c, .. } if c == conn) {
-            return;
+        match &mut self.ws {
+            Ws::Open { conn: c, heard, .. } if *c == conn => *heard = true,
+            _ => return,
         }
         match messages {
             Ok(msgs) => {
@@ -543,7 +566,12 @@ impl<P: Clone> BayeuxSession<P> {
     pub fn handle_ws_closed(&mut self, conn: ConnId, now: Millis) {
         let opened_at = match self.ws {
             Ws::Opening { conn: c, .. } if c == conn => None,
-            Ws::Open { conn: c, opened_at } if c == conn => Some(opened_at),
+            // One that never carried a frame was no use, however long it stayed open.
+            Ws::Open {
+                conn: c,
+                opened_at,
+                heard,
+            } if c == conn => Some(if heard { opened_at } else { now }),
             _ => return,
         };
         self.ws = Ws::Closed;
@@ -669,9 +697,15 @@ impl<P: Clone> BayeuxSession<P> {
                 .any(|f| matches!(f.kind, Kind::Publish(_)))
     }
 
+    /// Whether connects are failing (publishes then wait instead of failing too).
+    fn in_outage(&self) -> bool {
+        self.connect_failing
+    }
+
     /// Something the page wants changed: start, flush soon, or end.
     fn changed(&mut self, now: Millis) {
         match self.phase {
+            // Halted (advice `none`, or closed) is final.
             Phase::Halted => {}
             Phase::Idle if self.wanted() => self.phase = Phase::Starting { at: now },
             Phase::Idle => {}
@@ -815,6 +849,13 @@ impl<P: Clone> BayeuxSession<P> {
 
     fn send_connect(&mut self, now: Millis) {
         self.connect = ConnectLoop::Off;
+        // Re-subscribes that ask for a replay go first, in the same batch, so the replayed
+        // messages arrive before anything newer the server queued meanwhile.
+        let mut batch = if self.replay_first {
+            self.flush_batch()
+        } else {
+            Vec::new()
+        };
         let msg = self.msg_id();
         let mut m = Message::new(meta::CONNECT);
         if self.up.is_none() {
@@ -824,19 +865,27 @@ impl<P: Clone> BayeuxSession<P> {
                 ..Advice::default()
             });
         }
-        self.transmit(vec![(m, msg, Kind::Connect)], now);
+        batch.push((m, msg, Kind::Connect));
+        self.transmit(batch, now);
     }
 
     /// Sends pending subscription changes and publishes in one batch.
     fn flush(&mut self, now: Millis) {
+        let batch = self.flush_batch();
+        self.transmit(batch, now);
+    }
+
+    /// The pending subscription changes and publishes, marked as being sent.
+    fn flush_batch(&mut self) -> Vec<(Message<P>, MsgId, Kind)> {
         self.flush_at = None;
+        self.replay_first = false;
         let mut batch = Vec::new();
         let replay_offered = self.replay_offered;
         let mut i = 0;
         while i < self.patterns.len() {
             let p = &self.patterns[i];
             match (p.wanted, p.server) {
-                (true, ServerSub::None) => {
+                (true, ServerSub::None) if p.refused.is_none() => {
                     let name = p.name.clone();
                     self.patterns[i].server = ServerSub::Subscribing;
                     let mut m = Message::new(meta::SUBSCRIBE);
@@ -863,11 +912,15 @@ impl<P: Clone> BayeuxSession<P> {
             }
             i += 1;
         }
-        while let Some((pub_id, m)) = self.outbox.pop_front() {
+        // Publishes wait for a working connection: sent into an outage they would only fail.
+        while !self.in_outage() {
+            let Some((pub_id, m)) = self.outbox.pop_front() else {
+                break;
+            };
             let msg = self.msg_id();
             batch.push((m, msg, Kind::Publish(pub_id)));
         }
-        self.transmit(batch, now);
+        batch
     }
 
     fn handle_message(&mut self, m: Message<P>, now: Millis) {
@@ -972,8 +1025,14 @@ impl<P: Clone> BayeuxSession<P> {
                 Carrier::Http(_) => TransportKind::LongPolling,
                 _ => TransportKind::WebSocket,
             };
+            // The first connect of a session is answered at once; only a later one proves the
+            // session healthy (a server that forgets every client would otherwise reset the
+            // back-off on every handshake).
+            if self.up.is_some() {
+                self.backoff.reset();
+            }
             self.up = Some(via);
-            self.backoff.reset();
+            self.connect_failing = false;
             let interval = self.advice.interval.unwrap_or(0);
             match self.advice.reconnect {
                 Some(Reconnect::None) => self.halt(Error::new(
@@ -982,6 +1041,18 @@ impl<P: Clone> BayeuxSession<P> {
                 )),
                 Some(Reconnect::Handshake) => self.rehandshake(now + interval),
                 _ => self.connect = ConnectLoop::At(now + interval),
+            }
+            if !self.outbox.is_empty() && matches!(self.phase, Phase::Connected { .. }) {
+                self.flush_at = Some(self.flush_at.map_or(now, |t| t.min(now)));
+            }
+            // A refusal of a subscribe that came with no advice stands now that the session
+            // is known to be alive.
+            for i in (0..self.patterns.len()).rev() {
+                if let Some(err) = self.patterns[i].refused.take() {
+                    let name = self.patterns.remove(i).name;
+                    self.events
+                        .push_back(SessionEvent::SubscribeFailed(name, err));
+                }
             }
         } else {
             let err = bayeux_error(&m, ErrorCode::BadResponse, "the server refused the connect");
@@ -994,6 +1065,7 @@ impl<P: Clone> BayeuxSession<P> {
             return;
         };
         if m.successful == Some(true) {
+            self.retry_backoff.reset();
             self.patterns[i].server = ServerSub::Subscribed;
             if !m.tidings.reset.is_empty() {
                 let reset = m.tidings.reset.clone();
@@ -1007,16 +1079,25 @@ impl<P: Clone> BayeuxSession<P> {
             }
         } else if m.advice.and_then(|a| a.reconnect) == Some(Reconnect::Handshake) {
             self.patterns[i].server = ServerSub::None;
-            self.rehandshake(now + self.advice.interval.unwrap_or(0));
+            let at = now + self.next_delay();
+            self.rehandshake(at);
         } else {
             let err = bayeux_error(
                 &m,
                 ErrorCode::Subscribe,
                 "the server refused the subscription",
             );
-            self.patterns.remove(i);
-            self.events
-                .push_back(SessionEvent::SubscribeFailed(pattern, err));
+            if err.status == Some(401) {
+                // Faye refuses a subscribe from a client it forgot with a 401 and no advice:
+                // the next connect says whether the session is gone (re-handshake, and the
+                // subscribe is sent again) or alive (then the refusal stands).
+                self.patterns[i].server = ServerSub::None;
+                self.patterns[i].refused = Some(err);
+            } else {
+                self.patterns.remove(i);
+                self.events
+                    .push_back(SessionEvent::SubscribeFailed(pattern, err));
+            }
         }
     }
 
@@ -1042,12 +1123,15 @@ impl<P: Clone> BayeuxSession<P> {
             Some(Reconnect::None) => self.halt(err),
             Some(Reconnect::Handshake) if !handshaking => {
                 self.events.push_back(SessionEvent::Error(err.retrying()));
-                let at = now + self.advice.interval.unwrap_or(0);
+                let at = now + self.next_delay();
                 self.rehandshake(at);
             }
             _ => {
                 self.events.push_back(SessionEvent::Error(err.retrying()));
                 self.up = None;
+                if !handshaking {
+                    self.connect_failing = true;
+                }
                 let at = now + self.next_delay();
                 if handshaking {
                     self.phase = Phase::Starting { at };
@@ -1079,6 +1163,7 @@ impl<P: Clone> BayeuxSession<P> {
         self.ws_queue.clear();
         for p in &mut self.patterns {
             p.server = ServerSub::None;
+            p.refused = None;
         }
         self.patterns.retain(|p| p.wanted);
         self.phase = if self.wanted() {
@@ -1129,21 +1214,19 @@ impl<P: Clone> BayeuxSession<P> {
             }
         }
         for f in core::mem::take(&mut self.flights) {
-            match f.kind {
-                Kind::Publish(id) => self.events.push_back(SessionEvent::Published(
+            if let Kind::Publish(id) = f.kind {
+                self.events.push_back(SessionEvent::Published(
                     id,
                     Err(Error::new(ErrorCode::Closed, "the client was closed")),
-                )),
-                _ => {
-                    if let Carrier::Http(req) = f.carrier {
-                        if !self
-                            .events
-                            .iter()
-                            .any(|e| matches!(e, SessionEvent::HttpAbort(r) if *r == req))
-                        {
-                            self.events.push_back(SessionEvent::HttpAbort(req));
-                        }
-                    }
+                ));
+            }
+            if let Carrier::Http(req) = f.carrier {
+                if !self
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, SessionEvent::HttpAbort(r) if *r == req))
+                {
+                    self.events.push_back(SessionEvent::HttpAbort(req));
                 }
             }
         }
@@ -1210,6 +1293,7 @@ impl<P: Clone> BayeuxSession<P> {
                     }
                     if matches!(self.phase, Phase::Connected { .. }) {
                         self.up = None;
+                        self.connect_failing = true;
                         let at = now + self.next_delay();
                         self.connect = ConnectLoop::At(at);
                         if self.replay_offered {
@@ -1224,12 +1308,15 @@ impl<P: Clone> BayeuxSession<P> {
                             _ => ServerSub::None,
                         };
                     }
-                    // Sent again with the next connect, so a dead transport is not hammered.
+                    // Sent again with the next connect, or after the back-off while a connect is
+                    // held, so a dead transport is not hammered.
                     if matches!(self.phase, Phase::Connected { .. }) && self.flush_at.is_none() {
-                        self.flush_at = Some(match self.connect {
-                            ConnectLoop::At(at) => at,
-                            ConnectLoop::Off => now,
-                        });
+                        let delay = self.retry_backoff.next_delay(&mut self.rng, None);
+                        let at = match self.connect {
+                            ConnectLoop::At(at) => at.max(now + delay),
+                            ConnectLoop::Off => now + delay,
+                        };
+                        self.flush_at = Some(at);
                     }
                 }
                 Kind::Publish(id) => self.events.push_back(SessionEvent::Published(
@@ -1260,6 +1347,7 @@ impl<P: Clone> BayeuxSession<P> {
             any = true;
         }
         if any {
+            self.replay_first = true;
             self.flush_at = Some(self.flush_at.map_or(at, |t| t.min(at)));
         }
     }
