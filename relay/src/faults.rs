@@ -35,9 +35,12 @@ pub struct Faults {
     pub drop_connect: bool,
     /// The SSE endpoint answers every request with this status (and no stream).
     pub sse_status: Option<u16>,
+    /// The poll endpoint (`/poll/<channel>`) answers every request with this status.
+    pub poll_status: Option<u16>,
 }
 
-const FIELDS: &str = "refuse_ws, kill_ws_after_ms, delay_connect_ms, drop_connect, sse_status";
+const FIELDS: &str =
+    "refuse_ws, kill_ws_after_ms, delay_connect_ms, drop_connect, sse_status, poll_status";
 
 impl Faults {
     /// Applies the fields of a JSON object to a copy of `self`; `Err` says what is wrong.
@@ -52,17 +55,23 @@ impl Faults {
                 "drop_connect" => out.drop_connect = flag(name, value)?,
                 "kill_ws_after_ms" => out.kill_ws_after_ms = millis(name, value)?,
                 "delay_connect_ms" => out.delay_connect_ms = millis(name, value)?,
-                "sse_status" => {
-                    out.sse_status = match millis(name, value)? {
-                        None => None,
-                        Some(n @ 200..=599) => Some(n as u16),
-                        Some(_) => return Err("sse_status must be between 200 and 599".into()),
-                    }
-                }
+                "sse_status" => out.sse_status = status(name, value)?,
+                "poll_status" => out.poll_status = status(name, value)?,
                 other => return Err(format!("unknown fault {other:?}; known: {FIELDS}")),
             }
         }
         Ok(out)
+    }
+}
+
+/// An HTTP status from 200 to 599, or `null`.
+fn status(name: &str, value: &Value) -> Result<Option<u16>, String> {
+    match value {
+        Value::Null => Ok(None),
+        v => match v.as_u64() {
+            Some(n @ 200..=599) => Ok(Some(n as u16)),
+            _ => Err(format!("{name} must be between 200 and 599, or null")),
+        },
     }
 }
 
@@ -121,17 +130,24 @@ pub(crate) async fn post(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: 
     }
 }
 
-/// The answer of the SSE endpoint while `sse_status` is set.
-pub(crate) fn sse_refusal(status: u16) -> Response {
+/// The answer of an endpoint while its status switch (`sse_status`, `poll_status`) is set:
+/// `{"error": …}`, or no body for the statuses that have none (204, 205, 304).
+pub(crate) fn refusal(switch: &str, status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if [
+        StatusCode::NO_CONTENT,
+        StatusCode::RESET_CONTENT,
+        StatusCode::NOT_MODIFIED,
+    ]
+    .contains(&status)
+    {
+        return status.into_response();
+    }
     let mut body = Map::new();
     body.insert(
         "error".into(),
-        Value::String(format!("fault switch sse_status: answering {status}")),
+        Value::String(format!("fault switch {switch}: answering {status}")),
     );
-    if status == StatusCode::NO_CONTENT || status == StatusCode::RESET_CONTENT {
-        return status.into_response();
-    }
     (status, Json(Value::Object(body))).into_response()
 }
 
@@ -147,15 +163,23 @@ mod tests {
             ..Faults::default()
         };
         let g = f
-            .patched(&json!({"delay_connect_ms": 250, "sse_status": 503}))
+            .patched(&json!({"delay_connect_ms": 250, "sse_status": 503, "poll_status": 500}))
             .unwrap();
         assert!(g.refuse_ws);
         assert_eq!(g.delay_connect_ms, Some(250));
         assert_eq!(g.sse_status, Some(503));
+        assert_eq!(g.poll_status, Some(500));
         let h = g
             .patched(&json!({"delay_connect_ms": null, "refuse_ws": false}))
             .unwrap();
         assert_eq!(h.sse_status, Some(503));
+        assert_eq!(h.poll_status, Some(500));
+        assert_eq!(
+            h.patched(&json!({"poll_status": null}))
+                .unwrap()
+                .poll_status,
+            None
+        );
         assert_eq!(h.delay_connect_ms, None);
         assert!(!h.refuse_ws);
         for bad in [
@@ -166,6 +190,9 @@ mod tests {
             json!({"kill_ws_after_ms": 1.5}),
             json!({"sse_status": 99}),
             json!({"sse_status": 600}),
+            json!({"poll_status": 199}),
+            json!({"poll_status": "503"}),
+            json!({"poll_status": 503.5}),
         ] {
             assert!(f.patched(&bad).is_err(), "{bad}");
         }

@@ -8,13 +8,15 @@
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tidings::core::event_id::Positions;
 use tokio::sync::{broadcast, watch};
 
 use crate::bayeux::session::Sessions;
+use crate::demo::Comments;
 use crate::faults::Faults;
-use crate::history::{History, Message, Resume};
+use crate::history::{History, Message, Page, Resume};
 use crate::store::Store;
 use crate::{Config, Error};
 
@@ -30,6 +32,13 @@ pub(crate) struct Hub {
     /// The Bayeux clients, fed by every publish.
     pub(crate) sessions: Arc<Sessions>,
     faults: watch::Sender<Faults>,
+    /// When this relay was built: the `Last-Modified` of channels with no publish since.
+    pub(crate) started: SystemTime,
+    /// Random, per relay instance: part of every `ETag`, so a relay restarted without its
+    /// history (whose sequence numbers start again) never matches an old tag.
+    pub(crate) epoch: u64,
+    /// The demo's comments (served only with `Config::demo`).
+    pub(crate) comments: tokio::sync::Mutex<Comments>,
 }
 
 /// Where a new stream starts, and what it must be sent before live messages.
@@ -56,8 +65,12 @@ impl Hub {
             }
             None => (None, History::new(config.history)),
         };
+        let started = SystemTime::now();
         let (live, _) = broadcast::channel(config.live_buffer);
         Ok(Hub {
+            started,
+            epoch: epoch(started),
+            comments: tokio::sync::Mutex::new(Comments::seeded(started)),
             sessions: Arc::new(Sessions::new(&config)),
             faults: watch::Sender::new(config.faults.clone()),
             config,
@@ -114,8 +127,9 @@ impl Hub {
         }
         {
             let mut history = self.history_mut();
+            let now = SystemTime::now();
             for m in &messages {
-                history.push(Arc::clone(m));
+                history.push_at(Arc::clone(m), now);
             }
             for m in &messages {
                 // No receivers is fine: nobody is listening.
@@ -188,6 +202,11 @@ impl Hub {
         &self.faults
     }
 
+    /// A page of `channel`'s history for the poll endpoint ([`History::page`]).
+    pub(crate) fn page(&self, channel: &str, since: Option<u64>, limit: usize) -> Page {
+        self.history().page(channel, since, limit)
+    }
+
     /// The current sequence number of `channel`.
     pub(crate) fn current(&self, channel: &str) -> u64 {
         self.history().current(channel)
@@ -202,6 +221,17 @@ impl Hub {
     pub(crate) fn shut_down(&self) {
         self.shutdown.send_replace(true);
         self.sessions.end_all();
+    }
+}
+
+/// 64 random bits, or (without randomness) bits of the start time.
+fn epoch(started: SystemTime) -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
     }
 }
 

@@ -5,13 +5,18 @@
 //! id gets what it missed:
 //! - `GET /events/?channel=/a&channel=/b`: the stream ([`sse`] has the details);
 //! - `POST /publish` with `Authorization: Bearer <key>`: publish ([`publish`]);
+//! - `GET /poll/<channel>?since=<id>&limit=<n>`: a channel's history for pollers, as JSON with
+//!   `ETag` / `Last-Modified` and `304`s ([`poll`]);
 //! - `/bayeux` (`Config::bayeux_path`): Bayeux 1.0 over long-polling and WebSocket, with Faye's
 //!   replies and a replay extension ([`bayeux`] documents the wire behaviour);
 //! - `GET`/`POST /admin/faults`: fault switches for tests ([`faults`]);
-//! - `/` and `/pkg/`: static files ([`statics`]).
+//! - `/` and `/pkg/`: static files ([`statics`]);
+//! - with `Config::demo` only: `GET /demo/comments.json` and `POST /demo/comments`, the
+//!   comments of the legacy-page demo, each new one hinted on `/comments/123`
+//!   ([`DEMO_COMMENTS`]).
 //!
 //! A message published anywhere (`/publish`, a Bayeux publish, the demo) gets one sequence
-//! number in its channel and reaches SSE streams and Bayeux subscribers alike.
+//! number in its channel and reaches SSE streams, Bayeux subscribers and pollers alike.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +36,7 @@ mod error;
 pub mod faults;
 mod history;
 mod hub;
+pub mod poll;
 pub mod publish;
 pub mod sse;
 pub mod statics;
@@ -47,7 +53,7 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use config::Config;
-pub use demo::{NEWS as DEMO_NEWS, TICKER as DEMO_TICKER};
+pub use demo::{COMMENTS as DEMO_COMMENTS, NEWS as DEMO_NEWS, TICKER as DEMO_TICKER};
 pub use error::Error;
 pub use faults::Faults;
 
@@ -69,7 +75,8 @@ impl Relay {
         })
     }
 
-    /// The routes: `/events/`, `/publish`, the Bayeux path, `/admin/faults`, and the static
+    /// The routes: `/events/`, `/publish`, `/poll/<channel>`, the Bayeux path,
+    /// `/admin/faults`, the demo's comments when `config.demo` is set, and the static
     /// directories that are configured.
     pub fn router(&self) -> Router {
         let config = &self.hub.config;
@@ -86,10 +93,21 @@ impl Relay {
         let mut router = Router::new()
             .route("/events", get(sse::events))
             .route("/events/", get(sse::events))
+            .route("/poll", get(poll::poll))
+            .route("/poll/", get(poll::poll))
+            .route("/poll/{*channel}", get(poll::poll))
             .route("/admin/faults", get(faults::get).post(faults::post))
             .merge(publish)
-            .merge(bayeux)
-            .with_state(Arc::clone(&self.hub));
+            .merge(bayeux);
+        if config.demo {
+            router = router
+                .route("/demo/comments.json", get(demo::get_comments))
+                .route(
+                    "/demo/comments",
+                    post(demo::post_comment).layer(DefaultBodyLimit::max(demo::MAX_COMMENT_BODY)),
+                );
+        }
+        let mut router = router.with_state(Arc::clone(&self.hub));
         if let Some(pkg) = &config.pkg {
             router = router.nest_service("/pkg", statics::directory(pkg));
         }
@@ -99,7 +117,8 @@ impl Relay {
         router.layer(cors())
     }
 
-    /// Starts the demo publisher on the current tokio runtime. It stops at
+    /// Starts the demo publisher (the ticker and the news; the demo's comments are served by
+    /// the router whenever `config.demo` is set) on the current tokio runtime. It stops at
     /// [`Relay::shutdown`] or when the relay is dropped.
     pub fn spawn_demo(&self) -> Result<JoinHandle<()>, Error> {
         tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
@@ -167,8 +186,13 @@ fn check(config: &Config) -> Result<(), Error> {
             "/publish",
             "/publish/",
             "/admin/faults",
+            "/poll",
+            "/poll/",
+            "/demo/comments",
+            "/demo/comments.json",
         ]
         .contains(&config.bayeux_path.as_str())
+        || config.bayeux_path.starts_with("/poll/")
         || config.bayeux_path.contains(['{', '}', '*'])
     {
         return fail("bayeux_path must start with '/' and not be another route of the relay");
@@ -185,18 +209,15 @@ fn check(config: &Config) -> Result<(), Error> {
     if config.max_subscriptions_per_client == 0 || config.max_clients == 0 {
         return fail("max_subscriptions_per_client and max_clients must be at least 1");
     }
-    if config.faults.patched(&serde_json::json!({})).is_err()
-        || config
-            .faults
-            .sse_status
-            .is_some_and(|s| !(200..=599).contains(&s))
-    {
-        return fail("faults.sse_status must be between 200 and 599");
+    let out_of_range = |s: Option<u16>| s.is_some_and(|s| !(200..=599).contains(&s));
+    if out_of_range(config.faults.sse_status) || out_of_range(config.faults.poll_status) {
+        return fail("faults.sse_status and faults.poll_status must be between 200 and 599");
     }
     Ok(())
 }
 
-/// Cross-origin pages may open streams (with `Last-Event-ID`) and publish.
+/// Cross-origin pages may open streams (with `Last-Event-ID`), poll (with the validators,
+/// and read the ones answered) and publish.
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
@@ -206,6 +227,9 @@ fn cors() -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::CACHE_CONTROL,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
         ])
+        .expose_headers([header::ETAG, header::LAST_MODIFIED])
         .max_age(Duration::from_secs(600))
 }

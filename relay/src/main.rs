@@ -18,7 +18,7 @@ use tokio::sync::watch;
 const GRACE: Duration = Duration::from_secs(2);
 
 /// A small realtime relay: SSE streams with django-eventstream's conventions, Bayeux over
-/// long-polling and WebSocket, a publish API and static files.
+/// long-polling and WebSocket, a poll endpoint, a publish API and static files.
 #[derive(Debug, Parser)]
 #[command(name = "tidings-relay", version, about)]
 struct Args {
@@ -56,7 +56,8 @@ struct Args {
     /// Most channels one stream may name.
     #[arg(long, value_name = "N", default_value_t = Config::default().max_channels_per_stream)]
     max_channels: usize,
-    /// Publish a ticker to /demo/ticker and news to /demo/news.
+    /// Publish a ticker to /demo/ticker and news to /demo/news, and serve the demo comments
+    /// (/demo/comments.json, POST /demo/comments, hints on /comments/123).
     #[arg(long)]
     demo: bool,
     /// Path of the Bayeux endpoint (long-polling POST and WebSocket).
@@ -84,6 +85,9 @@ struct Args {
     /// Fault: answer every SSE request with this HTTP status instead of a stream.
     #[arg(long, value_name = "STATUS", value_parser = clap::value_parser!(u16).range(200..=599))]
     fault_sse_status: Option<u16>,
+    /// Fault: answer every poll request (/poll/<channel>) with this HTTP status.
+    #[arg(long, value_name = "STATUS", value_parser = clap::value_parser!(u16).range(200..=599))]
+    fault_poll_status: Option<u16>,
 }
 
 impl Args {
@@ -95,6 +99,7 @@ impl Args {
             delay_connect_ms: self.fault_delay_connect_ms,
             drop_connect: self.fault_drop_connect,
             sse_status: self.fault_sse_status,
+            poll_status: self.fault_poll_status,
         }
     }
 }
@@ -259,6 +264,8 @@ mod tests {
             "--fault-drop-connect",
             "--fault-sse-status",
             "503",
+            "--fault-poll-status",
+            "502",
             "--session-timeout-ms",
             "900",
         ])
@@ -271,10 +278,12 @@ mod tests {
                 delay_connect_ms: Some(100),
                 drop_connect: true,
                 sse_status: Some(503),
+                poll_status: Some(502),
             }
         );
         assert_eq!(args.session_timeout_ms, Some(900));
         assert!(Args::try_parse_from(["tidings-relay", "--fault-sse-status", "99"]).is_err());
+        assert!(Args::try_parse_from(["tidings-relay", "--fault-poll-status", "600"]).is_err());
         assert!(Args::try_parse_from(["tidings-relay", "--session-timeout-ms", "0"]).is_err());
     }
 }

@@ -22,8 +22,8 @@ use crate::Config;
 /// A refused publish: the status and the text of `{"error": …}`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    status: StatusCode,
-    text: String,
+    pub(crate) status: StatusCode,
+    pub(crate) text: String,
 }
 
 impl Refusal {

@@ -84,7 +84,7 @@ pub(crate) async fn events(
     headers: HeaderMap,
 ) -> Response {
     if let Some(status) = hub.faults().sse_status {
-        return crate::faults::sse_refusal(status);
+        return crate::faults::refusal("sse_status", status);
     }
     let request = match parse_request(
         query.as_deref(),

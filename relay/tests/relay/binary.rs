@@ -190,6 +190,18 @@ async fn without_a_key_it_makes_one_up_and_sigterm_ends_open_streams() {
     assert_eq!(tick["time"].as_str().unwrap().len(), "12:00:03".len());
     let news: serde_json::Value = serde_json::from_str(&first_news.unwrap()).unwrap();
     assert!(news.is_string(), "{news}");
+    // The demo's comments are served, and pollers see the ticker.
+    let res = relay
+        .server
+        .http
+        .get(format!("{}/demo/comments.json", relay.server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["count"], 3);
+    let polled = relay.server.poll("/demo/ticker?since=0&limit=1").await.ok();
+    assert_eq!(polled["messages"][0]["data"]["n"], 1);
 
     let started = tokio::time::Instant::now();
     let status = relay.signal("TERM").await;
@@ -216,6 +228,8 @@ async fn fault_and_bayeux_flags_are_in_force_from_the_start() {
         "--fault-drop-connect",
         "--fault-sse-status",
         "503",
+        "--fault-poll-status",
+        "502",
     ])
     .await;
     let server = &relay.server;
@@ -224,7 +238,7 @@ async fn fault_and_bayeux_flags_are_in_force_from_the_start() {
     assert_eq!(
         faults,
         json!({"refuse_ws": true, "kill_ws_after_ms": 250, "delay_connect_ms": 20,
-            "drop_connect": true, "sse_status": 503})
+            "drop_connect": true, "sse_status": 503, "poll_status": 502})
     );
     assert_eq!(server.get_faults(None).await.0, StatusCode::UNAUTHORIZED);
     match tokio_tungstenite::connect_async(server.ws_url()).await {
@@ -233,6 +247,12 @@ async fn fault_and_bayeux_flags_are_in_force_from_the_start() {
     }
     let s = server.stream("channel=/a", None).await;
     assert_eq!(s.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(server.poll("/a").await.status, StatusCode::BAD_GATEWAY);
+    let (status, _) = server
+        .post_faults(r#"{"poll_status": null}"#, Some("k"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.poll("/a").await.ok()["last"], "0");
 
     let reply = server.bayeux_one(handshake_message()).await;
     assert_eq!(reply["advice"]["timeout"], 1234);

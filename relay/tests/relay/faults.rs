@@ -52,7 +52,7 @@ impl Server {
 /// Every switch off.
 pub fn no_faults() -> Value {
     json!({"refuse_ws": false, "kill_ws_after_ms": null, "delay_connect_ms": null,
-        "drop_connect": false, "sse_status": null})
+        "drop_connect": false, "sse_status": null, "poll_status": null})
 }
 
 #[tokio::test]
@@ -73,6 +73,7 @@ async fn the_admin_endpoint_needs_the_key_and_checks_what_it_is_given() {
         r#"{"refuse_ws": "yes"}"#,
         r#"{"unknown": 1}"#,
         r#"{"sse_status": 42}"#,
+        r#"{"poll_status": 42}"#,
         r#"{"delay_connect_ms": -5}"#,
     ] {
         let (status, answer) = server.post_faults(bad, Some(KEY)).await;

@@ -1,5 +1,5 @@
 //! Arbitrary input never gets a 5xx (or a panic, which would show as a dropped connection)
-//! from `/publish` or `/events/`.
+//! from `/publish`, `/events/` or `/poll/<channel>`.
 
 use std::sync::OnceLock;
 
@@ -181,5 +181,118 @@ fn arbitrary_queries_to_events_never_get_a_5xx() {
             );
             Ok(())
         })
+        .unwrap();
+}
+
+/// A path under `/poll/`: channel-like names, and any characters percent-encoded.
+fn poll_path() -> impl Strategy<Value = String> {
+    let segment = prop_oneof![
+        3 => "[a-z0-9_!~()$@.-]{1,6}",
+        1 => Just("*".to_owned()),
+        1 => Just("**".to_owned()),
+        1 => Just(String::new()),
+        2 => ".{1,6}".prop_map(|s| utf8_percent_encode(&s, NON_ALPHANUMERIC).to_string()),
+        1 => prop::collection::vec(any::<u8>(), 1..4)
+            .prop_map(|b| b.iter().map(|b| format!("%{b:02X}")).collect::<String>()),
+    ];
+    prop::collection::vec(segment, 1..4).prop_map(|segments| {
+        segments
+            .into_iter()
+            // `.` and `..` segments would be resolved away by the URL parser.
+            .map(|s| {
+                if s.trim_matches('.').is_empty() && !s.is_empty() {
+                    format!("x{s}")
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    })
+}
+
+/// Queries with `since` and `limit` (and anything else) carrying numbers, near-numbers and
+/// garbage.
+fn poll_query() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        any::<u64>().prop_map(|n| n.to_string()),
+        (0u64..40).prop_map(|n| n.to_string()),
+        (0u64..1100).prop_map(|n| n.to_string()),
+        "[0-9]{18,24}",
+        "[-+ .0-9a-z]{0,6}".prop_map(|s| utf8_percent_encode(&s, NON_ALPHANUMERIC).to_string()),
+        "[ -~]{0,12}".prop_map(|s| s.replace(['#', '&', ' '], "")),
+        prop::collection::vec(any::<u8>(), 0..6)
+            .prop_map(|b| b.iter().map(|b| format!("%{b:02X}")).collect::<String>()),
+    ];
+    let key = prop_oneof![Just("since"), Just("limit"), Just("_"), Just("")];
+    let pairs = prop::collection::vec((key, value), 0..5).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let raw = "[!-~]{0,32}".prop_map(|s| s.replace('#', ""));
+    prop_oneof![4 => pairs, 1 => raw]
+}
+
+#[test]
+fn arbitrary_polls_never_get_a_5xx() {
+    let (rt, server) = relay();
+    // Something to read, beyond what history keeps (16).
+    rt.block_on(async {
+        for i in 0..20 {
+            let body = json!({"channel": "/a", "data": i}).to_string();
+            assert!(post(server, body.into_bytes()).await.is_success());
+        }
+    });
+    let headers = (
+        prop::option::of(prop_oneof!["[!-~]{0,24}", Just("*".to_owned())]),
+        prop::option::of(prop_oneof![
+            "[ -~]{0,32}",
+            (0u64..4_000_000_000).prop_map(|s| httpdate::fmt_http_date(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)
+            )),
+        ]),
+    );
+    runner()
+        .run(
+            &(poll_path(), poll_query(), headers),
+            |(path, query, (inm, ims))| {
+                let url = format!("{}/poll/{path}?{query}", server.base);
+                let (status, text) = rt.block_on(async {
+                    let mut req = server.http.get(&url);
+                    if let Some(inm) = &inm {
+                        req = req.header("if-none-match", inm);
+                    }
+                    if let Some(ims) = &ims {
+                        req = req.header("if-modified-since", ims.trim());
+                    }
+                    let res = req.send().await.expect("the relay answers");
+                    (res.status(), res.text().await.expect("the body reads"))
+                });
+                let shown = format!("{status} for {url} {inm:?} {ims:?}: {text}");
+                match status.as_u16() {
+                    304 => prop_assert!(text.is_empty(), "{shown}"),
+                    200 => {
+                        let body: Value = serde_json::from_str(&text).expect("200 is JSON");
+                        prop_assert!(body["last"].is_string(), "{shown}");
+                        let messages = body["messages"].as_array().expect("messages");
+                        let limit = query
+                            .split('&')
+                            .find_map(|kv| kv.strip_prefix("limit="))
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(100);
+                        prop_assert!(messages.len() <= limit, "{shown}");
+                    }
+                    400 => {
+                        let body: Value = serde_json::from_str(&text).expect("400 is JSON");
+                        prop_assert!(body["error"].is_string(), "{shown}");
+                    }
+                    _ => prop_assert!(false, "{shown}"),
+                }
+                Ok(())
+            },
+        )
         .unwrap();
 }
