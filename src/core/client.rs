@@ -16,7 +16,11 @@ use super::bayeux::session::{
 };
 use super::channel::{check_stream_name, matches, parse_bayeux};
 use super::error::{Error, ErrorCode};
+use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec};
+use super::seen::Seen;
 use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase, StreamRequest};
+use super::supervisor::{Mode, Supervisor, SupervisorConfig};
+use super::throttle::{Release, Throttle};
 use super::Millis;
 
 /// Identifies a subscription.
@@ -62,6 +66,8 @@ pub enum Transport {
     WebSocket,
     /// Bayeux over HTTP long-polling.
     LongPolling,
+    /// Interval polling of the subscriptions' poll targets.
+    Poll,
 }
 
 impl Transport {
@@ -71,6 +77,7 @@ impl Transport {
             Transport::Sse => "sse",
             Transport::WebSocket => "websocket",
             Transport::LongPolling => "long-polling",
+            Transport::Poll => "poll",
         }
     }
 }
@@ -80,6 +87,8 @@ impl Transport {
 pub enum Via {
     /// From the push connection.
     Push,
+    /// From interval polling.
+    Poll,
 }
 
 impl Via {
@@ -87,6 +96,7 @@ impl Via {
     pub fn as_str(self) -> &'static str {
         match self {
             Via::Push => "push",
+            Via::Poll => "poll",
         }
     }
 }
@@ -155,6 +165,10 @@ pub enum Output<P> {
     WsClose(ConnId),
     /// Bayeux: call the page's `auth()` hook, then [`ClientCore::auth_done`].
     Authenticate,
+    /// Poll a subscription's target; answer with [`ClientCore::handle_poll_response`].
+    Poll(PollRequest),
+    /// Abort this poll.
+    PollAbort(PollId),
     /// Call a subscription's callback.
     Deliver(Delivery<P>),
     /// Resolve a subscription's `ready`.
@@ -178,6 +192,60 @@ pub enum ClientConfig<P> {
     Sse(SseConfig),
     /// Bayeux, with the page's `ext` for every message.
     Bayeux(BayeuxConfig, Option<P>),
+    /// No push at all: every subscription polls its target.
+    PollOnly,
+}
+
+/// Client-wide behaviour (defaults for subscriptions, when to switch to polling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Per-channel throttle window of a subscription that does not set one (0: off).
+    pub throttle_ms: Millis,
+    /// The poll target of a subscription that does not name one.
+    pub poll: Option<PollSpec>,
+    /// When to downshift to polling and back.
+    pub supervisor: SupervisorConfig,
+}
+
+impl ClientOptions {
+    /// No throttle and no polling: every message is delivered as it arrives.
+    pub fn bare() -> Self {
+        ClientOptions {
+            throttle_ms: 0,
+            poll: None,
+            supervisor: SupervisorConfig::default(),
+        }
+    }
+}
+
+impl Default for ClientOptions {
+    /// What pages get: a 500 ms throttle per channel.
+    fn default() -> Self {
+        ClientOptions {
+            throttle_ms: 500,
+            ..ClientOptions::bare()
+        }
+    }
+}
+
+/// Options of one subscription (anything unset comes from [`ClientOptions`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubOptions {
+    /// Throttle window (0: every message at once).
+    pub throttle_ms: Option<Millis>,
+    /// Where to poll when push does not work.
+    pub poll: Option<PollSpec>,
+    /// Push messages are hints: each (throttled) one refreshes the poll target, and only poll
+    /// answers reach the callback (the seeds' "push says refetch" pattern).
+    pub hints: bool,
+}
+
+/// A message waiting in a subscription's throttle.
+#[derive(Debug, Clone, PartialEq)]
+struct Pending<P> {
+    event: String,
+    data: Payload<P>,
+    id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -185,43 +253,65 @@ enum Proto<P> {
     // Boxed: the two differ a lot in size, and a client holds one of them for its life.
     Sse(Box<SseStream>),
     Bayeux(Box<BayeuxSession<P>>),
+    None,
 }
 
 #[derive(Debug)]
-struct Sub {
+struct Sub<P> {
     id: SubId,
     channel: String,
     ready: bool,
+    throttle: Throttle<Pending<P>>,
+    hints: bool,
 }
 
 /// The whole client, minus IO.
 #[derive(Debug)]
 pub struct ClientCore<P> {
-    subs: Vec<Sub>,
+    subs: Vec<Sub<P>>,
     next_sub: SubId,
     proto: Proto<P>,
+    options: ClientOptions,
+    sup: Supervisor,
+    /// Message ids delivered on channels whose poll target speaks tidings-relay's format, so a
+    /// message is not delivered again when it comes by the other path.
+    seen: Seen,
     state: State,
     transport: Option<Transport>,
     closed: bool,
+    /// The latest time seen (for work that has no time of its own, such as `close`).
+    now: Millis,
     out: VecDeque<Output<P>>,
 }
 
 impl<P: Clone> ClientCore<P> {
-    /// A client that has done nothing yet; `seed` drives reconnect jitter.
+    /// A bare client (no throttle, no polling) that has done nothing yet; `seed` drives
+    /// reconnect jitter.
     pub fn new(config: ClientConfig<P>, seed: u64) -> Self {
+        ClientCore::with_options(config, ClientOptions::bare(), seed)
+    }
+
+    /// A client with `options` that has done nothing yet.
+    pub fn with_options(config: ClientConfig<P>, options: ClientOptions, seed: u64) -> Self {
+        let poll_only = matches!(config, ClientConfig::PollOnly);
         let proto = match config {
             ClientConfig::Sse(c) => Proto::Sse(Box::new(SseStream::new(c, seed))),
             ClientConfig::Bayeux(c, ext) => {
                 Proto::Bayeux(Box::new(BayeuxSession::new(c, ext, seed)))
             }
+            ClientConfig::PollOnly => Proto::None,
         };
         ClientCore {
             subs: Vec::new(),
             next_sub: 1,
             proto,
+            sup: Supervisor::new(options.supervisor, poll_only, seed),
+            options,
+            seen: Seen::new(),
             state: State::Idle,
             transport: None,
             closed: false,
+            now: 0,
             out: VecDeque::new(),
         }
     }
@@ -247,8 +337,20 @@ impl<P: Clone> ClientCore<P> {
         channels
     }
 
-    /// Adds a subscription. Its `ready` settles through [`Output::Ready`] / [`Output::Rejected`].
+    /// Adds a subscription with the client's defaults. Its `ready` settles through
+    /// [`Output::Ready`] / [`Output::Rejected`].
     pub fn subscribe(&mut self, channel: &str, now: Millis) -> Result<SubId, Error> {
+        self.subscribe_with(channel, SubOptions::default(), now)
+    }
+
+    /// Adds a subscription with its own options.
+    pub fn subscribe_with(
+        &mut self,
+        channel: &str,
+        options: SubOptions,
+        now: Millis,
+    ) -> Result<SubId, Error> {
+        self.now = self.now.max(now);
         if self.closed {
             return Err(Error::new(ErrorCode::Closed, "the client is closed"));
         }
@@ -261,9 +363,16 @@ impl<P: Clone> ClientCore<P> {
             }
         }
         let checked = match self.proto {
-            Proto::Sse(_) => check_stream_name(channel),
+            Proto::Sse(_) | Proto::None => check_stream_name(channel),
             Proto::Bayeux(_) => parse_bayeux(channel).map(|_| ()),
         };
+        let poll = options.poll.or_else(|| self.options.poll.clone());
+        if matches!(self.proto, Proto::None) && poll.is_none() {
+            return Err(Error::new(
+                ErrorCode::InvalidOption,
+                "a client without push needs a poll target for every subscription",
+            ));
+        }
         checked.map_err(|e| {
             Error::new(
                 ErrorCode::InvalidChannel,
@@ -281,14 +390,22 @@ impl<P: Clone> ClientCore<P> {
         let live = match &self.proto {
             Proto::Sse(s) => self.state == State::Push && s.channels().iter().any(|c| c == channel),
             Proto::Bayeux(b) => b.is_subscribed(channel),
+            // Polling alone: ready once the first answer came (or at once when it is shared).
+            Proto::None => false,
         };
+        let throttle_ms = options.throttle_ms.unwrap_or(self.options.throttle_ms);
         self.subs.push(Sub {
             id,
             channel: channel.to_owned(),
             ready: live,
+            throttle: Throttle::new(throttle_ms),
+            hints: options.hints,
         });
         if live {
             self.out.push_back(Output::Ready(id));
+        }
+        if let Some(spec) = poll {
+            self.sup.attach(id, spec, now);
         }
         self.sync_channels(now);
         Ok(id)
@@ -300,6 +417,9 @@ impl<P: Clone> ClientCore<P> {
             return;
         };
         let s = self.subs.remove(i);
+        if let Some(poll) = self.sup.detach(sub) {
+            self.out.push_back(Output::PollAbort(poll));
+        }
         if !s.ready {
             self.out.push_back(Output::Rejected(
                 sub,
@@ -318,14 +438,14 @@ impl<P: Clone> ClientCore<P> {
         }
         let id = match &mut self.proto {
             Proto::Bayeux(b) => b.publish(channel, data, now)?,
-            Proto::Sse(_) => {
+            Proto::Sse(_) | Proto::None => {
                 return Err(Error::new(
                     ErrorCode::InvalidOption,
-                    "publish needs protocol 'bayeux' (SSE is one-way)",
+                    "publish needs protocol 'bayeux' (SSE and polling are one-way)",
                 ))
             }
         };
-        self.pump();
+        self.pump(now);
         Ok(id)
     }
 
@@ -338,22 +458,78 @@ impl<P: Clone> ClientCore<P> {
         match &mut self.proto {
             Proto::Sse(s) => s.close(),
             Proto::Bayeux(b) => b.close(),
+            Proto::None => {}
         }
-        self.pump();
+        for id in self.sup.abort_all() {
+            self.out.push_back(Output::PollAbort(id));
+        }
+        let now = self.now;
+        self.pump(now);
         self.reject_pending(&Error::new(ErrorCode::Closed, "the client was closed"));
         self.subs.clear();
         self.set_state(State::Closed, None);
     }
 
-    /// Reconnect at once if waiting to retry (the browser came back online).
+    /// Reconnect at once if waiting to retry (the page was restored from the back/forward
+    /// cache), and poll once.
     pub fn reconnect_now(&mut self, now: Millis) {
         if !self.closed {
             match &mut self.proto {
                 Proto::Sse(s) => s.reconnect_now(now),
                 Proto::Bayeux(b) => b.reconnect_now(now),
+                Proto::None => {}
             }
-            self.pump();
+            self.sup.set_visible(true, now);
+            self.handle_timeout(now);
         }
+    }
+
+    /// The page became visible (`true`) or hidden: polls pause while hidden and run once on
+    /// return, and a stale connection is noticed at once.
+    pub fn set_visible(&mut self, visible: bool, now: Millis) {
+        if !self.closed {
+            self.sup.set_visible(visible, now);
+            self.handle_timeout(now);
+        }
+    }
+
+    /// The browser went online (`true`: reconnect and poll now) or offline (state `offline`;
+    /// a working connection is left alone).
+    pub fn set_online(&mut self, online: bool, now: Millis) {
+        if self.closed {
+            return;
+        }
+        self.sup.set_online(online, now);
+        if online {
+            self.reconnect_now(now);
+        } else {
+            self.pump(now);
+        }
+    }
+
+    /// The answer to poll `id` (validators from its headers, the body as the shell read it).
+    pub fn handle_poll_response(
+        &mut self,
+        id: PollId,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        body: PollBody<P>,
+        now: Millis,
+    ) {
+        self.now = self.now.max(now);
+        if let Some((subs, outcome)) = self.sup.finish(id, etag, last_modified, body, now) {
+            self.poll_delivered(&subs, outcome, now);
+        }
+        self.pump(now);
+    }
+
+    /// Poll `id` failed (network error, error status, a body that could not be read).
+    pub fn handle_poll_error(&mut self, id: PollId, error: Error, now: Millis) {
+        self.now = self.now.max(now);
+        if self.sup.failed(id, now) {
+            self.out.push_back(Output::Error(error.retrying()));
+        }
+        self.pump(now);
     }
 
     /// SSE: the response head of request `id` arrived.
@@ -367,7 +543,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Sse(s) = &mut self.proto {
             s.handle_response(id, status, content_type, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// SSE: body bytes of request `id` arrived.
@@ -375,7 +551,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Sse(s) = &mut self.proto {
             s.handle_data(id, bytes, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// SSE: request `id` ended cleanly.
@@ -383,7 +559,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Sse(s) = &mut self.proto {
             s.handle_end(id, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// SSE: request `id` failed.
@@ -391,7 +567,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Sse(s) = &mut self.proto {
             s.handle_error(id, message, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// Bayeux: POST `req` was answered (`messages`: the parsed body, or why it did not parse).
@@ -405,7 +581,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Bayeux(b) = &mut self.proto {
             b.handle_http_response(req, status, messages, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// Bayeux: POST `req` failed.
@@ -413,7 +589,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Bayeux(b) = &mut self.proto {
             b.handle_http_error(req, message, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// Bayeux: WebSocket `conn` opened.
@@ -421,7 +597,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Bayeux(b) = &mut self.proto {
             b.handle_ws_open(conn, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// Bayeux: a frame arrived on `conn`.
@@ -434,7 +610,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Bayeux(b) = &mut self.proto {
             b.handle_ws_messages(conn, messages, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// Bayeux: WebSocket `conn` closed or failed.
@@ -442,7 +618,7 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Bayeux(b) = &mut self.proto {
             b.handle_ws_closed(conn, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// Bayeux: the page's `auth()` settled with an ext for the handshake, or failed.
@@ -450,19 +626,28 @@ impl<P: Clone> ClientCore<P> {
         if let Proto::Bayeux(b) = &mut self.proto {
             b.auth_done(result, now);
         }
-        self.pump();
+        self.pump(now);
     }
 
     /// The timer set from [`poll_timeout`](Self::poll_timeout) fired (early is harmless).
     pub fn handle_timeout(&mut self, now: Millis) {
+        self.now = self.now.max(now);
         if self.closed {
             return;
         }
         match &mut self.proto {
             Proto::Sse(s) => s.handle_timeout(now),
             Proto::Bayeux(b) => b.handle_timeout(now),
+            Proto::None => {}
         }
-        self.pump();
+        // Trailing edges of throttle windows.
+        for i in 0..self.subs.len() {
+            let released = self.subs[i].throttle.handle_timeout(now);
+            for r in released {
+                self.release(i, r, Via::Push, now);
+            }
+        }
+        self.pump(now);
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
@@ -470,10 +655,16 @@ impl<P: Clone> ClientCore<P> {
         if self.closed {
             return None;
         }
-        match &self.proto {
+        let proto = match &self.proto {
             Proto::Sse(s) => s.poll_timeout(),
             Proto::Bayeux(b) => b.poll_timeout(),
-        }
+            Proto::None => None,
+        };
+        [proto, self.sup.poll_timeout()]
+            .into_iter()
+            .chain(self.subs.iter().map(|s| s.throttle.poll_timeout()))
+            .flatten()
+            .min()
     }
 
     /// The next thing for the shell to do.
@@ -486,33 +677,43 @@ impl<P: Clone> ClientCore<P> {
         match &mut self.proto {
             Proto::Sse(s) => s.set_channels(channels, now),
             Proto::Bayeux(b) => b.set_patterns(&channels, now),
+            Proto::None => {}
         }
-        self.pump();
+        self.pump(now);
     }
 
-    fn pump(&mut self) {
+    fn pump(&mut self, now: Millis) {
+        self.now = self.now.max(now);
         loop {
             let progressed = match &mut self.proto {
                 Proto::Sse(s) => match s.poll_event() {
                     Some(ev) => {
-                        self.on_stream_event(ev);
+                        self.on_stream_event(ev, now);
                         true
                     }
                     None => false,
                 },
                 Proto::Bayeux(b) => match b.poll_event() {
                     Some(ev) => {
-                        self.on_session_event(ev);
+                        self.on_session_event(ev, now);
                         true
                     }
                     None => false,
                 },
+                Proto::None => false,
             };
             if !progressed {
                 break;
             }
         }
         if !self.closed {
+            let push_up = self.push_up();
+            if !self.subs.is_empty() {
+                self.sup.push_status(push_up, now);
+            }
+            for req in self.sup.handle_timeout(now) {
+                self.out.push_back(Output::Poll(req));
+            }
             let (state, transport) = match &self.proto {
                 Proto::Sse(s) => match s.phase() {
                     StreamPhase::Idle => (State::Idle, None),
@@ -531,12 +732,31 @@ impl<P: Clone> ClientCore<P> {
                     }
                     SessionStatus::Halted => (State::Closed, None),
                 },
+                Proto::None => (State::Idle, None),
+            };
+            let (state, transport) = if self.subs.is_empty() || state == State::Closed {
+                (state, transport)
+            } else if !self.sup.online() {
+                (State::Offline, None)
+            } else if self.sup.mode() == Mode::Polling {
+                (State::Polling, Some(Transport::Poll))
+            } else {
+                (state, transport)
             };
             self.set_state(state, transport);
         }
     }
 
-    fn on_stream_event(&mut self, ev: StreamEvent) {
+    /// Whether the push connection is up.
+    fn push_up(&self) -> bool {
+        match &self.proto {
+            Proto::Sse(s) => s.phase() == StreamPhase::Open,
+            Proto::Bayeux(b) => matches!(b.status(), SessionStatus::Up(_)),
+            Proto::None => false,
+        }
+    }
+
+    fn on_stream_event(&mut self, ev: StreamEvent, now: Millis) {
         match ev {
             StreamEvent::Open(req) => self.out.push_back(Output::Open(req)),
             StreamEvent::Abort(id) => self.out.push_back(Output::Abort(id)),
@@ -557,13 +777,14 @@ impl<P: Clone> ClientCore<P> {
                 &event,
                 Payload::Text(data),
                 id.as_deref(),
+                now,
             ),
             StreamEvent::Reset(channels) => self.out.push_back(Output::Reset(channels)),
             StreamEvent::Error(err) => self.out.push_back(Output::Error(err)),
         }
     }
 
-    fn on_session_event(&mut self, ev: SessionEvent<P>) {
+    fn on_session_event(&mut self, ev: SessionEvent<P>, now: Millis) {
         match ev {
             SessionEvent::HttpSend { req, url, messages } => {
                 self.out.push_back(Output::HttpSend { req, url, messages })
@@ -596,6 +817,7 @@ impl<P: Clone> ClientCore<P> {
                 "message",
                 Payload::Value(data),
                 id.as_deref(),
+                now,
             ),
             SessionEvent::Published(id, result) => {
                 self.out.push_back(Output::Published(id, result))
@@ -622,8 +844,8 @@ impl<P: Clone> ClientCore<P> {
         }
     }
 
-    /// Every subscription `wants` accepts gets the message; `channel` names it for the page
-    /// (`None`: the subscription's own channel).
+    /// A push message: every subscription `wants` accepts gets it through its throttle;
+    /// `channel` names it for the page (`None`: the subscription's own channel).
     fn deliver(
         &mut self,
         wants: impl Fn(&str) -> bool,
@@ -631,17 +853,92 @@ impl<P: Clone> ClientCore<P> {
         event: &str,
         data: Payload<P>,
         id: Option<&str>,
+        now: Millis,
     ) {
-        for s in self.subs.iter().filter(|s| wants(&s.channel)) {
-            self.out.push_back(Output::Deliver(Delivery {
-                sub: s.id,
-                channel: channel.unwrap_or(&s.channel).to_owned(),
+        let mut released = Vec::new();
+        for i in 0..self.subs.len() {
+            if !wants(&self.subs[i].channel) {
+                continue;
+            }
+            let ch = channel.unwrap_or(&self.subs[i].channel).to_owned();
+            // Came already by polling (the poll target speaks the relay's ids)?
+            if let Some(id) = id {
+                if self.sup.relay_format(self.subs[i].id) && !self.seen.first_time(&ch, id) {
+                    continue;
+                }
+            }
+            let pending = Pending {
                 event: event.to_owned(),
                 data: data.clone(),
                 id: id.map(str::to_owned),
-                via: Via::Push,
+            };
+            self.subs[i]
+                .throttle
+                .offer(&ch, pending, now, &mut released);
+            for r in released.drain(..) {
+                self.release(i, r, Via::Push, now);
+            }
+        }
+    }
+
+    /// A message out of subscription `i`'s throttle: to the page, or (hints) a refresh.
+    fn release(&mut self, i: usize, r: Release<Pending<P>>, via: Via, now: Millis) {
+        let s = &self.subs[i];
+        if s.hints && via == Via::Push {
+            let id = s.id;
+            self.sup.hint(id, now);
+            return;
+        }
+        self.out.push_back(Output::Deliver(Delivery {
+            sub: s.id,
+            channel: r.channel,
+            event: r.item.event,
+            data: r.item.data,
+            id: r.item.id,
+            via,
+            coalesced: r.coalesced,
+        }));
+    }
+
+    /// What a poll brought, for the subscriptions it feeds.
+    fn poll_delivered(&mut self, subs: &[SubId], outcome: PollOutcome<P>, now: Millis) {
+        for &sub in subs {
+            let Some(i) = self.subs.iter().position(|s| s.id == sub) else {
+                continue;
+            };
+            if !self.subs[i].ready {
+                self.subs[i].ready = true;
+                self.out.push_back(Output::Ready(sub));
+            }
+            let channel = self.subs[i].channel.clone();
+            let one = |data: Payload<P>, id: Option<String>| Release {
+                channel: channel.clone(),
+                item: Pending {
+                    event: String::from("message"),
+                    data,
+                    id,
+                },
                 coalesced: 0,
-            }));
+            };
+            match &outcome {
+                PollOutcome::Nothing => {}
+                PollOutcome::Whole(data) => {
+                    let r = one(Payload::Value(data.clone()), None);
+                    self.release(i, r, Via::Poll, now);
+                }
+                PollOutcome::Messages(messages, reset) => {
+                    if *reset {
+                        self.seen.forget(|c| c == channel);
+                        self.out.push_back(Output::Reset(vec![channel.clone()]));
+                    }
+                    for (id, data) in messages {
+                        if self.seen.first_time(&channel, id) {
+                            let r = one(Payload::Value(data.clone()), Some(id.clone()));
+                            self.release(i, r, Via::Poll, now);
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -11,10 +11,13 @@ pub mod channel;
 pub mod client;
 pub mod error;
 pub mod event_id;
+pub mod poll;
 pub mod rng;
 pub mod seen;
 pub mod sse;
 pub mod sse_stream;
+pub mod supervisor;
+pub mod throttle;
 
 /// Milliseconds on the caller's clock. The core only ever compares and adds them, so any
 /// monotonic origin works (the browser shell uses wall-clock time so sleeps count).

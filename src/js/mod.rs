@@ -12,8 +12,11 @@
 //! sub.unsubscribe();
 //! ```
 
+mod legacy;
 mod options;
 mod page;
+
+pub use legacy::{poll, Poller};
 
 use std::rc::{Rc, Weak};
 
@@ -22,8 +25,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::core::client::{ClientCore, SubId};
 use crate::web::{Driver, Sink, WeakDriver};
-use options::{check_keys, type_error};
+use options::type_error;
 use page::{js_error, promise, EventKind, Page, PageSub};
+use std::cell::RefCell;
 
 // Two one-line helpers that need a JS function literal; a module snippet keeps them CSP-safe
 // (no `new Function`) and avoids a wasm closure that would live until called.
@@ -53,10 +57,11 @@ impl Client {
         let page = Rc::new(Page {
             auth: opts.auth,
             ext: opts.ext,
+            functions: RefCell::new(opts.functions),
             ..Page::default()
         });
         let seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
-        let core = ClientCore::new(opts.config, seed);
+        let core = ClientCore::with_options(opts.config, opts.client, seed);
         let sink: Rc<dyn Sink> = page.clone();
         Ok(Client {
             driver: Driver::new(core, opts.fetch, sink),
@@ -80,7 +85,7 @@ impl Client {
         let callback: Function = callback
             .dyn_into()
             .map_err(|_| type_error("subscribe(…, callback): callback must be a function"))?;
-        check_keys(&options, "subscribe options", &[])?;
+        let sub_options = options::sub_options(&options, &mut self.page.functions.borrow_mut())?;
 
         let (ready, resolve, reject) = promise();
         // A rejection the page never looks at (unsubscribe before ready) is not an
@@ -88,7 +93,9 @@ impl Client {
         quiet(&ready);
         // The core may decide `Ready` at once (channel already live): register the page
         // state before its outputs run.
-        let result = self.driver.call(|core, now| core.subscribe(&channel, now));
+        let result = self
+            .driver
+            .call(|core, now| core.subscribe_with(&channel, sub_options, now));
         let id = match result {
             Ok(id) => id,
             Err(err) => {

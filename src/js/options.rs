@@ -6,7 +6,8 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::core::backoff::BackoffConfig;
 use crate::core::bayeux::session::{BayeuxConfig, TransportKind};
-use crate::core::client::ClientConfig;
+use crate::core::client::{ClientConfig, ClientOptions, SubOptions};
+use crate::core::poll::{PollSpec, PollTarget};
 use crate::core::sse_stream::SseConfig;
 use crate::web::FetchOptions;
 
@@ -18,13 +19,24 @@ pub(crate) struct Options {
     pub auth: Option<Function>,
     /// Bayeux: the static `ext`, used when `auth()` returns nothing.
     pub ext: Option<JsValue>,
+    /// Throttle and poll defaults.
+    pub client: ClientOptions,
+    /// Page functions named by `poll: { fn }` (a poll target refers to one by its index).
+    pub functions: Vec<Function>,
 }
 
 pub(crate) fn type_error(message: &str) -> JsValue {
     js_sys::TypeError::new(message).into()
 }
 
-const COMMON: &[&str] = &["protocol", "headers", "withCredentials", "backoff"];
+const COMMON: &[&str] = &[
+    "protocol",
+    "headers",
+    "withCredentials",
+    "backoff",
+    "throttleMs",
+    "poll",
+];
 const SSE_ONLY: &[&str] = &[
     "channelParam",
     "lastEventIdInQuery",
@@ -135,12 +147,27 @@ pub(crate) fn parse(url: String, options: &JsValue) -> Result<Options, JsValue> 
         None => String::from("sse"),
         Some(p) => p.as_string().unwrap_or_default(),
     };
-    let (own, other) = match protocol.as_str() {
-        "sse" => (SSE_ONLY, BAYEUX_ONLY),
-        "bayeux" => (BAYEUX_ONLY, SSE_ONLY),
-        _ => return Err(type_error("option protocol: expected 'sse' or 'bayeux'")),
+    let other: Vec<&str> = match protocol.as_str() {
+        "sse" => BAYEUX_ONLY.to_vec(),
+        "bayeux" => SSE_ONLY.to_vec(),
+        "poll" => [SSE_ONLY, BAYEUX_ONLY].concat(),
+        _ => {
+            return Err(type_error(
+                "option protocol: expected 'sse', 'bayeux' or 'poll'",
+            ))
+        }
     };
-    let _ = own;
+    let mut functions = Vec::new();
+    let client = ClientOptions {
+        throttle_ms: number(options, "throttleMs", 0.0, 3_600_000.0)?.unwrap_or(500),
+        poll: poll_spec(options, "poll", &mut functions)?,
+        ..ClientOptions::default()
+    };
+    if protocol == "poll" && client.poll.is_none() {
+        return Err(type_error(
+            "option poll: protocol 'poll' needs poll: { url } or poll: { fn }",
+        ));
+    }
     if let Some(k) = other.iter().find(|k| get(options, k).is_some()) {
         return Err(type_error(&format!(
             "option {k} does not apply to protocol '{protocol}'"
@@ -172,6 +199,21 @@ pub(crate) fn parse(url: String, options: &JsValue) -> Result<Options, JsValue> 
             fetch,
             auth: None,
             ext: None,
+            client,
+            functions,
+        });
+    }
+    if protocol == "poll" {
+        return Ok(Options {
+            config: ClientConfig::PollOnly,
+            fetch: FetchOptions {
+                headers: headers(options)?,
+                ..fetch
+            },
+            auth: None,
+            ext: None,
+            client,
+            functions,
         });
     }
     let (http_url, ws_url) = bayeux_urls(&url)?;
@@ -222,6 +264,62 @@ pub(crate) fn parse(url: String, options: &JsValue) -> Result<Options, JsValue> 
         },
         auth,
         ext,
+        client,
+        functions,
+    })
+}
+
+/// `poll: { url | fn, intervalMs, pushIntervalMs }` under `key`; a function goes to
+/// `functions` and the target names its index.
+pub(crate) fn poll_spec(
+    options: &JsValue,
+    key: &str,
+    functions: &mut Vec<Function>,
+) -> Result<Option<PollSpec>, JsValue> {
+    let Some(p) = get(options, key) else {
+        return Ok(None);
+    };
+    check_keys(
+        &p,
+        "option poll",
+        &["url", "fn", "intervalMs", "pushIntervalMs"],
+    )?;
+    let target = match (get(&p, "url"), get(&p, "fn")) {
+        (Some(u), None) => PollTarget::Url(
+            u.as_string()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| type_error("option poll.url: expected a URL string"))?,
+        ),
+        (None, Some(f)) => {
+            let f = f
+                .dyn_into::<Function>()
+                .map_err(|_| type_error("option poll.fn: expected a function"))?;
+            functions.push(f);
+            PollTarget::Function((functions.len() - 1) as u32)
+        }
+        _ => return Err(type_error("option poll: give exactly one of url and fn")),
+    };
+    Ok(Some(PollSpec {
+        target,
+        interval_ms: number(&p, "intervalMs", 100.0, 86_400_000.0)?.unwrap_or(5_000),
+        push_interval_ms: number(&p, "pushIntervalMs", 0.0, 86_400_000.0)?.unwrap_or(300_000),
+    }))
+}
+
+/// `subscribe(…, options)`: `{ throttleMs, poll, hints }`.
+pub(crate) fn sub_options(
+    options: &JsValue,
+    functions: &mut Vec<Function>,
+) -> Result<SubOptions, JsValue> {
+    check_keys(
+        options,
+        "subscribe options",
+        &["throttleMs", "poll", "hints"],
+    )?;
+    Ok(SubOptions {
+        throttle_ms: number(options, "throttleMs", 0.0, 3_600_000.0)?,
+        poll: poll_spec(options, "poll", functions)?,
+        hints: boolean(options, "hints")?.unwrap_or(false),
     })
 }
 

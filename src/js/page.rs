@@ -10,7 +10,8 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use crate::core::bayeux::session::PubId;
 use crate::core::client::{Delivery, Output, Payload, SubId};
 use crate::core::error::{Error, ErrorCode};
-use crate::web::{Driver, Sink};
+use crate::core::poll::{PollRequest, PollTarget};
+use crate::web::{describe, value_body, Driver, Sink};
 
 /// The events a page can listen to with `client.on`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub(crate) struct Page {
     /// Bayeux: the `auth()` hook and the static `ext` used when it returns nothing.
     pub auth: Option<Function>,
     pub ext: Option<JsValue>,
+    /// Page functions that poll targets name by index (`poll: { fn }`).
+    pub functions: RefCell<Vec<Function>>,
 }
 
 pub(crate) fn set(obj: &Object, key: &str, value: &JsValue) {
@@ -184,11 +187,48 @@ impl Page {
             let result = match result {
                 Ok(v) if v.is_object() => Ok(Some(v)),
                 Ok(_) => Ok(fallback),
-                Err(e) => Err(crate::web::describe(&e)),
+                Err(e) => Err(describe(&e)),
             };
             if let Some(d) = weak.upgrade() {
                 d.with_core(|core, now| core.auth_done(result, now));
             }
+        });
+    }
+}
+
+impl Page {
+    /// Runs the page function a poll names and hands what it returns to the core.
+    fn poll_function(&self, driver: &Driver, req: PollRequest) {
+        let PollTarget::Function(n) = req.target else {
+            return;
+        };
+        let Some(f) = self.functions.borrow().get(n as usize).cloned() else {
+            return;
+        };
+        driver.track_poll(req.id);
+        let weak = driver.downgrade();
+        let returned = f.call0(&JsValue::NULL);
+        let id = req.id;
+        spawn_local(async move {
+            let result = match returned {
+                Ok(v) => JsFuture::from(Promise::resolve(&v)).await,
+                Err(e) => Err(e),
+            };
+            let Some(d) = weak.upgrade() else { return };
+            if !d.finish_poll(id) {
+                return;
+            }
+            d.with_core(|core, now| match result {
+                Ok(v) => core.handle_poll_response(id, None, None, value_body(v), now),
+                Err(e) => core.handle_poll_error(
+                    id,
+                    Error::new(
+                        ErrorCode::Callback,
+                        format!("the poll function failed: {}", describe(&e)),
+                    ),
+                    now,
+                ),
+            });
         });
     }
 }
@@ -201,6 +241,7 @@ impl Sink for Page {
             Output::Rejected(id, err) => self.settle(id, Err(js_error(&err).into())),
             Output::Published(id, result) => self.published(id, result),
             Output::Authenticate => self.authenticate(driver),
+            Output::Poll(req) => self.poll_function(driver, req),
             Output::State(state, transport) => {
                 let t = transport
                     .map(|t| JsValue::from_str(t.as_str()))

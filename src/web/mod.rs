@@ -9,6 +9,8 @@ mod bayeux_json;
 mod clock;
 mod fetch;
 mod http;
+mod lifecycle;
+mod poll;
 mod ws;
 
 use std::cell::RefCell;
@@ -19,7 +21,8 @@ use wasm_bindgen::JsValue;
 use web_sys::AbortController;
 
 use crate::core::bayeux::session::ConnId;
-use crate::core::client::{ClientCore, Output};
+use crate::core::client::{ClientCore, Output, State};
+use crate::core::poll::{PollId, PollTarget};
 use crate::core::Millis;
 
 /// The core with JavaScript payloads.
@@ -27,6 +30,7 @@ pub(crate) type Core = ClientCore<JsValue>;
 
 pub(crate) use clock::Clock;
 pub(crate) use fetch::describe;
+pub(crate) use poll::value_body;
 
 /// Receives what the page must hear about (deliveries, readiness, state, errors, resets).
 pub(crate) trait Sink {
@@ -51,6 +55,10 @@ struct Inner {
     /// ids never mix).
     requests: Vec<(u64, AbortController)>,
     sockets: Vec<(ConnId, ws::Socket)>,
+    /// Polls in flight (function polls have no controller).
+    polls: Vec<(PollId, Option<AbortController>)>,
+    /// Page listeners, while the client is active.
+    lifecycle: Option<lifecycle::Lifecycle>,
     timer: Option<(Millis, Timeout)>,
     sink: Rc<dyn Sink>,
 }
@@ -60,7 +68,12 @@ impl Drop for Inner {
         for (_, ctrl) in self.requests.drain(..) {
             ctrl.abort();
         }
-        // Sockets close themselves when dropped.
+        for (_, ctrl) in self.polls.drain(..) {
+            if let Some(ctrl) = ctrl {
+                ctrl.abort();
+            }
+        }
+        // Sockets close themselves, and listeners remove themselves, when dropped.
     }
 }
 
@@ -86,6 +99,8 @@ impl Driver {
             fetch,
             requests: Vec::new(),
             sockets: Vec::new(),
+            polls: Vec::new(),
+            lifecycle: None,
             timer: None,
             sink,
         })))
@@ -124,6 +139,19 @@ impl Driver {
         self.0.borrow_mut().requests.retain(|(r, _)| *r != id);
     }
 
+    /// Poll `id` ended; false when nobody waits for it any more (aborted).
+    pub(crate) fn finish_poll(&self, id: PollId) -> bool {
+        let mut inner = self.0.borrow_mut();
+        let before = inner.polls.len();
+        inner.polls.retain(|(p, _)| *p != id);
+        inner.polls.len() != before
+    }
+
+    /// A function poll started by the page side.
+    pub(crate) fn track_poll(&self, id: PollId) {
+        self.0.borrow_mut().polls.push((id, None));
+    }
+
     /// WebSocket `conn` closed by itself: drop its handlers.
     pub(crate) fn forget_socket(&self, conn: ConnId) {
         // Taken out first so the socket's own Drop runs with no borrow held.
@@ -142,6 +170,16 @@ impl Driver {
             let (page, sink) = {
                 let mut guard = self.0.borrow_mut();
                 let inner = &mut *guard;
+                if self.watch_page(inner) {
+                    // The facts as they are now (a client started in a hidden tab).
+                    let now = inner.clock.now();
+                    if !lifecycle::visible() {
+                        inner.core.set_visible(false, now);
+                    }
+                    if !lifecycle::online() {
+                        inner.core.set_online(false, now);
+                    }
+                }
                 let mut page = Vec::new();
                 while let Some(out) = inner.core.poll_output() {
                     match out {
@@ -190,6 +228,30 @@ impl Driver {
                             // Dropping the socket closes it and removes its handlers.
                             inner.sockets.retain(|(c, _)| *c != conn);
                         }
+                        Output::Poll(req) => match req.target {
+                            PollTarget::Url(url) => {
+                                let ctrl = poll::get(
+                                    self.downgrade(),
+                                    req.id,
+                                    url,
+                                    &req.headers,
+                                    &inner.fetch,
+                                );
+                                inner.polls.push((req.id, ctrl));
+                            }
+                            // A page function: the page side calls it.
+                            PollTarget::Function(_) => page.push(Output::Poll(req)),
+                        },
+                        Output::PollAbort(id) => {
+                            inner.polls.retain(|(p, ctrl)| {
+                                if *p == id {
+                                    if let Some(ctrl) = ctrl {
+                                        ctrl.abort();
+                                    }
+                                }
+                                *p != id
+                            });
+                        }
                         other => page.push(other),
                     }
                 }
@@ -202,6 +264,23 @@ impl Driver {
             for out in page {
                 sink.dispatch(self, out);
             }
+        }
+    }
+
+    /// Listens to the page while the client is active, and not otherwise; true when the
+    /// listeners were just added.
+    fn watch_page(&self, inner: &mut Inner) -> bool {
+        let active = !matches!(inner.core.state(), State::Idle | State::Closed);
+        match (active, inner.lifecycle.is_some()) {
+            (true, false) => {
+                inner.lifecycle = Some(lifecycle::Lifecycle::start(&self.downgrade()));
+                true
+            }
+            (false, true) => {
+                inner.lifecycle = None;
+                false
+            }
+            _ => false,
         }
     }
 

@@ -17,7 +17,7 @@ async function fayePage(faye, transports) {
     window.got = [];
     window.states = [];
     window.errors = [];
-    const client = new window.tidings.Client('/bayeux', { protocol: 'bayeux', transports, backoff: { minMs: 100, maxMs: 1000 } });
+    const client = new window.tidings.Client('/bayeux', { protocol: 'bayeux', throttleMs: 0, transports, backoff: { minMs: 100, maxMs: 1000 } });
     client.on('state', (s, t) => window.states.push([s, t]));
     client.on('error', (e) => window.errors.push(e.code));
     window.client = client;

@@ -22,7 +22,7 @@ async function subscribedPage(server, channels, options = {}) {
     window.got = Object.fromEntries(channels.map((c) => [c, []]));
     window.transports = [];
     window.errors = [];
-    const client = new window.tidings.Client('/bayeux', { protocol: 'bayeux', backoff: { minMs: 100, maxMs: 2000 }, ...options });
+    const client = new window.tidings.Client('/bayeux', { protocol: 'bayeux', throttleMs: 0, backoff: { minMs: 100, maxMs: 2000 }, ...options });
     client.on('state', (s, t) => window.transports.push(t));
     client.on('error', (e) => window.errors.push(e.code));
     window.client = client;
@@ -119,13 +119,13 @@ describe('auth() and ext against tidings-relay (publishing needs the key in ext)
     const out = await page.evaluate(async (key) => {
       const { Client } = window.tidings;
       // No key: the relay refuses the publish with its Bayeux error.
-      const anonymous = new Client('/bayeux', { protocol: 'bayeux' });
+      const anonymous = new Client('/bayeux', { protocol: 'bayeux', throttleMs: 0, throttleMs: 0 });
       const refused = await anonymous.publish('/auth/a', 1).then(() => null, (e) => [e.code, e.status, e.message]);
       anonymous.close();
       // A key from auth(), merged with the static ext and with tidings' own replay ext.
       let calls = 0;
       const client = new Client('/bayeux', {
-        protocol: 'bayeux',
+        protocol: 'bayeux', throttleMs: 0,
         ext: { app: 'demo' },
         auth: async () => { calls += 1; return { app: 'demo', tidings: { key } }; },
       });
@@ -138,7 +138,7 @@ describe('auth() and ext against tidings-relay (publishing needs the key in ext)
       // A failing auth() is reported and retried, not fatal.
       let fail = true;
       const flaky = new Client('/bayeux', {
-        protocol: 'bayeux',
+        protocol: 'bayeux', throttleMs: 0,
         backoff: { minMs: 20, maxMs: 50 },
         auth: async () => { if (fail) { fail = false; throw new Error('token service down'); } return { tidings: { key } }; },
       });
@@ -146,6 +146,8 @@ describe('auth() and ext against tidings-relay (publishing needs the key in ext)
       flaky.on('error', (e) => errors.push([e.code, e.retrying]));
       await flaky.subscribe('/auth/x', () => {}).ready;
       const flakyId = await flaky.publish('/auth/x', 2);
+      const t1 = Date.now();
+      while (!got.some(([c]) => c === '/auth/x') && Date.now() - t1 < 5000) await new Promise((r) => setTimeout(r, 10));
       flaky.close();
       client.close();
       return { refused, calls, id, got: gotBefore, errors, flakyId, wildcardSawFlaky: got.some(([c]) => c === '/auth/x') };

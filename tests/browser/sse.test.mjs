@@ -26,7 +26,7 @@ describe('SSE through the relay', () => {
     t.after(() => context.close());
 
     await page.evaluate(async () => {
-      const client = new window.tidings.Client('/events/', { protocol: 'sse' });
+      const client = new window.tidings.Client('/events/', { protocol: 'sse', throttleMs: 0, throttleMs: 0 });
       window.client = client;
       window.got = [];
       window.states = [];
@@ -68,7 +68,7 @@ describe('SSE through the relay', () => {
 
     const before = requests.length;
     const state = await page.evaluate(async () => {
-      window.client = new window.tidings.Client('/events/', { protocol: 'sse' });
+      window.client = new window.tidings.Client('/events/', { protocol: 'sse', throttleMs: 0, throttleMs: 0 });
       // Observation window for the absence of requests, then a marker request.
       await new Promise((r) => setTimeout(r, 100));
       await fetch('/blank.html?marker');
@@ -113,7 +113,7 @@ describe('SSE through the relay', () => {
     await page.evaluate(async () => {
       window.got = { '/r/a': [], '/r/b': [] };
       window.errors = [];
-      const client = new window.tidings.Client('/events/', { protocol: 'sse' });
+      const client = new window.tidings.Client('/events/', { protocol: 'sse', throttleMs: 0, throttleMs: 0 });
       window.client = client;
       client.on('error', (e) => window.errors.push(e.code));
       await Promise.all(Object.keys(window.got).map((ch) =>
@@ -178,13 +178,13 @@ describe('SSE through the relay', () => {
       const { Client } = window.tidings;
       const thrown = (f) => { try { f(); return null; } catch (e) { return `${e.constructor.name}: ${e.message}`; } };
       const out = {
-        unknown: thrown(() => new Client('/events/', { protocol: 'sse', throtle: 5 })),
+        unknown: thrown(() => new Client('/events/', { protocol: 'sse', throttleMs: 0, throtle: 5 })),
         protocol: thrown(() => new Client('/events/', { protocol: 'carrier-pigeon' })),
         backoff: thrown(() => new Client('/events/', { backoff: { minMs: -1 } })),
         backoffOrder: thrown(() => new Client('/events/', { backoff: { minMs: 5000, maxMs: 10 } })),
         headers: thrown(() => new Client('/events/', { headers: { 'X-A': 5 } })),
       };
-      const client = new Client('/events/', { protocol: 'sse' });
+      const client = new Client('/events/', { protocol: 'sse', throttleMs: 0, throttleMs: 0 });
       out.event = thrown(() => client.on('mesage', () => {}));
       out.callback = thrown(() => client.subscribe('/ok', 'not a function'));
       const errors = [];
@@ -267,7 +267,7 @@ describe('response classes (a scripted server)', () => {
     await loadTidings(page);
     const out = await page.evaluate(async () => {
       const run = async (name, opts = {}) => {
-        const client = new window.tidings.Client(`/events/${name}`, { protocol: 'sse', backoff: { minMs: 20, maxMs: 100 }, ...opts });
+        const client = new window.tidings.Client(`/events/${name}`, { protocol: 'sse', throttleMs: 0, backoff: { minMs: 20, maxMs: 100 }, ...opts });
         const errors = [];
         const got = [];
         client.on('error', (e) => errors.push({ code: e.code, status: e.status, retrying: e.retrying }));

@@ -44,10 +44,33 @@ pub fn package(tools: &Tools) -> Result<()> {
             .arg(&bg),
     )?;
     write_manifest(&pkg)?;
+    write_global(&pkg)?;
     for f in ["tidings_bg.wasm", "tidings.js"] {
         let len = std::fs::metadata(pkg.join(f)).map(|m| m.len()).unwrap_or(0);
         eprintln!("pkg/{f}: {len} bytes");
     }
+    Ok(())
+}
+
+/// The script-tag build: the loader next to the ESM build, with its SRI hash beside it.
+fn write_global(pkg: &Path) -> Result<()> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let src = paths::root()
+        .join("src")
+        .join("js")
+        .join("tidings.global.js");
+    let text = std::fs::read(&src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+    std::fs::write(pkg.join("tidings.global.js"), &text)
+        .map_err(|e| format!("cannot write pkg/tidings.global.js: {e}"))?;
+    let digest = sha2::Sha384::digest(&text);
+    let sri = format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    );
+    std::fs::write(pkg.join("tidings.global.js.sri"), format!("{sri}\n"))
+        .map_err(|e| format!("cannot write pkg/tidings.global.js.sri: {e}"))?;
+    eprintln!("pkg/tidings.global.js integrity=\"{sri}\"");
     Ok(())
 }
 

@@ -1,0 +1,349 @@
+//! The push/poll supervisor: when push cannot be established within a bound, or keeps
+//! failing, deliveries come from interval polling; when push is back and stays up, one
+//! catch-up poll, then push only (plus an optional slow safety-net poll).
+//!
+//! It owns the pollers of every subscription that names a poll target, and the page facts that
+//! pace them: polls pause while the page is hidden or the browser offline, and one poll runs
+//! on return. Push itself is retried by its own state machine all along; the supervisor only
+//! watches whether it is up.
+
+use std::collections::VecDeque;
+
+use super::client::SubId;
+use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec, Poller};
+use super::rng::Rng;
+use super::Millis;
+
+/// When to switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupervisorConfig {
+    /// Push down (or not yet up) this long: poll.
+    pub downshift_ms: Millis,
+    /// Push up this long without dropping: back to push.
+    pub upshift_ms: Millis,
+    /// Push dropped this many times within `flap_window_ms`: poll.
+    pub flaps: usize,
+    /// The window in which drops are counted.
+    pub flap_window_ms: Millis,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            downshift_ms: 5_000,
+            upshift_ms: 2_000,
+            flaps: 3,
+            flap_window_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    poller: Poller,
+    subs: Vec<SubId>,
+    /// The target answered in tidings-relay's message format (ids comparable with push).
+    relay: bool,
+}
+
+/// Where deliveries come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Push carries data (pollers run only as a slow safety net).
+    Push,
+    /// Push is down or flapping: pollers run at their interval.
+    Polling,
+}
+
+/// The supervisor.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    config: SupervisorConfig,
+    entries: Vec<Entry>,
+    mode: Mode,
+    push_up_since: Option<Millis>,
+    push_down_since: Option<Millis>,
+    drops: VecDeque<Millis>,
+    visible: bool,
+    online: bool,
+    /// A poll came due while paused: poll once on return.
+    missed: bool,
+    /// Push is not expected at all (poll-only clients).
+    poll_only: bool,
+    rng: Rng,
+    next_id: PollId,
+}
+
+impl Supervisor {
+    /// A supervisor with no pollers; `poll_only` when there is no push at all.
+    pub fn new(config: SupervisorConfig, poll_only: bool, seed: u64) -> Self {
+        Supervisor {
+            config,
+            entries: Vec::new(),
+            mode: if poll_only { Mode::Polling } else { Mode::Push },
+            push_up_since: None,
+            push_down_since: None,
+            drops: VecDeque::new(),
+            visible: true,
+            online: true,
+            missed: false,
+            poll_only,
+            rng: Rng::new(seed ^ 0x5EED),
+            next_id: 1,
+        }
+    }
+
+    /// The current mode (always `Push` while there is nothing to poll).
+    pub fn mode(&self) -> Mode {
+        if self.entries.is_empty() {
+            Mode::Push
+        } else {
+            self.mode
+        }
+    }
+
+    /// Whether the browser is online.
+    pub fn online(&self) -> bool {
+        self.online
+    }
+
+    /// Subscription `sub` polls `spec` (sharing the poller of an equal target).
+    pub fn attach(&mut self, sub: SubId, spec: PollSpec, now: Millis) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|e| e.poller.spec().target == spec.target)
+        {
+            Some(e) => e.subs.push(sub),
+            None => {
+                let mut poller = Poller::new(spec);
+                if self.mode == Mode::Polling || self.poll_only {
+                    poller.poll_soon(now);
+                } else {
+                    let interval = poller.spec().push_interval_ms;
+                    poller.schedule(now, interval, &mut self.rng);
+                }
+                self.entries.push(Entry {
+                    poller,
+                    subs: vec![sub],
+                    relay: false,
+                });
+            }
+        }
+    }
+
+    /// Subscription `sub` is gone; returns the poll to abort when its poller went with it.
+    pub fn detach(&mut self, sub: SubId) -> Option<PollId> {
+        let i = self.entries.iter().position(|e| e.subs.contains(&sub))?;
+        self.entries[i].subs.retain(|s| *s != sub);
+        if self.entries[i].subs.is_empty() {
+            let mut e = self.entries.remove(i);
+            e.poller.abort()
+        } else {
+            None
+        }
+    }
+
+    /// Whether `sub`'s target answered in tidings-relay's message format.
+    pub fn relay_format(&self, sub: SubId) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.relay && e.subs.contains(&sub))
+    }
+
+    /// A push hint for `sub`: refresh its target soon.
+    pub fn hint(&mut self, sub: SubId, now: Millis) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.subs.contains(&sub)) {
+            e.poller.poll_soon(now);
+        }
+    }
+
+    /// Whether push is up now (called after every change of the push state).
+    pub fn push_status(&mut self, up: bool, now: Millis) {
+        if up {
+            if self.push_up_since.is_none() {
+                self.push_up_since = Some(now);
+            }
+            self.push_down_since = None;
+        } else {
+            if self.push_up_since.take().is_some() {
+                self.drops.push_back(now);
+            }
+            if self.push_down_since.is_none() {
+                self.push_down_since = Some(now);
+            }
+        }
+        self.evaluate(now);
+    }
+
+    /// The page became visible or hidden.
+    pub fn set_visible(&mut self, visible: bool, now: Millis) {
+        self.visible = visible;
+        self.resume_if_active(now);
+    }
+
+    /// The browser went online or offline.
+    pub fn set_online(&mut self, online: bool, now: Millis) {
+        self.online = online;
+        self.resume_if_active(now);
+    }
+
+    fn active(&self) -> bool {
+        self.visible && self.online
+    }
+
+    fn resume_if_active(&mut self, now: Millis) {
+        if self.active() && core::mem::take(&mut self.missed) {
+            for e in &mut self.entries {
+                e.poller.poll_soon(now);
+            }
+        }
+    }
+
+    /// Switches mode when the push state says so.
+    fn evaluate(&mut self, now: Millis) {
+        if self.poll_only {
+            return;
+        }
+        while self
+            .drops
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) > self.config.flap_window_ms)
+        {
+            self.drops.pop_front();
+        }
+        match self.mode {
+            Mode::Push => {
+                let down_long = self
+                    .push_down_since
+                    .is_some_and(|t| now.saturating_sub(t) >= self.config.downshift_ms);
+                if down_long || self.drops.len() >= self.config.flaps {
+                    self.mode = Mode::Polling;
+                    for e in &mut self.entries {
+                        e.poller.poll_soon(now);
+                    }
+                }
+            }
+            Mode::Polling => {
+                let stable = self
+                    .push_up_since
+                    .is_some_and(|t| now.saturating_sub(t) >= self.config.upshift_ms);
+                if stable {
+                    self.mode = Mode::Push;
+                    self.drops.clear();
+                    // One catch-up poll, then the safety-net pace.
+                    for e in &mut self.entries {
+                        e.poller.poll_soon(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Time passed: switch if due, and start the polls that are due.
+    pub fn handle_timeout(&mut self, now: Millis) -> Vec<PollRequest> {
+        self.evaluate(now);
+        let mut out = Vec::new();
+        for e in &mut self.entries {
+            if !e.poller.due(now) {
+                continue;
+            }
+            if self.visible && self.online {
+                let id = self.next_id;
+                self.next_id += 1;
+                out.push(e.poller.start(id));
+            } else {
+                // Paused: no timer until the page is back.
+                self.missed = true;
+                let interval = 0;
+                e.poller.schedule(now, interval, &mut self.rng);
+            }
+        }
+        out
+    }
+
+    /// When `handle_timeout` next has something to do.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let mut t: Option<Millis> = None;
+        let mut at = |x: Millis| t = Some(t.map_or(x, |t| t.min(x)));
+        if !self.entries.is_empty() && !self.poll_only {
+            match self.mode {
+                Mode::Push => {
+                    if let Some(d) = self.push_down_since {
+                        at(d + self.config.downshift_ms);
+                    }
+                }
+                Mode::Polling => {
+                    if let Some(u) = self.push_up_since {
+                        at(u + self.config.upshift_ms);
+                    }
+                }
+            }
+        }
+        for e in &self.entries {
+            if let Some(n) = e.poller.next_at() {
+                at(n);
+            }
+        }
+        t
+    }
+
+    /// The answer to poll `id`: the subscriptions it feeds and what is new for them.
+    pub fn finish<P>(
+        &mut self,
+        id: PollId,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        body: PollBody<P>,
+        now: Millis,
+    ) -> Option<(Vec<SubId>, PollOutcome<P>)> {
+        let relay = matches!(body, PollBody::Messages { .. });
+        let mode = self.mode;
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.poller.in_flight() == Some(id))?;
+        let (outcome, again) = e.poller.finish(id, etag, last_modified, body)?;
+        e.relay |= relay;
+        Self::reschedule(e, mode, again, now, &mut self.rng);
+        Some((e.subs.clone(), outcome))
+    }
+
+    /// Poll `id` failed: the next one runs at the usual pace.
+    pub fn failed(&mut self, id: PollId, now: Millis) -> bool {
+        let mode = self.mode;
+        let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.poller.in_flight() == Some(id))
+        else {
+            return false;
+        };
+        e.poller.failed(id);
+        Self::reschedule(e, mode, false, now, &mut self.rng);
+        true
+    }
+
+    fn reschedule(e: &mut Entry, mode: Mode, again: bool, now: Millis, rng: &mut Rng) {
+        if again {
+            e.poller.poll_soon(now);
+            return;
+        }
+        let interval = match mode {
+            Mode::Polling => e.poller.spec().interval_ms,
+            Mode::Push => e.poller.spec().push_interval_ms,
+        };
+        e.poller.schedule(now, interval, rng);
+    }
+
+    /// Forgets every request in flight (closing); returns them to abort.
+    pub fn abort_all(&mut self) -> Vec<PollId> {
+        let ids = self
+            .entries
+            .iter_mut()
+            .filter_map(|e| e.poller.abort())
+            .collect();
+        self.entries.clear();
+        ids
+    }
+}
