@@ -36,6 +36,7 @@ const COMMON: &[&str] = &[
     "backoff",
     "throttleMs",
     "poll",
+    "downshiftMs",
 ];
 const SSE_ONLY: &[&str] = &[
     "channelParam",
@@ -163,6 +164,10 @@ pub(crate) fn parse(url: String, options: &JsValue) -> Result<Options, JsValue> 
         poll: poll_spec(options, "poll", &mut functions)?,
         ..ClientOptions::default()
     };
+    let mut client = client;
+    if let Some(ms) = number(options, "downshiftMs", 0.0, 3_600_000.0)? {
+        client.supervisor.downshift_ms = ms;
+    }
     if protocol == "poll" && client.poll.is_none() {
         return Err(type_error(
             "option poll: protocol 'poll' needs poll: { url } or poll: { fn }",
