@@ -19,7 +19,7 @@ use super::error::{Error, ErrorCode};
 use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec};
 use super::seen::Seen;
 use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase, StreamRequest};
-use super::supervisor::{Mode, Supervisor, SupervisorConfig};
+use super::supervisor::{Joined, Mode, Supervisor, SupervisorConfig};
 use super::throttle::{Release, Throttle};
 use super::Millis;
 
@@ -246,6 +246,7 @@ struct Pending<P> {
     event: String,
     data: Payload<P>,
     id: Option<String>,
+    via: Via,
 }
 
 #[derive(Debug)]
@@ -272,7 +273,7 @@ pub struct ClientCore<P> {
     next_sub: SubId,
     proto: Proto<P>,
     options: ClientOptions,
-    sup: Supervisor,
+    sup: Supervisor<P>,
     /// Message ids delivered on channels whose poll target speaks tidings-relay's format, so a
     /// message is not delivered again when it comes by the other path.
     seen: Seen,
@@ -405,7 +406,23 @@ impl<P: Clone> ClientCore<P> {
             self.out.push_back(Output::Ready(id));
         }
         if let Some(spec) = poll {
-            self.sup.attach(id, spec, now);
+            if let Joined::Answered(last) = self.sup.attach(id, spec, now) {
+                // Joining a poller that already answered: ready now, with its current body.
+                let i = self.subs.len() - 1;
+                if !self.subs[i].ready {
+                    self.subs[i].ready = true;
+                    self.out.push_back(Output::Ready(id));
+                }
+                if let Some(data) = last {
+                    let pending = Pending {
+                        event: String::from("message"),
+                        data: Payload::Value(data),
+                        id: None,
+                        via: Via::Poll,
+                    };
+                    self.offer(i, channel, pending, now);
+                }
+            }
         }
         self.sync_channels(now);
         Ok(id)
@@ -484,6 +501,47 @@ impl<P: Clone> ClientCore<P> {
         }
     }
 
+    /// The page went into the back/forward cache (`pagehide` with `persisted`): every
+    /// connection, request and timer is closed so the page stays eligible; subscriptions and
+    /// positions are kept for [`resume`](Self::resume).
+    pub fn suspend(&mut self, now: Millis) {
+        if self.closed {
+            return;
+        }
+        match &mut self.proto {
+            Proto::Sse(s) => s.suspend(),
+            Proto::Bayeux(b) => b.suspend(),
+            Proto::None => {}
+        }
+        for id in self.sup.suspend() {
+            self.out.push_back(Output::PollAbort(id));
+        }
+        self.pump(now);
+    }
+
+    /// The page came back from the back/forward cache: reconnect at once from the last
+    /// positions, and poll once.
+    pub fn resume(&mut self, now: Millis) {
+        if self.closed {
+            return;
+        }
+        // Also when nothing was suspended (a restore our `pagehide` did not see): whatever
+        // waits to reconnect does it now, the connection may be stale.
+        match &mut self.proto {
+            Proto::Sse(s) => {
+                s.resume(now);
+                s.reconnect_now(now);
+            }
+            Proto::Bayeux(b) => {
+                b.resume(now);
+                b.reconnect_now(now);
+            }
+            Proto::None => {}
+        }
+        self.sup.set_visible(true, now);
+        self.handle_timeout(now);
+    }
+
     /// The page became visible (`true`) or hidden: polls pause while hidden and run once on
     /// return, and a stale connection is noticed at once.
     pub fn set_visible(&mut self, visible: bool, now: Millis) {
@@ -494,14 +552,19 @@ impl<P: Clone> ClientCore<P> {
     }
 
     /// The browser went online (`true`: reconnect and poll now) or offline (state `offline`;
-    /// a working connection is left alone).
+    /// retries pause, a working connection is left alone).
     pub fn set_online(&mut self, online: bool, now: Millis) {
         if self.closed {
             return;
         }
         self.sup.set_online(online, now);
         if online {
-            self.reconnect_now(now);
+            match &mut self.proto {
+                Proto::Sse(s) => s.reconnect_now(now),
+                Proto::Bayeux(b) => b.reconnect_now(now),
+                Proto::None => {}
+            }
+            self.handle_timeout(now);
         } else {
             self.pump(now);
         }
@@ -519,6 +582,20 @@ impl<P: Clone> ClientCore<P> {
         self.now = self.now.max(now);
         if let Some((subs, outcome)) = self.sup.finish(id, etag, last_modified, body, now) {
             self.poll_delivered(&subs, outcome, now);
+            // Push resumes from what polling delivered (a stream opening after polling asks the
+            // relay for what came after it, not for what polling already had).
+            for sub in subs {
+                let Some(s) = self.subs.iter().find(|s| s.id == sub) else {
+                    continue;
+                };
+                if let Some(pos) = self.sup.position(sub) {
+                    match &mut self.proto {
+                        Proto::Sse(st) => st.note_position(&s.channel, pos),
+                        Proto::Bayeux(b) => b.note_delivered(&s.channel, pos),
+                        Proto::None => {}
+                    }
+                }
+            }
         }
         self.pump(now);
     }
@@ -635,16 +712,19 @@ impl<P: Clone> ClientCore<P> {
         if self.closed {
             return;
         }
-        match &mut self.proto {
-            Proto::Sse(s) => s.handle_timeout(now),
-            Proto::Bayeux(b) => b.handle_timeout(now),
-            Proto::None => {}
+        // Offline: push retries pause (a working connection keeps going; its data still comes).
+        if self.sup.online() {
+            match &mut self.proto {
+                Proto::Sse(s) => s.handle_timeout(now),
+                Proto::Bayeux(b) => b.handle_timeout(now),
+                Proto::None => {}
+            }
         }
         // Trailing edges of throttle windows.
         for i in 0..self.subs.len() {
             let released = self.subs[i].throttle.handle_timeout(now);
             for r in released {
-                self.release(i, r, Via::Push, now);
+                self.release(i, r, now);
             }
         }
         self.pump(now);
@@ -656,6 +736,7 @@ impl<P: Clone> ClientCore<P> {
             return None;
         }
         let proto = match &self.proto {
+            _ if !self.sup.online() => None,
             Proto::Sse(s) => s.poll_timeout(),
             Proto::Bayeux(b) => b.poll_timeout(),
             Proto::None => None,
@@ -855,35 +936,56 @@ impl<P: Clone> ClientCore<P> {
         id: Option<&str>,
         now: Millis,
     ) {
-        let mut released = Vec::new();
+        // Whether each channel sees this id for the first time, decided once per message (not
+        // per subscription) and only where polling speaks the relay's ids.
+        let mut fresh: Vec<(String, bool)> = Vec::new();
         for i in 0..self.subs.len() {
             if !wants(&self.subs[i].channel) {
                 continue;
             }
             let ch = channel.unwrap_or(&self.subs[i].channel).to_owned();
-            // Came already by polling (the poll target speaks the relay's ids)?
-            if let Some(id) = id {
-                if self.sup.relay_format(self.subs[i].id) && !self.seen.first_time(&ch, id) {
+            let sub = self.subs[i].id;
+            // Hints are not deliveries: the poll they cause must still find their ids new.
+            let hints = self.subs[i].hints;
+            if let Some(id) = id.filter(|_| !hints && self.sup.relay_format(sub)) {
+                let first = match fresh.iter().find(|(c, _)| *c == ch) {
+                    Some((_, f)) => *f,
+                    None => {
+                        let f = self.seen.first_time(&ch, id);
+                        fresh.push((ch.clone(), f));
+                        f
+                    }
+                };
+                if !first {
                     continue;
                 }
+                self.sup.delivered(sub, id);
             }
             let pending = Pending {
                 event: event.to_owned(),
                 data: data.clone(),
                 id: id.map(str::to_owned),
+                via: Via::Push,
             };
-            self.subs[i]
-                .throttle
-                .offer(&ch, pending, now, &mut released);
-            for r in released.drain(..) {
-                self.release(i, r, Via::Push, now);
-            }
+            self.offer(i, &ch, pending, now);
+        }
+    }
+
+    /// Puts a message through subscription `i`'s throttle; what comes out is released.
+    fn offer(&mut self, i: usize, channel: &str, pending: Pending<P>, now: Millis) {
+        let mut released = Vec::new();
+        self.subs[i]
+            .throttle
+            .offer(channel, pending, now, &mut released);
+        for r in released {
+            self.release(i, r, now);
         }
     }
 
     /// A message out of subscription `i`'s throttle: to the page, or (hints) a refresh.
-    fn release(&mut self, i: usize, r: Release<Pending<P>>, via: Via, now: Millis) {
+    fn release(&mut self, i: usize, r: Release<Pending<P>>, now: Millis) {
         let s = &self.subs[i];
+        let via = r.item.via;
         if s.hints && via == Via::Push {
             let id = s.id;
             self.sup.hint(id, now);
@@ -900,8 +1002,11 @@ impl<P: Clone> ClientCore<P> {
         }));
     }
 
-    /// What a poll brought, for the subscriptions it feeds.
+    /// What a poll brought, for the subscriptions it feeds (through their throttles, so a
+    /// poll answer never overtakes a message still held in a window).
     fn poll_delivered(&mut self, subs: &[SubId], outcome: PollOutcome<P>, now: Millis) {
+        // Whether each (channel, id) is new, decided once for all subscriptions.
+        let mut fresh: Vec<(String, String, bool)> = Vec::new();
         for &sub in subs {
             let Some(i) = self.subs.iter().position(|s| s.id == sub) else {
                 continue;
@@ -911,30 +1016,31 @@ impl<P: Clone> ClientCore<P> {
                 self.out.push_back(Output::Ready(sub));
             }
             let channel = self.subs[i].channel.clone();
-            let one = |data: Payload<P>, id: Option<String>| Release {
-                channel: channel.clone(),
-                item: Pending {
-                    event: String::from("message"),
-                    data,
-                    id,
-                },
-                coalesced: 0,
+            let pending = |data: &P, id: Option<&String>| Pending {
+                event: String::from("message"),
+                data: Payload::Value(data.clone()),
+                id: id.cloned(),
+                via: Via::Poll,
             };
             match &outcome {
                 PollOutcome::Nothing => {}
-                PollOutcome::Whole(data) => {
-                    let r = one(Payload::Value(data.clone()), None);
-                    self.release(i, r, Via::Poll, now);
-                }
+                PollOutcome::Whole(data) => self.offer(i, &channel, pending(data, None), now),
                 PollOutcome::Messages(messages, reset) => {
-                    if *reset {
+                    if *reset && !fresh.iter().any(|(c, _, _)| *c == channel) {
                         self.seen.forget(|c| c == channel);
                         self.out.push_back(Output::Reset(vec![channel.clone()]));
                     }
                     for (id, data) in messages {
-                        if self.seen.first_time(&channel, id) {
-                            let r = one(Payload::Value(data.clone()), Some(id.clone()));
-                            self.release(i, r, Via::Poll, now);
+                        let first = match fresh.iter().find(|(c, x, _)| *c == channel && x == id) {
+                            Some((_, _, f)) => *f,
+                            None => {
+                                let f = self.seen.first_time(&channel, id);
+                                fresh.push((channel.clone(), id.clone(), f));
+                                f
+                            }
+                        };
+                        if first {
+                            self.offer(i, &channel, pending(data, Some(id)), now);
                         }
                     }
                 }

@@ -237,6 +237,26 @@ impl Poller {
     pub fn resume_from(&mut self, last: String) {
         self.since = Some(last);
     }
+
+    /// The position the next poll resumes from (tidings-relay's format).
+    pub fn position(&self) -> Option<&str> {
+        self.since.as_deref()
+    }
+
+    /// Moves the resume position forward to `id` (delivered by push), never back.
+    pub fn advance_to(&mut self, id: &str) {
+        let newer = match (
+            id.parse::<u64>(),
+            self.since.as_deref().map(str::parse::<u64>),
+        ) {
+            (Ok(n), Some(Ok(old))) => n > old,
+            (Ok(_), None) => true,
+            _ => false,
+        };
+        if newer {
+            self.since = Some(id.to_owned());
+        }
+    }
 }
 
 /// `url` with `key=value` set in its query (replacing an earlier value).

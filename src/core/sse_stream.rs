@@ -115,6 +115,8 @@ enum Phase {
     },
     /// Refused by the server; waits for the channels to change.
     Halted,
+    /// The page is in the back/forward cache: nothing open, nothing scheduled.
+    Suspended,
 }
 
 /// The state of the one stream.
@@ -179,6 +181,7 @@ impl SseStream {
             Phase::Pending { .. } | Phase::Opening { .. } => StreamPhase::Connecting,
             Phase::Open { .. } => StreamPhase::Open,
             Phase::Halted => StreamPhase::Halted,
+            Phase::Suspended => StreamPhase::Connecting,
         }
     }
 
@@ -202,6 +205,14 @@ impl SseStream {
     pub fn set_channels(&mut self, channels: Vec<String>, now: Millis) {
         let halted = matches!(self.phase, Phase::Halted);
         if channels == self.channels && !halted {
+            return;
+        }
+        if matches!(self.phase, Phase::Suspended) {
+            // Remembered for the resume; nothing opens while the page is away.
+            for c in self.channels.iter().filter(|c| !channels.contains(c)) {
+                self.positions.remove(c);
+            }
+            self.channels = channels;
             return;
         }
         let removed: Vec<String> = self
@@ -238,6 +249,39 @@ impl SseStream {
         self.backoff.reset();
         if let Phase::Pending { at } = &mut self.phase {
             *at = now.min(*at);
+        }
+    }
+
+    /// Another path (polling) delivered `channel` up to `id`: the next stream resumes after it.
+    pub fn note_position(&mut self, channel: &str, id: &str) {
+        let Ok(pos) = id.parse::<u64>() else { return };
+        if self.positions.get(channel).is_none_or(|old| pos > old) {
+            self.positions.set(channel, pos);
+        }
+    }
+
+    /// The page went into the back/forward cache: close the stream, keep the positions.
+    pub fn suspend(&mut self) {
+        if matches!(self.phase, Phase::Idle) {
+            return;
+        }
+        let was_open = matches!(self.phase, Phase::Open { .. });
+        self.stop_request();
+        if was_open {
+            self.events.push_back(StreamEvent::Down);
+        }
+        self.phase = Phase::Suspended;
+    }
+
+    /// The page is back: reopen at once from the last positions.
+    pub fn resume(&mut self, now: Millis) {
+        if matches!(self.phase, Phase::Suspended) {
+            self.backoff.reset();
+            self.phase = if self.channels.is_empty() {
+                Phase::Idle
+            } else {
+                Phase::Pending { at: now }
+            };
         }
     }
 
@@ -394,7 +438,7 @@ impl SseStream {
             Phase::Pending { at } => Some(at),
             Phase::Opening { since, .. } => Some(since + self.config.idle_timeout_ms),
             Phase::Open { last_read, .. } => Some(last_read + self.config.idle_timeout_ms),
-            Phase::Idle | Phase::Halted => None,
+            Phase::Idle | Phase::Halted | Phase::Suspended => None,
         }
     }
 

@@ -39,11 +39,24 @@ impl Default for SupervisorConfig {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
+struct Entry<P> {
     poller: Poller,
     subs: Vec<SubId>,
     /// The target answered in tidings-relay's message format (ids comparable with push).
     relay: bool,
+    /// An answer came (a subscription joining now is ready at once).
+    answered: bool,
+    /// The last whole body, for a subscription joining later.
+    last_whole: Option<P>,
+}
+
+/// What a subscription joining a poller gets at once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Joined<P> {
+    /// The poller is new, or has not answered yet.
+    Waiting,
+    /// The poller answered before: ready now, with the last whole body if it has one.
+    Answered(Option<P>),
 }
 
 /// Where deliveries come from.
@@ -57,9 +70,9 @@ pub enum Mode {
 
 /// The supervisor.
 #[derive(Debug, Clone)]
-pub struct Supervisor {
+pub struct Supervisor<P> {
     config: SupervisorConfig,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<P>>,
     mode: Mode,
     push_up_since: Option<Millis>,
     push_down_since: Option<Millis>,
@@ -74,7 +87,7 @@ pub struct Supervisor {
     next_id: PollId,
 }
 
-impl Supervisor {
+impl<P: Clone> Supervisor<P> {
     /// A supervisor with no pollers; `poll_only` when there is no push at all.
     pub fn new(config: SupervisorConfig, poll_only: bool, seed: u64) -> Self {
         Supervisor {
@@ -108,27 +121,54 @@ impl Supervisor {
     }
 
     /// Subscription `sub` polls `spec` (sharing the poller of an equal target).
-    pub fn attach(&mut self, sub: SubId, spec: PollSpec, now: Millis) {
+    pub fn attach(&mut self, sub: SubId, spec: PollSpec, now: Millis) -> Joined<P> {
         match self
             .entries
             .iter_mut()
             .find(|e| e.poller.spec().target == spec.target)
         {
-            Some(e) => e.subs.push(sub),
-            None => {
-                let mut poller = Poller::new(spec);
-                if self.mode == Mode::Polling || self.poll_only {
-                    poller.poll_soon(now);
+            Some(e) => {
+                e.subs.push(sub);
+                if e.answered {
+                    Joined::Answered(e.last_whole.clone())
                 } else {
-                    let interval = poller.spec().push_interval_ms;
-                    poller.schedule(now, interval, &mut self.rng);
+                    Joined::Waiting
                 }
+            }
+            None => {
+                // One poll at once, whatever the mode: it loads the target's current data, or
+                // (tidings-relay's format) learns the position later polls resume from, so a
+                // downshift misses nothing published in between.
+                let mut poller = Poller::new(spec);
+                poller.poll_soon(now);
                 self.entries.push(Entry {
                     poller,
                     subs: vec![sub],
                     relay: false,
+                    answered: false,
+                    last_whole: None,
                 });
+                Joined::Waiting
             }
+        }
+    }
+
+    /// The position `sub`'s relay-format target will be polled from.
+    pub fn position(&self, sub: SubId) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.relay && e.subs.contains(&sub))
+            .and_then(|e| e.poller.position())
+    }
+
+    /// Push delivered `id` to `sub`: a later poll of its relay-format target starts after it.
+    pub fn delivered(&mut self, sub: SubId, id: &str) {
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.relay && e.subs.contains(&sub))
+        {
+            e.poller.advance_to(id);
         }
     }
 
@@ -182,8 +222,11 @@ impl Supervisor {
         self.resume_if_active(now);
     }
 
-    /// The browser went online or offline.
+    /// The browser went online or offline; back online, every target is polled at once.
     pub fn set_online(&mut self, online: bool, now: Millis) {
+        if online && !self.online {
+            self.missed = true;
+        }
         self.online = online;
         self.resume_if_active(now);
     }
@@ -225,12 +268,14 @@ impl Supervisor {
                 }
             }
             Mode::Polling => {
+                // Up long enough, and not flapping any more (drops stay counted across an
+                // upshift, so a push that keeps dropping is caught again at once).
                 let stable = self
                     .push_up_since
-                    .is_some_and(|t| now.saturating_sub(t) >= self.config.upshift_ms);
+                    .is_some_and(|t| now.saturating_sub(t) >= self.config.upshift_ms)
+                    && self.drops.len() < self.config.flaps;
                 if stable {
                     self.mode = Mode::Push;
-                    self.drops.clear();
                     // One catch-up poll, then the safety-net pace.
                     for e in &mut self.entries {
                         e.poller.poll_soon(now);
@@ -275,7 +320,13 @@ impl Supervisor {
                 }
                 Mode::Polling => {
                     if let Some(u) = self.push_up_since {
-                        at(u + self.config.upshift_ms);
+                        let mut t = u + self.config.upshift_ms;
+                        // Until enough old drops left the window.
+                        if self.drops.len() >= self.config.flaps {
+                            let oldest = self.drops[self.drops.len() - self.config.flaps];
+                            t = t.max(oldest + self.config.flap_window_ms + 1);
+                        }
+                        at(t);
                     }
                 }
             }
@@ -289,7 +340,7 @@ impl Supervisor {
     }
 
     /// The answer to poll `id`: the subscriptions it feeds and what is new for them.
-    pub fn finish<P>(
+    pub fn finish(
         &mut self,
         id: PollId,
         etag: Option<String>,
@@ -305,6 +356,10 @@ impl Supervisor {
             .find(|e| e.poller.in_flight() == Some(id))?;
         let (outcome, again) = e.poller.finish(id, etag, last_modified, body)?;
         e.relay |= relay;
+        e.answered = true;
+        if let PollOutcome::Whole(data) = &outcome {
+            e.last_whole = Some(data.clone());
+        }
         Self::reschedule(e, mode, again, now, &mut self.rng);
         Some((e.subs.clone(), outcome))
     }
@@ -324,7 +379,7 @@ impl Supervisor {
         true
     }
 
-    fn reschedule(e: &mut Entry, mode: Mode, again: bool, now: Millis, rng: &mut Rng) {
+    fn reschedule(e: &mut Entry<P>, mode: Mode, again: bool, now: Millis, rng: &mut Rng) {
         if again {
             e.poller.poll_soon(now);
             return;
@@ -334,6 +389,21 @@ impl Supervisor {
             Mode::Push => e.poller.spec().push_interval_ms,
         };
         e.poller.schedule(now, interval, rng);
+    }
+
+    /// The page went into the back/forward cache: polls stop (returned to abort) until
+    /// `resume`.
+    pub fn suspend(&mut self) -> Vec<PollId> {
+        self.visible = false;
+        let mut ids = Vec::new();
+        for e in &mut self.entries {
+            if let Some(id) = e.poller.abort() {
+                ids.push(id);
+            }
+            e.poller.schedule(0, 0, &mut self.rng);
+        }
+        self.missed = true;
+        ids
     }
 
     /// Forgets every request in flight (closing); returns them to abort.

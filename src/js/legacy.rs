@@ -65,9 +65,16 @@ fn get(o: &JsValue, k: &str) -> Option<JsValue> {
 }
 
 /// `tidings.poll(url, callback, { intervalMs, pushIntervalMs, channel, sse | bayeux, throttleMs,
-/// headers, withCredentials })`.
+/// headers, withCredentials }, listeners?)`. `listeners` (used by the script-tag loader) is an
+/// array of `{ event, callback }` registered before anything starts, so they hear the first
+/// state change; each gets its remover as `off`.
 #[wasm_bindgen]
-pub fn poll(url: String, callback: JsValue, options: JsValue) -> Result<Poller, JsValue> {
+pub fn poll(
+    url: String,
+    callback: JsValue,
+    options: JsValue,
+    listeners: JsValue,
+) -> Result<Poller, JsValue> {
     check_keys(
         &options,
         "poll options",
@@ -116,6 +123,16 @@ pub fn poll(url: String, callback: JsValue, options: JsValue) -> Result<Poller, 
         None => url.clone(),
     };
     let client = Client::new(endpoint, client_options.into())?;
+    if let Some(list) = listeners.dyn_ref::<js_sys::Array>() {
+        for entry in list.iter() {
+            let event = get(&entry, "event")
+                .and_then(|e| e.as_string())
+                .unwrap_or_default();
+            let cb = get(&entry, "callback").unwrap_or(JsValue::UNDEFINED);
+            let off = client.on(&event, cb)?;
+            let _ = Reflect::set(&entry, &"off".into(), &off);
+        }
+    }
     let sub_options = Object::new();
     set(&sub_options, "hints", &channel.is_some().into());
     // A poll-only client still names its subscription; the name is only a label then.

@@ -92,7 +92,7 @@ impl Page {
         }
     }
 
-    fn settle(&self, id: SubId, outcome: Result<(), JsValue>) {
+    fn settle(&self, id: SubId, outcome: Result<(), Error>) {
         let settle = self
             .subs
             .borrow_mut()
@@ -100,10 +100,17 @@ impl Page {
             .find(|s| s.id == id)
             .and_then(|s| s.settle.take());
         if let Some((resolve, reject)) = settle {
-            let _ = match outcome {
-                Ok(()) => resolve.call0(&JsValue::NULL),
-                Err(e) => reject.call1(&JsValue::NULL, &e),
-            };
+            match outcome {
+                Ok(()) => {
+                    let _ = resolve.call0(&JsValue::NULL);
+                }
+                // The Error is made on the next turn: made now, its stack would hold the page's
+                // frames, whose receiver may be the Subscription whose `ready` it rejects; the
+                // promise (kept by the Rust side) would then keep that object alive forever.
+                Err(err) => spawn_local(async move {
+                    let _ = reject.call1(&JsValue::NULL, &js_error(&err));
+                }),
+            }
         }
         self.forget_settled();
     }
@@ -238,7 +245,7 @@ impl Sink for Page {
         match output {
             Output::Deliver(d) => self.deliver(d),
             Output::Ready(id) => self.settle(id, Ok(())),
-            Output::Rejected(id, err) => self.settle(id, Err(js_error(&err).into())),
+            Output::Rejected(id, err) => self.settle(id, Err(err)),
             Output::Published(id, result) => self.published(id, result),
             Output::Authenticate => self.authenticate(driver),
             Output::Poll(req) => self.poll_function(driver, req),

@@ -23,6 +23,8 @@
   function poll(url, callback, options) {
     var real = null;
     var stopped = false;
+    // Listeners given before the client loaded: registered before it starts, so they hear
+    // its first state change.
     var pending = [];
     var handle = {
       stop: function () {
@@ -31,11 +33,12 @@
       },
       on: function (event, cb) {
         if (real) return real.on(event, cb);
-        var entry = [event, cb, null];
+        var entry = { event: event, callback: cb, off: null };
         pending.push(entry);
         return function () {
-          if (entry[2]) entry[2]();
-          pending.splice(pending.indexOf(entry), 1);
+          if (entry.off) entry.off();
+          var i = pending.indexOf(entry);
+          if (i >= 0) pending.splice(i, 1);
         };
       },
       get state() { return real ? real.state : (stopped ? 'closed' : 'idle'); },
@@ -43,8 +46,7 @@
     };
     handle.ready = load().then(function (m) {
       if (stopped) return undefined;
-      real = m.poll(url, callback, options);
-      pending.forEach(function (entry) { entry[2] = real.on(entry[0], entry[1]); });
+      real = m.poll(url, callback, options, pending);
       return real.ready;
     });
     return handle;

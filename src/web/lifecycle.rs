@@ -63,6 +63,12 @@ pub(super) fn online() -> bool {
         .unwrap_or(true)
 }
 
+fn persisted(e: &Event) -> bool {
+    js_sys::Reflect::get(e, &JsValue::from_str("persisted"))
+        .map(|v| v.is_truthy())
+        .unwrap_or(false)
+}
+
 impl Lifecycle {
     /// Listens for the client behind `driver`.
     pub(super) fn start(driver: &WeakDriver) -> Lifecycle {
@@ -87,12 +93,22 @@ impl Lifecycle {
         }));
         let d = driver.clone();
         listeners.extend(Listener::new(win, "pageshow", move |e| {
-            let persisted = js_sys::Reflect::get(&e, &JsValue::from_str("persisted"))
-                .map(|v| v.is_truthy())
-                .unwrap_or(false);
-            if persisted {
+            if persisted(&e) {
                 if let Some(d) = d.upgrade() {
-                    d.with_core(|core, now| core.reconnect_now(now));
+                    d.with_core(|core, now| core.resume(now));
+                }
+            }
+        }));
+        // Into the back/forward cache: close everything so the page stays eligible (an open
+        // WebSocket or stream can make it ineligible). Going away for good: close, which says
+        // goodbye to a Bayeux server.
+        let d = driver.clone();
+        listeners.extend(Listener::new(win, "pagehide", move |e| {
+            if let Some(d) = d.upgrade() {
+                if persisted(&e) {
+                    d.with_core(|core, now| core.suspend(now));
+                } else {
+                    d.with_core(|core, _| core.close());
                 }
             }
         }));

@@ -273,6 +273,8 @@ pub struct BayeuxSession<P> {
     replay_offered: bool,
     /// Replay re-subscribes are pending: send them with the next connect, before it.
     replay_first: bool,
+    /// The page is in the back/forward cache: nothing open, nothing scheduled.
+    suspended: bool,
     /// The last connect failed; cleared by the next answered one.
     connect_failing: bool,
     /// Back-off for re-sending failed subscription changes (not reset by connects).
@@ -312,6 +314,7 @@ impl<P: Clone> BayeuxSession<P> {
             ws_unsupported: false,
             replay_offered: false,
             replay_first: false,
+            suspended: false,
             connect_failing: false,
             ext,
             seen: Seen::new(),
@@ -421,6 +424,87 @@ impl<P: Clone> BayeuxSession<P> {
                 let at = now + self.next_delay();
                 self.phase = Phase::Starting { at };
             }
+        }
+    }
+
+    /// Another path (polling) delivered `channel` up to `id`: a replay asks for what came after
+    /// it, and push copies of it are dropped (only where the server offers replay, whose ids
+    /// are positions).
+    pub fn note_delivered(&mut self, channel: &str, id: &str) {
+        if self.replay_offered {
+            self.seen.first_time(channel, id);
+        }
+    }
+
+    /// The page went into the back/forward cache: close every request and socket (no
+    /// disconnect: the page may come back), keep the client id and subscriptions.
+    pub fn suspend(&mut self) {
+        if matches!(self.phase, Phase::Idle | Phase::Halted) || self.suspended {
+            return;
+        }
+        self.suspended = true;
+        for f in core::mem::take(&mut self.flights) {
+            if let Kind::Publish(id) = f.kind {
+                self.events.push_back(SessionEvent::Published(
+                    id,
+                    Err(Error::new(
+                        ErrorCode::Network,
+                        "the page was hidden before the publish was acknowledged",
+                    )),
+                ));
+            }
+            if let Carrier::Http(req) = f.carrier {
+                if !self
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, SessionEvent::HttpAbort(r) if *r == req))
+                {
+                    self.events.push_back(SessionEvent::HttpAbort(req));
+                }
+            }
+        }
+        match self.ws {
+            Ws::Open { conn, .. } | Ws::Opening { conn, .. } => {
+                self.events.push_back(SessionEvent::WsClose(conn))
+            }
+            Ws::Closed => {}
+        }
+        self.ws = Ws::Closed;
+        self.ws_queue.clear();
+        self.up = None;
+        self.connect = ConnectLoop::Off;
+        for p in &mut self.patterns {
+            if p.server != ServerSub::Subscribed {
+                p.server = ServerSub::None;
+            }
+        }
+    }
+
+    /// The page is back: connect at once; with the replay extension, re-subscribe from the
+    /// last ids so what was published meanwhile arrives.
+    pub fn resume(&mut self, now: Millis) {
+        if !self.suspended {
+            return;
+        }
+        self.suspended = false;
+        self.backoff.reset();
+        match &mut self.phase {
+            Phase::Connected { .. } => {
+                self.connect = ConnectLoop::At(now);
+                if self.replay_offered {
+                    self.resubscribe_for_replay(now);
+                }
+                if self
+                    .patterns
+                    .iter()
+                    .any(|p| p.wanted && p.server == ServerSub::None)
+                {
+                    self.flush_at = Some(now);
+                }
+            }
+            Phase::Starting { at } => *at = now,
+            Phase::Authenticating | Phase::Handshaking => self.phase = Phase::Starting { at: now },
+            _ => {}
         }
     }
 
@@ -585,6 +669,9 @@ impl<P: Clone> BayeuxSession<P> {
 
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Millis) {
+        if self.suspended {
+            return;
+        }
         if let Phase::Starting { at } = self.phase {
             if now >= at {
                 self.start_handshake(now);
@@ -647,6 +734,9 @@ impl<P: Clone> BayeuxSession<P> {
 
     /// When `handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Option<Millis> {
+        if self.suspended {
+            return None;
+        }
         let mut t: Option<Millis> = None;
         let mut at = |x: Millis| t = Some(t.map_or(x, |t| t.min(x)));
         match self.phase {
