@@ -95,7 +95,8 @@ pub(crate) async fn events(
         Err(text) => return bad_request(&text),
     };
     let start = hub.subscribe(&request.channels, request.last.as_ref());
-    let feed = Feed::new(start, hub.config.keepalive, hub.shutdown_signal());
+    let mut feed = Feed::new(start, hub.config.keepalive, hub.shutdown_signal());
+    feed.faults = Some(hub.faults_sender().subscribe());
     stream_response(StatusCode::OK, Body::from_stream(feed.into_stream()))
 }
 
@@ -161,6 +162,8 @@ struct Feed {
     live: broadcast::Receiver<Arc<Message>>,
     keepalive: Interval,
     shutdown: watch::Receiver<bool>,
+    /// The fault switches: setting `sse_status` also ends the streams already open.
+    faults: Option<watch::Receiver<crate::faults::Faults>>,
 }
 
 impl Feed {
@@ -191,6 +194,7 @@ impl Feed {
             live,
             keepalive,
             shutdown,
+            faults: None,
         }
     }
 
@@ -236,7 +240,8 @@ impl Feed {
         loop {
             let received = tokio::select! {
                 biased;
-                _ = self.shutdown.wait_for(|&down| down) => return None,
+                                _ = self.shutdown.wait_for(|&down| down) => return None,
+                _ = refused(&mut self.faults) => return None,
                 received = self.live.recv() => received,
                 _ = self.keepalive.tick() => return Some(Bytes::from_static(b":\n\n")),
             };
@@ -250,6 +255,18 @@ impl Feed {
                 Err(_) => return None,
             }
         }
+    }
+}
+
+/// Resolves when the `sse_status` fault switch is set (never without switches).
+async fn refused(faults: &mut Option<watch::Receiver<crate::faults::Faults>>) {
+    match faults {
+        Some(rx) => {
+            if rx.wait_for(|f| f.sse_status.is_some()).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

@@ -238,6 +238,9 @@ pub struct SubOptions {
     /// Push messages are hints: each (throttled) one refreshes the poll target, and only poll
     /// answers reach the callback (the seeds' "push says refetch" pattern).
     pub hints: bool,
+    /// Start after this message id (the page loaded history up to it): the stream resumes
+    /// from it (SSE `Last-Event-ID`, tidings-relay's Bayeux replay, the poll's `since`).
+    pub since: Option<String>,
 }
 
 /// A message waiting in a subscription's throttle.
@@ -405,8 +408,21 @@ impl<P: Clone> ClientCore<P> {
         if live {
             self.out.push_back(Output::Ready(id));
         }
+        if let Some(since) = &options.since {
+            match &mut self.proto {
+                Proto::Sse(s) => s.note_position(channel, since),
+                Proto::Bayeux(b) => b.note_delivered(channel, since),
+                Proto::None => {}
+            }
+            self.seen.first_time(channel, since);
+        }
         if let Some(spec) = poll {
-            if let Joined::Answered(last) = self.sup.attach(id, spec, now) {
+            let since = options.since.clone();
+            let joined = self.sup.attach(id, spec, now);
+            if let Some(since) = since {
+                self.sup.delivered(id, &since);
+            }
+            if let Joined::Answered(last) = joined {
                 // Joining a poller that already answered: ready now, with its current body.
                 let i = self.subs.len() - 1;
                 if !self.subs[i].ready {

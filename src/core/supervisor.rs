@@ -161,14 +161,14 @@ impl<P: Clone> Supervisor<P> {
             .and_then(|e| e.poller.position())
     }
 
-    /// Push delivered `id` to `sub`: a later poll of its relay-format target starts after it.
+    /// `sub` has `id` already (push delivered it, or the page loaded history up to it): a
+    /// later poll of its relay-format target starts after it. Before the target answered, its
+    /// format is unknown; the position is then only kept for a relay answer to use.
     pub fn delivered(&mut self, sub: SubId, id: &str) {
-        if let Some(e) = self
-            .entries
-            .iter_mut()
-            .find(|e| e.relay && e.subs.contains(&sub))
-        {
-            e.poller.advance_to(id);
+        if let Some(e) = self.entries.iter_mut().find(|e| e.subs.contains(&sub)) {
+            if e.relay || !e.answered {
+                e.poller.advance_to(id);
+            }
         }
     }
 

@@ -87,6 +87,8 @@ pub fn poll(
             "throttleMs",
             "headers",
             "withCredentials",
+            "downshiftMs",
+            "backoff",
         ],
     )?;
     let spec = Object::new();
@@ -111,7 +113,13 @@ pub fn poll(
     let client_options = Object::new();
     set(&client_options, "protocol", &protocol.into());
     set(&client_options, "poll", &spec);
-    for k in ["headers", "withCredentials", "throttleMs"] {
+    for k in [
+        "headers",
+        "withCredentials",
+        "throttleMs",
+        "downshiftMs",
+        "backoff",
+    ] {
         if let Some(v) = get(&options, k) {
             set(&client_options, k, &v);
         }

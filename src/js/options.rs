@@ -319,12 +319,27 @@ pub(crate) fn sub_options(
     check_keys(
         options,
         "subscribe options",
-        &["throttleMs", "poll", "hints"],
+        &["throttleMs", "poll", "hints", "since"],
     )?;
+    let since = match get(options, "since") {
+        None => None,
+        Some(v) => Some(
+            v.as_string()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+                        .map(|n| (n as u64).to_string())
+                })
+                .ok_or_else(|| {
+                    type_error("option since: expected a message id (string or whole number)")
+                })?,
+        ),
+    };
     Ok(SubOptions {
         throttle_ms: number(options, "throttleMs", 0.0, 3_600_000.0)?,
         poll: poll_spec(options, "poll", functions)?,
         hints: boolean(options, "hints")?.unwrap_or(false),
+        since,
     })
 }
 

@@ -161,6 +161,17 @@ fn from_js(v: &JsValue) -> Option<Message<JsValue>> {
             m.tidings.reset = reset.iter().filter_map(|c| c.as_string()).collect();
         }
         m.tidings.id = string_or_number(&get(&tidings, "id"));
+        let last = get(&tidings, "last");
+        if last.is_object() {
+            for entry in js_sys::Object::entries(last.unchecked_ref::<js_sys::Object>()).iter() {
+                let pair: Array = entry.unchecked_into();
+                if let (Some(c), Some(id)) =
+                    (pair.get(0).as_string(), string_or_number(&pair.get(1)))
+                {
+                    m.tidings.last.push((c, id));
+                }
+            }
+        }
     }
     Some(m)
 }

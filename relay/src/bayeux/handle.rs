@@ -303,12 +303,29 @@ fn subscribe(hub: &Arc<Hub>, message: &Map<String, Value>, subscribing: bool) ->
         return succeed(reply);
     }
     let replay = replay_map(message);
-    let result =
-        hub.with_history(|history| hub.sessions.subscribe(&session, &names, &replay, history));
+    let (result, last) = hub.with_history(|history| {
+        let result = hub.sessions.subscribe(&session, &names, &replay, history);
+        // Where each concrete channel without a replay id stands as live delivery begins: the
+        // position a client resumes from after a re-handshake, before any message arrived.
+        let last: Map<String, Value> = names
+            .iter()
+            .filter(|n| parse_bayeux_concrete(n).is_ok())
+            .filter(|n| !replay.iter().any(|(c, _)| c == *n))
+            .map(|n| (n.clone(), Value::String(history.current(n).to_string())))
+            .collect();
+        (result, last)
+    });
     match result {
         Ok(reset) => {
+            let mut tidings = Map::new();
             if !reset.is_empty() {
-                reply.insert("ext".into(), json!({ "tidings": { "reset": reset } }));
+                tidings.insert("reset".into(), json!(reset));
+            }
+            if !last.is_empty() {
+                tidings.insert("last".into(), Value::Object(last));
+            }
+            if !tidings.is_empty() {
+                reply.insert("ext".into(), json!({ "tidings": tidings }));
             }
             succeed(reply)
         }

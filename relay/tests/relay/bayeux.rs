@@ -153,7 +153,9 @@ async fn a_publish_ends_a_held_connect_with_the_message_and_its_sequence_number(
     assert_eq!(
         reply,
         json!({"channel": "/meta/subscribe", "successful": true, "clientId": client,
-            "subscription": "/news", "id": "s"})
+            "subscription": "/news", "id": "s",
+            // Where the channel stood when the subscription began (one message before it).
+            "ext": {"tidings": {"last": {"/news": "1"}}}})
     );
     let base = server.base.clone();
     let held = tokio::spawn({

@@ -237,4 +237,7 @@ async fn sse_status_answers_streams_with_that_status() {
     let mut s = server.stream("channel=/a", None).await;
     assert_eq!(s.status, StatusCode::OK);
     assert_eq!(s.next().await.event, "stream-open");
+    // Setting the switch also ends the streams already open (push really goes away).
+    server.set_faults(json!({"sse_status": 503})).await;
+    s.closed().await;
 }

@@ -83,6 +83,8 @@ pub struct TidingsExt {
     pub replay: Vec<(String, String)>,
     /// Subscribe reply: channels the server could not resume.
     pub reset: Vec<String>,
+    /// Subscribe reply: where each channel stood when the subscription began.
+    pub last: Vec<(String, String)>,
     /// Publish reply: the id the server gave the message.
     pub id: Option<String>,
 }
@@ -90,7 +92,11 @@ pub struct TidingsExt {
 impl TidingsExt {
     /// Whether nothing is set (the member is then left out).
     pub fn is_empty(&self) -> bool {
-        !self.replay_offered && self.replay.is_empty() && self.reset.is_empty() && self.id.is_none()
+        !self.replay_offered
+            && self.replay.is_empty()
+            && self.reset.is_empty()
+            && self.last.is_empty()
+            && self.id.is_none()
     }
 }
 

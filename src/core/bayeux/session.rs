@@ -431,9 +431,9 @@ impl<P: Clone> BayeuxSession<P> {
     /// it, and push copies of it are dropped (only where the server offers replay, whose ids
     /// are positions).
     pub fn note_delivered(&mut self, channel: &str, id: &str) {
-        if self.replay_offered {
-            self.seen.first_time(channel, id);
-        }
+        // Recorded even before the handshake says whether replay is offered: ids are only
+        // compared, and replay maps only sent, when it is.
+        self.seen.first_time(channel, id);
     }
 
     /// The page went into the back/forward cache: close every request and socket (no
@@ -1156,6 +1156,12 @@ impl<P: Clone> BayeuxSession<P> {
         };
         if m.successful == Some(true) {
             self.retry_backoff.reset();
+            // Baselines for channels with no position yet, so a re-handshake resumes them too.
+            for (c, id) in &m.tidings.last {
+                if self.seen.last(c).is_none() {
+                    self.seen.first_time(c, id);
+                }
+            }
             self.patterns[i].server = ServerSub::Subscribed;
             if !m.tidings.reset.is_empty() {
                 let reset = m.tidings.reset.clone();
