@@ -13,9 +13,9 @@
 
   var URL_ = '/demo/comments.json';
   var $ = function (id) { return document.getElementById(id); };
-  var poller = null;
+    var poller = null;
   var pushOn = true;
-  var renders = 0; // lists rendered so far
+
 
   function time() {
     return new Date().toLocaleTimeString();
@@ -30,8 +30,7 @@
   }
 
   /** Renders the whole list (the endpoint answers all of it): { comments: [{ id, text, at }], count }. */
-  function render(data, meta) {
-    renders += 1;
+    function render(data, meta) {
     var items = data.comments.map(function (c) {
       var li = document.createElement('li');
       li.dataset.id = String(c.id);
@@ -69,28 +68,9 @@
     poller.on('error', function (err) {
       log('error ' + err.code + (err.retrying ? ' (retrying)' : '') + ': ' + err.message, true);
     });
-    poller.ready.then(function () {
-      showState();
-      return load();
-    }, function (err) { log('not ready: ' + err.message, true); });
+        // The list shows at once: tidings.poll loads the URL when it starts, then on every hint.
+    poller.ready.then(showState, function (err) { log('not ready: ' + err.message, true); });
     showState();
-  }
-
-  // Workaround: while push is up, tidings.poll fetches the URL only on a hint (or at the
-  // 300 s safety net), so nothing would show until the first comment. The page loads the list
-  // itself: at once, and again once push carries the channel, so a comment added in between is
-  // not missed (the browser revalidates with the ETag: a 304 costs nothing).
-  function load() {
-    var before = renders;
-    return fetch(URL_).then(function (res) {
-      if (!res.ok) throw new Error(URL_ + ': ' + res.status);
-      return res.json();
-    }).then(function (data) {
-      // Unless tidings rendered a list meanwhile (then this answer may be the older one).
-      if (renders === before) render(data, { via: 'page' });
-    }, function (err) {
-      log(err.message, true);
-    });
   }
 
   // The demo's push switch: the relay's fault switch answers SSE requests with 503 while push
@@ -116,13 +96,9 @@
     var off = pushOn;
     setFaults({ sse_status: off ? 503 : null }).then(function (faults) {
       pushOn = faults.sse_status == null;
+            // Off: the relay ends the open stream and refuses new ones; within 5 s tidings gives up on
+      // push and polls every 5 s. On: it finds push again by itself.
       log(pushOn ? 'push switched on: tidings finds it again by itself' : 'push switched off (SSE answers 503)');
-      if (off) {
-        // The switch only refuses NEW streams; the relay keeps the open one going. Start over so
-        // the page meets the refusal now (in 5 s it gives up on push and polls every 5 s).
-        poller.stop();
-        start();
-      }
       showPush();
     }, function (err) {
       log(err.message, true);
@@ -157,6 +133,5 @@
     showPush();
   }, showPush);
 
-  start();
-  load();
+    start();
 })();
