@@ -18,7 +18,8 @@ use super::channel::{check_stream_name, matches, parse_bayeux};
 use super::error::{Error, ErrorCode};
 use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec};
 use super::seen::Seen;
-use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase, StreamRequest};
+use super::sse_group::SseGroup;
+use super::sse_stream::{SseConfig, StreamEvent, StreamId, StreamPhase, StreamRequest};
 use super::supervisor::{Joined, Mode, Supervisor, SupervisorConfig};
 use super::throttle::{Release, Throttle};
 use super::Millis;
@@ -255,7 +256,7 @@ struct Pending<P> {
 #[derive(Debug)]
 enum Proto<P> {
     // Boxed: the two differ a lot in size, and a client holds one of them for its life.
-    Sse(Box<SseStream>),
+    Sse(Box<SseGroup>),
     Bayeux(Box<BayeuxSession<P>>),
     None,
 }
@@ -299,7 +300,7 @@ impl<P: Clone> ClientCore<P> {
     pub fn with_options(config: ClientConfig<P>, options: ClientOptions, seed: u64) -> Self {
         let poll_only = matches!(config, ClientConfig::PollOnly);
         let proto = match config {
-            ClientConfig::Sse(c) => Proto::Sse(Box::new(SseStream::new(c, seed))),
+            ClientConfig::Sse(c) => Proto::Sse(Box::new(SseGroup::new(c, seed))),
             ClientConfig::Bayeux(c, ext) => {
                 Proto::Bayeux(Box::new(BayeuxSession::new(c, ext, seed)))
             }
@@ -392,7 +393,7 @@ impl<P: Clone> ClientCore<P> {
         let id = self.next_sub;
         self.next_sub += 1;
         let live = match &self.proto {
-            Proto::Sse(s) => self.state == State::Push && s.channels().iter().any(|c| c == channel),
+            Proto::Sse(s) => s.is_live(channel),
             Proto::Bayeux(b) => b.is_subscribed(channel),
             // Polling alone: ready once the first answer came (or at once when it is shared).
             Proto::None => false,
@@ -784,8 +785,8 @@ impl<P: Clone> ClientCore<P> {
         loop {
             let progressed = match &mut self.proto {
                 Proto::Sse(s) => match s.poll_event() {
-                    Some(ev) => {
-                        self.on_stream_event(ev, now);
+                    Some((ev, channels)) => {
+                        self.on_stream_event(ev, channels, now);
                         true
                     }
                     None => false,
@@ -853,11 +854,23 @@ impl<P: Clone> ClientCore<P> {
         }
     }
 
-    fn on_stream_event(&mut self, ev: StreamEvent, now: Millis) {
+    /// An event of one of the SSE streams; `stream_channels` are that stream's channels when
+    /// the event concerns all of them.
+    fn on_stream_event(
+        &mut self,
+        ev: StreamEvent,
+        stream_channels: Option<Vec<String>>,
+        now: Millis,
+    ) {
+        let on_stream = |c: &str| {
+            stream_channels
+                .as_ref()
+                .is_some_and(|l| l.iter().any(|x| x == c))
+        };
         match ev {
             StreamEvent::Open(req) => self.out.push_back(Output::Open(req)),
             StreamEvent::Abort(id) => self.out.push_back(Output::Abort(id)),
-            StreamEvent::Opened => self.ready_where(|_| true),
+            StreamEvent::Opened => self.ready_where(on_stream),
             StreamEvent::Down => {}
             StreamEvent::Halted(err) => {
                 self.reject_pending(&err);
@@ -869,7 +882,10 @@ impl<P: Clone> ClientCore<P> {
                 data,
                 id,
             } => self.deliver(
-                |c| channel.as_deref().is_none_or(|ch| ch == c),
+                |c| match channel.as_deref() {
+                    Some(ch) => ch == c,
+                    None => on_stream(c),
+                },
                 channel.as_deref(),
                 &event,
                 Payload::Text(data),

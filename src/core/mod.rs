@@ -15,6 +15,7 @@ pub mod poll;
 pub mod rng;
 pub mod seen;
 pub mod sse;
+pub mod sse_group;
 pub mod sse_stream;
 pub mod supervisor;
 pub mod throttle;

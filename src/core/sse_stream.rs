@@ -39,6 +39,9 @@ pub struct SseConfig {
     pub healthy_ms: Millis,
     /// The largest line or event accepted.
     pub max_event_bytes: usize,
+    /// Channels on one stream at most (django-eventstream refuses more than 10, Pushpin holds
+    /// 20 per connection): more channels go on more streams.
+    pub max_channels_per_stream: usize,
 }
 
 impl SseConfig {
@@ -53,6 +56,7 @@ impl SseConfig {
             idle_timeout_ms: 45_000,
             healthy_ms: 5_000,
             max_event_bytes: DEFAULT_MAX_BYTES,
+            max_channels_per_stream: 10,
         }
     }
 }
@@ -167,6 +171,16 @@ impl SseStream {
             events: VecDeque::new(),
             items: Vec::new(),
         }
+    }
+
+    /// Numbers this stream's requests from `base` (streams of one client never share ids).
+    pub fn set_id_base(&mut self, base: StreamId) {
+        self.next_id = base;
+    }
+
+    /// Whether events wait to be polled.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// The channels the stream carries (or will carry once open).

@@ -40,6 +40,7 @@ const COMMON: &[&str] = &[
 ];
 const SSE_ONLY: &[&str] = &[
     "channelParam",
+    "maxChannelsPerStream",
     "lastEventIdInQuery",
     "idleTimeoutMs",
     "maxEventBytes",
@@ -198,6 +199,9 @@ pub(crate) fn parse(url: String, options: &JsValue) -> Result<Options, JsValue> 
         }
         if let Some(n) = number(options, "maxEventBytes", 1_024.0, 256.0 * 1024.0 * 1024.0)? {
             sse.max_event_bytes = n as usize;
+        }
+        if let Some(n) = number(options, "maxChannelsPerStream", 1.0, 1_000.0)? {
+            sse.max_channels_per_stream = n as usize;
         }
         return Ok(Options {
             config: ClientConfig::Sse(sse),

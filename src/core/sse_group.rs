@@ -1,0 +1,211 @@
+//! A client's SSE channels split over as few streams as a server's cap per stream allows.
+//!
+//! django-eventstream refuses more than 10 channels on one stream and Pushpin holds at most 20
+//! per connection by default, so a client with more channels opens several streams of at most
+//! `max_channels_per_stream` each. Assignment is stable: a new channel joins a stream that has
+//! room (only that stream reopens), a channel that goes leaves only its own stream.
+
+use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase};
+use super::Millis;
+
+/// Stream ids of different streams never collide: each stream numbers from its own base.
+const ID_SPACE: StreamId = 1 << 40;
+
+#[derive(Debug)]
+struct Member {
+    stream: SseStream,
+    channels: Vec<String>,
+}
+
+/// The streams of one client.
+#[derive(Debug)]
+pub struct SseGroup {
+    config: SseConfig,
+    seed: u64,
+    members: Vec<Member>,
+    /// Streams created so far (the next one's id base).
+    created: u64,
+    /// Positions noted for channels not on any stream yet (a subscription's `since`).
+    noted: Vec<(String, String)>,
+}
+
+impl SseGroup {
+    /// No channels, no streams.
+    pub fn new(config: SseConfig, seed: u64) -> Self {
+        SseGroup {
+            config,
+            seed,
+            members: Vec::new(),
+            created: 0,
+            noted: Vec::new(),
+        }
+    }
+
+    /// Every channel carried, stream by stream.
+    pub fn channels(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .flat_map(|m| m.channels.iter().cloned())
+            .collect()
+    }
+
+    /// How many streams there are.
+    pub fn stream_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Sets the channels: the ones gone leave their streams, new ones fill streams that have
+    /// room (then new streams); only streams whose channels changed reopen.
+    pub fn set_channels(&mut self, channels: Vec<String>, now: Millis) {
+        let max = self.config.max_channels_per_stream.max(1);
+        for m in &mut self.members {
+            m.channels.retain(|c| channels.contains(c));
+        }
+        for c in &channels {
+            if self.members.iter().any(|m| m.channels.contains(c)) {
+                continue;
+            }
+            match self.members.iter_mut().find(|m| m.channels.len() < max) {
+                Some(m) => m.channels.push(c.clone()),
+                None => {
+                    let mut stream = SseStream::new(self.config.clone(), self.seed ^ self.created);
+                    stream.set_id_base(self.created * ID_SPACE + 1);
+                    self.created += 1;
+                    self.members.push(Member {
+                        stream,
+                        channels: vec![c.clone()],
+                    });
+                }
+            }
+        }
+        for m in &mut self.members {
+            for (c, id) in &self.noted {
+                if m.channels.contains(c) {
+                    m.stream.note_position(c, id);
+                }
+            }
+            m.stream.set_channels(m.channels.clone(), now);
+        }
+        self.noted.retain(|(c, _)| !channels.contains(c));
+        // An emptied stream has closed itself; drop it once it has nothing more to say.
+        self.members.retain(|m| {
+            !m.channels.is_empty() || m.stream.phase() != StreamPhase::Idle || m.stream.has_events()
+        });
+    }
+
+    /// Another path delivered `channel` up to `id`: its stream resumes after it.
+    pub fn note_position(&mut self, channel: &str, id: &str) {
+        match self
+            .members
+            .iter_mut()
+            .find(|m| m.channels.iter().any(|c| c == channel))
+        {
+            Some(m) => m.stream.note_position(channel, id),
+            None => self.noted.push((channel.to_owned(), id.to_owned())),
+        }
+    }
+
+    /// The coarse phase of the whole: open when every stream is open.
+    pub fn phase(&self) -> StreamPhase {
+        let phases: Vec<StreamPhase> = self
+            .members
+            .iter()
+            .filter(|m| !m.channels.is_empty())
+            .map(|m| m.stream.phase())
+            .collect();
+        if phases.is_empty() {
+            StreamPhase::Idle
+        } else if phases.contains(&StreamPhase::Halted) {
+            StreamPhase::Halted
+        } else if phases.iter().all(|p| *p == StreamPhase::Open) {
+            StreamPhase::Open
+        } else {
+            StreamPhase::Connecting
+        }
+    }
+
+    /// Whether `channel` is on a stream that is open now.
+    pub fn is_live(&self, channel: &str) -> bool {
+        self.members.iter().any(|m| {
+            m.channels.iter().any(|c| c == channel) && m.stream.phase() == StreamPhase::Open
+        })
+    }
+
+    /// The next event, with the channels of its stream when the event concerns all of them
+    /// (`Opened`, and a message whose channel the ids do not say).
+    pub fn poll_event(&mut self) -> Option<(StreamEvent, Option<Vec<String>>)> {
+        for m in &mut self.members {
+            if let Some(ev) = m.stream.poll_event() {
+                let all = matches!(
+                    ev,
+                    StreamEvent::Opened | StreamEvent::Message { channel: None, .. }
+                );
+                let channels = all.then(|| m.channels.clone());
+                return Some((ev, channels));
+            }
+        }
+        self.members
+            .retain(|m| !m.channels.is_empty() || m.stream.phase() != StreamPhase::Idle);
+        None
+    }
+
+    /// Runs `f` on every stream.
+    fn each(&mut self, mut f: impl FnMut(&mut SseStream)) {
+        for m in &mut self.members {
+            f(&mut m.stream);
+        }
+    }
+
+    /// See [`SseStream::handle_response`].
+    pub fn handle_response(&mut self, id: StreamId, status: u16, ct: Option<&str>, now: Millis) {
+        self.each(|s| s.handle_response(id, status, ct, now));
+    }
+
+    /// See [`SseStream::handle_data`].
+    pub fn handle_data(&mut self, id: StreamId, bytes: &[u8], now: Millis) {
+        self.each(|s| s.handle_data(id, bytes, now));
+    }
+
+    /// See [`SseStream::handle_end`].
+    pub fn handle_end(&mut self, id: StreamId, now: Millis) {
+        self.each(|s| s.handle_end(id, now));
+    }
+
+    /// See [`SseStream::handle_error`].
+    pub fn handle_error(&mut self, id: StreamId, message: &str, now: Millis) {
+        self.each(|s| s.handle_error(id, message, now));
+    }
+
+    /// See [`SseStream::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.each(|s| s.handle_timeout(now));
+    }
+
+    /// The earliest deadline of any stream.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.members
+            .iter()
+            .filter_map(|m| m.stream.poll_timeout())
+            .min()
+    }
+
+    /// See [`SseStream::reconnect_now`].
+    pub fn reconnect_now(&mut self, now: Millis) {
+        self.each(|s| s.reconnect_now(now));
+    }
+
+    /// See [`SseStream::suspend`].
+    pub fn suspend(&mut self) {
+        self.each(SseStream::suspend);
+    }
+
+    /// See [`SseStream::resume`].
+    pub fn resume(&mut self, now: Millis) {
+        self.each(|s| s.resume(now));
+    }
+
+    /// Stops every stream for good.
+    pub fn close(&mut self) {
+        self.each(SseStream::close);
+    }
+}
