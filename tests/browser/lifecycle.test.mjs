@@ -252,7 +252,7 @@ describe('leaks', () => {
 
     const listeners0 = await listenerTypes(cdp);
     await page.evaluate(() => {
-      window.leakClient = new window.tidings.Client('/events/', { protocol: 'sse', throttleMs: 0 });
+      window.leakClient = new window.tidings.Client('/events/', { protocol: 'sse', throttleMs: 0, maxChannelsPerStream: 50 });
     });
     // Warm-up: code paths compiled, tables and pools at their working size.
     await cycles(page, { from: 0, count: 1_000, awaitEvery });
