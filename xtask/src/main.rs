@@ -6,12 +6,17 @@
 //!   `N passed, M failed` line.
 //! - `build`: build the npm package into `pkg/`.
 //! - `setup [--browser]`: only install what is missing.
+//! - `size`: the size report of the builds, failing over the budget.
+//! - `bench [clients|pushpin]`: the benchmarks, written under `bench/`.
 
+mod bench;
+mod bench_pushpin;
 mod build;
 mod demo;
 mod paths;
 mod proc;
 mod setup;
+mod size;
 mod test;
 
 use std::process::ExitCode;
@@ -26,9 +31,11 @@ fn main() -> ExitCode {
         "demo" => demo::run(rest),
         "test" => test::run(rest),
         "build" => setup::ensure(false).and_then(|tools| build::package(&tools)),
+        "size" => size::run(rest),
+        "bench" => bench::run(rest),
         "setup" => setup::ensure(rest.iter().any(|a| a == "--browser")).map(|_| ()),
         _ => {
-            eprintln!("usage: cargo xtask <demo [--port N] | test | build | setup [--browser]>");
+            eprintln!("usage: cargo xtask <demo [--port N] | test | build | setup [--browser] | size | bench [clients|pushpin]>");
             return if task == "help" {
                 ExitCode::SUCCESS
             } else {
