@@ -7,15 +7,16 @@
 //! The crate has two layers:
 //! - [`core`]: the sans-IO protocol logic (SSE parser, stream state machine, subscriptions,
 //!   back-off). Plain Rust, driven by inputs and the current time, tested natively.
-//! - `web` and `js` (only on `wasm32`): the browser shell that performs the requests and timers
-//!   the core asks for, and the JavaScript API (`new Client(url, options)`).
+//! - `web` and `js` (only on `wasm32`, `js` with the `js` feature): the browser shell that
+//!   performs the requests and timers the core asks for, and the JavaScript API
+//!   (`new Client(url, options)`).
 
 #![warn(missing_docs)]
 
 pub mod core;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
 mod web;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
 pub mod js;

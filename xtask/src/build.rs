@@ -15,6 +15,8 @@ pub fn package(tools: &Tools) -> Result<()> {
         "-p",
         "tidings",
         "--lib",
+        "--features",
+        "js",
         "--target",
         "wasm32-unknown-unknown",
         "--profile",

@@ -46,6 +46,8 @@ pub fn run(args: &[String]) -> Result<()> {
         "-p",
         "tidings",
         "--lib",
+        "--features",
+        "js",
         "--target",
         "wasm32-unknown-unknown",
         "--",
