@@ -94,6 +94,16 @@ pub fn run(args: &[String]) -> Result<()> {
         check("browser tests", ok && browser.passed > 0, &mut total);
     }
 
+    // The size budget (a ratchet on wasm + glue gzip bytes, see xtask/src/size.rs), on the
+    // package just built: no rebuild, no twiggy.
+    if built.is_ok() {
+        let size = crate::size::check(&paths::pkg_dir());
+        if let Err(e) = &size {
+            eprintln!("{e}");
+        }
+        check("size budget", size.is_ok(), &mut total);
+    }
+
     let secs = started.elapsed().as_secs();
     if failed_steps.is_empty() {
         println!("tidings: every step passed in {secs} s");
