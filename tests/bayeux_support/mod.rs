@@ -31,42 +31,14 @@ pub const WS_URL: &str = "ws://server.test/bayeux";
 
 // ----- small tools ---------------------------------------------------------------------------
 
-/// splitmix64: a small seeded generator for the scripts (independent of the crate's RNG).
-#[derive(Debug, Clone)]
-pub struct Rand(u64);
+#[path = "../rand_support/mod.rs"]
+mod rand_support;
+pub use rand_support::Rand;
 
 impl Rand {
+    /// The Bayeux scripts' generator for `seed`.
     pub fn new(seed: u64) -> Self {
-        Rand(seed ^ 0x0BAE_7E55_D1CE_4E5B)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn percent(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-
-    /// An exponentially distributed wait with the given mean (at least 1).
-    pub fn exp(&mut self, mean: u64) -> u64 {
-        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let v = -(1.0 - u).ln() * mean as f64;
-        (v as u64).max(1)
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next_u64() % items.len() as u64) as usize]
+        Rand::salted(seed, 0x0BAE_7E55_D1CE_4E5B)
     }
 }
 
