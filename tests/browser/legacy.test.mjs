@@ -82,7 +82,7 @@ describe('the script-tag build', () => {
     t.after(() => context.close());
 
     assert.equal(await page.evaluate(() => window.legacy.loaded), true, 'the SRI-checked loader ran');
-    assert.deepEqual(await page.evaluate(() => Object.keys(window.tidings).sort()), ['load', 'poll']);
+    assert.deepEqual(await page.evaluate(() => Object.keys(window.tidings).sort()), ['Client', 'load', 'poll']);
     // Observation window for the absence of requests after load, closed by a marker request
     // (a request made later than anything the page started at load).
     await page.evaluate(async () => {

@@ -1,12 +1,21 @@
 //! Builds the npm package into `pkg/`: release wasm, wasm-bindgen ESM glue, binaryen `-Oz`,
-//! and `package.json` from the hand-kept `pkg.json`.
+//! the hand-written TypeScript declarations, the lazy entry (`tidings/lazy`), the script-tag
+//! loader with its SRI hash, the versioned files for a CDN (`pkg/cdn/`), and `package.json`
+//! from the hand-kept `pkg.json`.
+//!
+//! Everything is written into a staging directory that replaces `pkg/` at the end, so tests
+//! reading `pkg/` never see it half-written.
 
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use crate::paths;
 use crate::proc::{self, cargo};
 use crate::setup::Tools;
 use crate::Result;
+
+/// The script-tag loader's size budget, gzip.
+const LOADER_GZIP_BUDGET: usize = 1_500;
 
 /// Builds `pkg/`.
 pub fn package(tools: &Tools) -> Result<()> {
@@ -26,17 +35,20 @@ pub fn package(tools: &Tools) -> Result<()> {
         .join("wasm32-unknown-unknown")
         .join("wasm")
         .join("tidings.wasm");
-    let pkg = paths::pkg_dir();
-    if pkg.exists() {
-        std::fs::remove_dir_all(&pkg).map_err(|e| format!("cannot clear pkg/: {e}"))?;
+    // Next to pkg/'s parent's target/ (ignored by git), on the same file system as pkg/ so the
+    // final rename is one step.
+    let stage = paths::root().join("target").join("pkg-staging");
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)
+            .map_err(|e| format!("cannot clear {}: {e}", stage.display()))?;
     }
     proc::run(
         std::process::Command::new(&tools.wasm_bindgen)
             .args(["--target", "web", "--out-name", "tidings", "--out-dir"])
-            .arg(&pkg)
+            .arg(&stage)
             .arg(&wasm),
     )?;
-    let bg = pkg.join("tidings_bg.wasm");
+    let bg = stage.join("tidings_bg.wasm");
     // No --all-features: binaryen then emits compact imports that Chromium refuses.
     proc::run(
         std::process::Command::new(&tools.wasm_opt)
@@ -45,39 +57,213 @@ pub fn package(tools: &Tools) -> Result<()> {
             .arg("-o")
             .arg(&bg),
     )?;
-    write_manifest(&pkg)?;
-    write_global(&pkg)?;
-    for f in ["tidings_bg.wasm", "tidings.js"] {
-        let len = std::fs::metadata(pkg.join(f)).map(|m| m.len()).unwrap_or(0);
-        eprintln!("pkg/{f}: {len} bytes");
+    let version = crate_version()?;
+    write_manifest(&stage, &version)?;
+    write_types(&stage)?;
+    write_lazy(&stage)?;
+    write_global(&stage)?;
+    write_cdn(&stage, &version)?;
+    copy(&paths::root().join("README.md"), &stage.join("README.md"))?;
+    let pkg = paths::pkg_dir();
+    if pkg.exists() {
+        std::fs::remove_dir_all(&pkg).map_err(|e| format!("cannot clear pkg/: {e}"))?;
     }
+    std::fs::rename(&stage, &pkg).map_err(|e| format!("cannot move the build to pkg/: {e}"))?;
+    for f in [
+        "tidings_bg.wasm",
+        "tidings.js",
+        "lazy.js",
+        "tidings.global.js",
+    ] {
+        let bytes = std::fs::read(pkg.join(f)).unwrap_or_default();
+        eprintln!("pkg/{f}: {} bytes, {} gzip", bytes.len(), gzip_len(&bytes));
+    }
+    check_readme(&pkg, &version);
     Ok(())
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn write(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+}
+
+fn js_source(name: &str) -> PathBuf {
+    paths::root().join("src").join("js").join(name)
+}
+
+/// The gzip size (level 9) of `bytes`: what a page pays over the wire.
+fn gzip_len(bytes: &[u8]) -> usize {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let _ = enc.write_all(bytes);
+    enc.finish().map(|v| v.len()).unwrap_or(0)
+}
+
+/// The hand-written declarations replace wasm-bindgen's (which type every value as `any`);
+/// the lazy entry's declarations sit next to them.
+fn write_types(pkg: &Path) -> Result<()> {
+    copy(&js_source("tidings.d.ts"), &pkg.join("tidings.d.ts"))?;
+    copy(&js_source("lazy.d.ts"), &pkg.join("lazy.d.ts"))?;
+    // Declarations of the wasm module's raw exports: not part of the API.
+    let _ = std::fs::remove_file(pkg.join("tidings_bg.wasm.d.ts"));
+    Ok(())
+}
+
+/// `tidings/lazy`: the ESM lazy entry, as written (bundlers minify it).
+fn write_lazy(pkg: &Path) -> Result<()> {
+    copy(&js_source("lazy.js"), &pkg.join("lazy.js"))
+}
+
+/// The part of `lazy.js` the script-tag loader shares: between `// <shared>` and `// </shared>`.
+fn shared_body(lazy: &str) -> Result<String> {
+    let start = lazy
+        .find("// <shared>")
+        .ok_or("src/js/lazy.js has no // <shared> line")?;
+    let end = lazy
+        .find("// </shared>")
+        .ok_or("src/js/lazy.js has no // </shared> line")?;
+    Ok(lazy[start..end].to_owned())
+}
+
+/// Drops whole-line `//` comments, indentation and blank lines: the loader's source is
+/// commented for people, the bytes a page loads are not. Deterministic, so the SRI hash only
+/// changes when the source does.
+fn compact(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The script-tag loader: `tidings.global.js` with `lazy.js`'s shared body included, compacted
+/// (its `/*! … */` header kept as written).
+fn global_loader() -> Result<String> {
+    let lazy = read(&js_source("lazy.js"))?;
+    let src = read(&js_source("tidings.global.js"))?;
+    let include = src
+        .lines()
+        .find(|l| l.trim() == "//#include lazy.js")
+        .ok_or("src/js/tidings.global.js has no //#include lazy.js line")?;
+    let src = src.replacen(include, &shared_body(&lazy)?, 1);
+    let header_end = src
+        .find("*/")
+        .filter(|_| src.starts_with("/*!"))
+        .map(|i| i + 2)
+        .unwrap_or(0);
+    Ok(format!(
+        "{}\n{}",
+        &src[..header_end],
+        compact(&src[header_end..])
+    ))
+}
+
+/// `sha384-…` of `bytes`, as SRI spells it.
+fn sri(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
 }
 
 /// The script-tag build: the loader next to the ESM build, with its SRI hash beside it.
 fn write_global(pkg: &Path) -> Result<()> {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let src = paths::root()
-        .join("src")
-        .join("js")
-        .join("tidings.global.js");
-    let text = std::fs::read(&src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
-    std::fs::write(pkg.join("tidings.global.js"), &text)
-        .map_err(|e| format!("cannot write pkg/tidings.global.js: {e}"))?;
-    let digest = sha2::Sha384::digest(&text);
-    let sri = format!(
-        "sha384-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    );
-    std::fs::write(pkg.join("tidings.global.js.sri"), format!("{sri}\n"))
-        .map_err(|e| format!("cannot write pkg/tidings.global.js.sri: {e}"))?;
-    eprintln!("pkg/tidings.global.js integrity=\"{sri}\"");
+    let text = global_loader()?;
+    let gz = gzip_len(text.as_bytes());
+    if gz > LOADER_GZIP_BUDGET {
+        return Err(format!(
+            "the script-tag loader is {gz} bytes gzip, over its budget of {LOADER_GZIP_BUDGET}"
+        ));
+    }
+    write(&pkg.join("tidings.global.js"), &text)?;
+    let hash = sri(text.as_bytes());
+    write(&pkg.join("tidings.global.js.sri"), format!("{hash}\n"))?;
+    eprintln!("pkg/tidings.global.js integrity=\"{hash}\"");
     Ok(())
 }
 
+/// `pkg/cdn/`: the script-tag build under versioned names a CDN can cache forever:
+/// `tidings-<version>.global.js` (+ `.sri`), the glue `tidings-<version>.js`, the wasm
+/// `tidings-<version>_bg.wasm` and the glue's snippets under `tidings-<version>.snippets/`. The
+/// loader is the same file as `pkg/tidings.global.js` (same hash): it finds its siblings from
+/// its own name.
+fn write_cdn(pkg: &Path, version: &str) -> Result<()> {
+    let cdn = pkg.join("cdn");
+    let stem = format!("tidings-{version}");
+    std::fs::create_dir_all(&cdn).map_err(|e| format!("cannot create pkg/cdn: {e}"))?;
+    for (from, to) in [
+        ("tidings.global.js", format!("{stem}.global.js")),
+        ("tidings.global.js.sri", format!("{stem}.global.js.sri")),
+        ("tidings_bg.wasm", format!("{stem}_bg.wasm")),
+    ] {
+        copy(&pkg.join(from), &cdn.join(to))?;
+    }
+    // Only the import statements name the snippets by path; the imports object the wasm is
+    // given uses the same text as keys (the wasm's import module names) and must keep it.
+    let glue = read(&pkg.join("tidings.js"))?;
+    let snippets = format!("./{stem}.snippets/");
+    let mut out = String::new();
+    for line in glue.lines() {
+        if line.starts_with("import ") {
+            out.push_str(&line.replace("./snippets/", &snippets));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    write(&cdn.join(format!("{stem}.js")), out)?;
+    copy_dir(&pkg.join("snippets"), &cdn.join(format!("{stem}.snippets")))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    if !from.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    let entries =
+        std::fs::read_dir(from).map_err(|e| format!("cannot list {}: {e}", from.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let dest = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            copy_dir(&path, &dest)?;
+        } else {
+            copy(&path, &dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Warns when README.md's script-tag snippet does not carry the built loader's name and hash
+/// (tests/browser/package.test.mjs fails on it).
+fn check_readme(pkg: &Path, version: &str) {
+    let hash = std::fs::read_to_string(pkg.join("tidings.global.js.sri")).unwrap_or_default();
+    let readme = std::fs::read_to_string(paths::root().join("README.md")).unwrap_or_default();
+    let want = format!(
+        "tidings-{version}.global.js\" integrity=\"{}\"",
+        hash.trim()
+    );
+    if !readme.contains(&want) {
+        eprintln!("warning: README.md's script-tag snippet should read: {want}");
+    }
+}
+
 /// `pkg/package.json`: `pkg.json` plus the crate version and the files wasm-bindgen wrote.
-fn write_manifest(pkg: &Path) -> Result<()> {
+fn write_manifest(pkg: &Path, version: &str) -> Result<()> {
     let text = std::fs::read_to_string(paths::root().join("pkg.json"))
         .map_err(|e| format!("cannot read pkg.json: {e}"))?;
     let mut manifest: serde_json::Value =
@@ -85,7 +271,7 @@ fn write_manifest(pkg: &Path) -> Result<()> {
     let obj = manifest
         .as_object_mut()
         .ok_or("pkg.json must hold a JSON object")?;
-    obj.insert("version".into(), crate_version()?.into());
+    obj.insert("version".into(), version.into());
     let out = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
     std::fs::write(pkg.join("package.json"), out + "\n")
         .map_err(|e| format!("cannot write pkg/package.json: {e}"))

@@ -1,0 +1,152 @@
+/*! tidings/lazy: the API of 'tidings' (Client, poll, init) with nothing of the wasm client
+ * loaded up front. It is imported and compiled at the first subscribe, publish or poll, so a
+ * page that never subscribes pays for this file only. */
+const start = () => import('./tidings.js').then((m) => m.default().then(() => m));
+// <shared> From here to </shared> this file is also the body of the script-tag build
+// (tidings.global.js), which defines its own `start`. xtask's build inserts it there without
+// its comment lines and indentation, so comments here cost the script tag nothing.
+// Only whole-line comments here: the build drops those lines and nothing else.
+let loading = null;
+const load = () => {
+  // A failed load (network) is tried again at the next subscribe.
+  if (!loading) loading = start().catch((e) => { loading = null; throw e; });
+  return loading;
+};
+const closed = () => Object.assign(new Error('tidings: closed'), { code: 'closed', retrying: false });
+const quiet = (p) => { p.catch(() => {}); return p; };
+// on() before the client exists: kept in `pending`, and attached to the client before it starts
+// so the listener hears the first state change. The returned remover is idempotent.
+const later = (pending, event, callback) => {
+  if (!['state', 'error', 'reset'].includes(event)) throw new TypeError(`on(): unknown event ${event}`);
+  if (typeof callback != 'function') throw new TypeError('on(): callback must be a function');
+  const entry = { event, callback, off: null };
+  pending.push(entry);
+  return () => {
+    if (entry.off) entry.off();
+    const i = pending.indexOf(entry);
+    if (i >= 0) pending.splice(i, 1);
+  };
+};
+// The client could not be made (the wasm did not load, or a bad option: the wasm checks the
+// options, so with the lazy entry a bad option surfaces here and not from `new Client`).
+const failed = (pending, err) => {
+  if (!err.code) err.code = err instanceof TypeError ? 'invalid-option' : 'network';
+  for (const e of pending) if (e.event == 'error') e.callback(err);
+};
+
+class Subscription {
+  constructor(channel) {
+    this.channel = channel;
+    this._sub = null;
+    this._gone = false;
+  }
+  unsubscribe() {
+    this._gone = true;
+    if (this._sub) this._sub.unsubscribe();
+  }
+}
+
+class Client {
+  constructor(url, options) {
+    this._url = url;
+    this._options = options;
+    this._client = null;
+    this._pending = [];
+    this._queue = [];
+    this._closed = false;
+    this._started = null;
+  }
+  // Resolves to the wasm Client, made on first need with the early listeners attached; the
+  // subscribes that waited for it then go out together, in order (one request).
+  _start() {
+    if (!this._started) {
+      this._started = load().then((m) => {
+        if (this._closed) throw closed();
+        const c = new m.Client(this._url, this._options);
+        for (const e of this._pending) e.off = c.on(e.event, e.callback);
+        this._client = c;
+        this._flush(c);
+        return c;
+      }).catch((e) => {
+        this._started = null;
+        this._flush(null, e);
+        if (!this._closed) failed(this._pending, e);
+        throw e;
+      });
+    }
+    return this._started;
+  }
+  _flush(c, err) {
+    for (const q of this._queue.splice(0)) q(c, err);
+  }
+  subscribe(channel, callback, options) {
+    if (this._client) return this._client.subscribe(channel, callback, options);
+    if (typeof channel != 'string') throw new TypeError('subscribe(): channel must be a string');
+    if (typeof callback != 'function') throw new TypeError('subscribe(): callback must be a function');
+    const sub = new Subscription(channel);
+    // Like the wasm client's: a rejection the page never looks at is not an unhandled one.
+    sub.ready = quiet(new Promise((resolve, reject) => {
+      this._queue.push((c, err) => {
+        if (err || sub._gone) return reject(err || closed());
+        try {
+          sub._sub = c.subscribe(channel, callback, options);
+          resolve(sub._sub.ready);
+        } catch (e) {
+          reject(e);
+        }
+      });
+    }));
+    quiet(this._start());
+    return sub;
+  }
+  publish(channel, data) {
+    return this._client ? this._client.publish(channel, data) : this._start().then((c) => c.publish(channel, data));
+  }
+  on(event, callback) {
+    return this._client ? this._client.on(event, callback) : later(this._pending, event, callback);
+  }
+  get state() {
+    return this._client ? this._client.state : this._closed ? 'closed' : 'idle';
+  }
+  get transport() {
+    return this._client ? this._client.transport : null;
+  }
+  close() {
+    this._closed = true;
+    if (this._client) this._client.close();
+    else this._flush(null, closed());
+  }
+}
+
+// tidings.poll(url, callback, options): the handle is returned at once; the wasm poll() is made
+// when the client has loaded, with the early listeners handed to it before it starts.
+const poll = (url, callback, options) => {
+  let real = null;
+  let stopped = false;
+  const pending = [];
+  const handle = {
+    stop() {
+      stopped = true;
+      if (real) real.stop();
+    },
+    on: (event, cb) => (real ? real.on(event, cb) : later(pending, event, cb)),
+    get state() {
+      return real ? real.state : stopped ? 'closed' : 'idle';
+    },
+    get transport() {
+      return real ? real.transport : null;
+    },
+  };
+  handle.ready = quiet(load().then((m) => {
+    if (stopped) throw closed();
+    real = m.poll(url, callback, options, pending);
+    return real.ready;
+  }).catch((e) => {
+    // Errors of the running poller reached its listeners already.
+    if (!real && !stopped) failed(pending, e);
+    throw e;
+  }));
+  return handle;
+};
+// </shared>
+export { load as default, Client, poll };
