@@ -31,6 +31,8 @@ pub const WS_URL: &str = "ws://server.test/bayeux";
 
 // ----- small tools ---------------------------------------------------------------------------
 
+// Binaries that load both support modules get two copies, each with its own salted `new`.
+#[allow(clippy::duplicate_mod)]
 #[path = "../rand_support/mod.rs"]
 mod rand_support;
 pub use rand_support::Rand;
@@ -767,85 +769,61 @@ pub trait Driven {
     fn auth(&mut self, result: Result<Option<V>, String>, now: u64);
 }
 
-impl Driven for Session {
-    type Out = SessionEvent<V>;
-    fn poll(&mut self) -> Option<Polled<Self::Out>> {
-        self.poll_event().map(|e| match e {
-            SessionEvent::HttpSend { req, messages, .. } => {
-                Polled::Net(Net::HttpSend { req, messages })
+/// `Driven` for a type whose inputs share the session's names (`Session` and `Core` do);
+/// `$poll` drains its outputs and `$ev` is its output enum.
+macro_rules! impl_driven {
+    ($ty:ty, $ev:ident, $poll:ident) => {
+        impl Driven for $ty {
+            type Out = $ev<V>;
+            fn poll(&mut self) -> Option<Polled<Self::Out>> {
+                self.$poll().map(|e| match e {
+                    $ev::HttpSend { req, messages, .. } => {
+                        Polled::Net(Net::HttpSend { req, messages })
+                    }
+                    $ev::HttpAbort(r) => Polled::Net(Net::HttpAbort(r)),
+                    $ev::WsOpen { conn, .. } => Polled::Net(Net::WsOpen(conn)),
+                    $ev::WsSend { conn, messages } => Polled::Net(Net::WsSend { conn, messages }),
+                    $ev::WsClose(c) => Polled::Net(Net::WsClose(c)),
+                    $ev::Authenticate => Polled::Net(Net::Authenticate),
+                    other => Polled::Other(other),
+                })
             }
-            SessionEvent::HttpAbort(r) => Polled::Net(Net::HttpAbort(r)),
-            SessionEvent::WsOpen { conn, .. } => Polled::Net(Net::WsOpen(conn)),
-            SessionEvent::WsSend { conn, messages } => Polled::Net(Net::WsSend { conn, messages }),
-            SessionEvent::WsClose(c) => Polled::Net(Net::WsClose(c)),
-            SessionEvent::Authenticate => Polled::Net(Net::Authenticate),
-            other => Polled::Other(other),
-        })
-    }
-    fn next_timeout(&self) -> Option<u64> {
-        self.poll_timeout()
-    }
-    fn timeout(&mut self, now: u64) {
-        self.handle_timeout(now)
-    }
-    fn http_response(&mut self, req: u64, status: u16, body: Result<Vec<Msg>, String>, now: u64) {
-        self.handle_http_response(req, status, body, now)
-    }
-    fn http_error(&mut self, req: u64, why: &str, now: u64) {
-        self.handle_http_error(req, why, now)
-    }
-    fn ws_open(&mut self, conn: u64, now: u64) {
-        self.handle_ws_open(conn, now)
-    }
-    fn ws_frame(&mut self, conn: u64, body: Result<Vec<Msg>, String>, now: u64) {
-        self.handle_ws_messages(conn, body, now)
-    }
-    fn ws_closed(&mut self, conn: u64, now: u64) {
-        self.handle_ws_closed(conn, now)
-    }
-    fn auth(&mut self, result: Result<Option<V>, String>, now: u64) {
-        self.auth_done(result, now)
-    }
+            fn next_timeout(&self) -> Option<u64> {
+                self.poll_timeout()
+            }
+            fn timeout(&mut self, now: u64) {
+                self.handle_timeout(now)
+            }
+            fn http_response(
+                &mut self,
+                req: u64,
+                status: u16,
+                body: Result<Vec<Msg>, String>,
+                now: u64,
+            ) {
+                self.handle_http_response(req, status, body, now)
+            }
+            fn http_error(&mut self, req: u64, why: &str, now: u64) {
+                self.handle_http_error(req, why, now)
+            }
+            fn ws_open(&mut self, conn: u64, now: u64) {
+                self.handle_ws_open(conn, now)
+            }
+            fn ws_frame(&mut self, conn: u64, body: Result<Vec<Msg>, String>, now: u64) {
+                self.handle_ws_messages(conn, body, now)
+            }
+            fn ws_closed(&mut self, conn: u64, now: u64) {
+                self.handle_ws_closed(conn, now)
+            }
+            fn auth(&mut self, result: Result<Option<V>, String>, now: u64) {
+                self.auth_done(result, now)
+            }
+        }
+    };
 }
 
-impl Driven for Core {
-    type Out = Output<V>;
-    fn poll(&mut self) -> Option<Polled<Self::Out>> {
-        self.poll_output().map(|o| match o {
-            Output::HttpSend { req, messages, .. } => Polled::Net(Net::HttpSend { req, messages }),
-            Output::HttpAbort(r) => Polled::Net(Net::HttpAbort(r)),
-            Output::WsOpen { conn, .. } => Polled::Net(Net::WsOpen(conn)),
-            Output::WsSend { conn, messages } => Polled::Net(Net::WsSend { conn, messages }),
-            Output::WsClose(c) => Polled::Net(Net::WsClose(c)),
-            Output::Authenticate => Polled::Net(Net::Authenticate),
-            other => Polled::Other(other),
-        })
-    }
-    fn next_timeout(&self) -> Option<u64> {
-        self.poll_timeout()
-    }
-    fn timeout(&mut self, now: u64) {
-        self.handle_timeout(now)
-    }
-    fn http_response(&mut self, req: u64, status: u16, body: Result<Vec<Msg>, String>, now: u64) {
-        self.handle_http_response(req, status, body, now)
-    }
-    fn http_error(&mut self, req: u64, why: &str, now: u64) {
-        self.handle_http_error(req, why, now)
-    }
-    fn ws_open(&mut self, conn: u64, now: u64) {
-        self.handle_ws_open(conn, now)
-    }
-    fn ws_frame(&mut self, conn: u64, body: Result<Vec<Msg>, String>, now: u64) {
-        self.handle_ws_messages(conn, body, now)
-    }
-    fn ws_closed(&mut self, conn: u64, now: u64) {
-        self.handle_ws_closed(conn, now)
-    }
-    fn auth(&mut self, result: Result<Option<V>, String>, now: u64) {
-        self.auth_done(result, now)
-    }
-}
+impl_driven!(Session, SessionEvent, poll_event);
+impl_driven!(Core, Output, poll_output);
 
 // ----- the world: network and time -----------------------------------------------------------
 

@@ -15,6 +15,8 @@ use tidings::core::client::{ClientCore, Output};
 type Core = ClientCore<String>;
 use tidings::core::sse_stream::{SseStream, StreamEvent, StreamId, StreamRequest};
 
+// Binaries that load both support modules get two copies, each with its own salted `new`.
+#[allow(clippy::duplicate_mod)]
 #[path = "../rand_support/mod.rs"]
 mod rand_support;
 pub use rand_support::Rand;
