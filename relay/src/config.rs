@@ -9,7 +9,7 @@ use crate::faults::Faults;
 /// Everything that can be set on a relay. `Config::default()` is a private relay on
 /// `127.0.0.1:8080` with no static files, no publish key (so publishing is refused until one is
 /// set or `no_auth` is chosen), in-memory history only, django-eventstream's limits, Bayeux at
-/// `/bayeux` holding connects for 30 s, and no faults.
+/// `/bayeux` holding connects for 30 s, no faults, and no GRIP.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the binary listens. [`crate::app`] ignores it: the caller binds.
@@ -59,6 +59,21 @@ pub struct Config {
     /// The fault switches the relay starts with (tests change them at run time through
     /// `/admin/faults`).
     pub faults: Faults,
+    /// Act as a GRIP origin: SSE requests that come through a GRIP proxy (Pushpin, Fanout:
+    /// they carry `Grip-Sig`) are answered with GRIP instructions instead of a held stream
+    /// ([`crate::grip`]). Direct requests still get the plain stream.
+    pub grip: bool,
+    /// The key Pushpin signs `Grip-Sig` with (its `sig_key`, `changeme` by default). When
+    /// set, only requests whose signature verifies get GRIP instructions; when not, any
+    /// request with a `Grip-Sig` header does (fine while only the proxy can reach the relay).
+    pub grip_key: Option<String>,
+    /// A GRIP publish endpoint (Pushpin's `http://127.0.0.1:5561/publish/`): every message
+    /// published here is also forwarded there, in order, retried while it is down.
+    pub grip_publish: Option<String>,
+    /// How many messages may wait to be forwarded to `grip_publish`; beyond that the oldest
+    /// are dropped (and logged). Pushpin then sees a gap in the ids and fetches what its
+    /// connections missed from this relay's history.
+    pub grip_queue: usize,
 }
 
 impl Default for Config {
@@ -85,6 +100,10 @@ impl Default for Config {
             max_subscriptions_per_client: 100,
             max_clients: 10_000,
             faults: Faults::default(),
+            grip: false,
+            grip_key: None,
+            grip_publish: None,
+            grip_queue: 10_000,
         }
     }
 }

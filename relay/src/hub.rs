@@ -39,6 +39,8 @@ pub(crate) struct Hub {
     pub(crate) epoch: u64,
     /// The demo's comments (served only with `Config::demo`).
     pub(crate) comments: tokio::sync::Mutex<Comments>,
+    /// Forwards every publish to a GRIP proxy (`Config::grip_publish`).
+    grip: Option<Arc<crate::grip::Forwarder>>,
 }
 
 /// Where a new stream starts, and what it must be sent before live messages.
@@ -67,7 +69,9 @@ impl Hub {
         };
         let started = SystemTime::now();
         let (live, _) = broadcast::channel(config.live_buffer);
+        let grip = crate::grip::Forwarder::start(&config)?;
         Ok(Hub {
+            grip,
             started,
             epoch: epoch(started),
             comments: tokio::sync::Mutex::new(Comments::seeded(started)),
@@ -138,6 +142,10 @@ impl Hub {
             // Under the history lock, so a Bayeux subscribe (which holds it to read its replay)
             // sees each message either in history or live.
             self.sessions.dispatch(&messages);
+            // Queued in publish order; posted by the forwarder's task, never waited for.
+            if let Some(grip) = &self.grip {
+                grip.enqueue(&messages);
+            }
         }
         if let Some(store) = writer.as_mut().filter(|s| s.wants_compaction()) {
             // A failed compaction leaves the (longer) file as it was: not worth failing for.

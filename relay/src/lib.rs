@@ -34,6 +34,7 @@ mod config;
 mod demo;
 mod error;
 pub mod faults;
+mod grip;
 mod history;
 mod hub;
 pub mod poll;

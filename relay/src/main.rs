@@ -70,6 +70,26 @@ struct Args {
     /// [default: connect timeout + 30000].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     session_timeout_ms: Option<u64>,
+    /// Act as a GRIP origin behind Pushpin: stream requests that come through it (they carry
+    /// Grip-Sig) are answered with GRIP instructions; direct ones keep the plain stream.
+    #[arg(long)]
+    grip: bool,
+    /// Only trust Grip-Sig signed with this key (Pushpin's sig_key) [default: trust any].
+    #[arg(
+        long,
+        env = "TIDINGS_GRIP_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    grip_key: Option<String>,
+    /// Forward every publish to this GRIP publish endpoint
+    /// (Pushpin: http://127.0.0.1:5561/publish/).
+    #[arg(long, value_name = "URL")]
+    grip_publish: Option<String>,
+    /// Messages that may wait to be forwarded before the oldest are dropped.
+    #[arg(long, value_name = "N", default_value_t = Config::default().grip_queue as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    grip_queue: u64,
     /// Fault: refuse WebSocket upgrades on the Bayeux path (503).
     #[arg(long)]
     fault_refuse_ws: bool,
@@ -161,6 +181,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         connect_timeout,
         session_timeout,
         faults,
+        grip: args.grip,
+        grip_key: args.grip_key.filter(|k| !k.is_empty()),
+        grip_publish: args.grip_publish,
+        grip_queue: usize::try_from(args.grip_queue).unwrap_or(usize::MAX),
         ..Config::default()
     };
     let bind = config.bind;
@@ -285,5 +309,21 @@ mod tests {
         assert!(Args::try_parse_from(["tidings-relay", "--fault-sse-status", "99"]).is_err());
         assert!(Args::try_parse_from(["tidings-relay", "--fault-poll-status", "600"]).is_err());
         assert!(Args::try_parse_from(["tidings-relay", "--session-timeout-ms", "0"]).is_err());
+        let args = Args::try_parse_from([
+            "tidings-relay",
+            "--grip",
+            "--grip-publish",
+            "http://127.0.0.1:5561/publish/",
+            "--grip-queue",
+            "50",
+        ])
+        .unwrap();
+        assert!(args.grip);
+        assert_eq!(
+            args.grip_publish.as_deref(),
+            Some("http://127.0.0.1:5561/publish/")
+        );
+        assert_eq!(args.grip_queue, 50);
+        assert!(Args::try_parse_from(["tidings-relay", "--grip-queue", "0"]).is_err());
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use futures_util::Stream;
 use tidings::core::channel::parse_bayeux_concrete;
@@ -80,6 +80,7 @@ fn parse_request(
 /// The `/events/` handler.
 pub(crate) async fn events(
     State(hub): State<Arc<Hub>>,
+    uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -94,13 +95,16 @@ pub(crate) async fn events(
         Ok(r) => r,
         Err(text) => return bad_request(&text),
     };
+    if crate::grip::from_proxy(&hub.config, &headers) {
+        return crate::grip::hold(&hub, &request.channels, request.last, &headers, uri.path());
+    }
     let start = hub.subscribe(&request.channels, request.last.as_ref());
     let mut feed = Feed::new(start, hub.config.keepalive, hub.shutdown_signal());
     feed.faults = Some(hub.faults_sender().subscribe());
     stream_response(StatusCode::OK, Body::from_stream(feed.into_stream()))
 }
 
-fn stream_response(status: StatusCode, body: Body) -> Response {
+pub(crate) fn stream_response(status: StatusCode, body: Body) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -131,7 +135,7 @@ fn bad_request(text: &str) -> Response {
 
 /// Appends one event in `text/event-stream` form. Data with line breaks becomes several
 /// `data:` lines, so it arrives whole.
-fn write_event(out: &mut Vec<u8>, event: &str, id: Option<&str>, data: &str) {
+pub(crate) fn write_event(out: &mut Vec<u8>, event: &str, id: Option<&str>, data: &str) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(event.as_bytes());
     out.push(b'\n');
