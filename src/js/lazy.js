@@ -8,8 +8,8 @@ const start = () => import('./tidings.js').then((m) => m.default().then(() => m)
 // Only whole-line comments here: the build drops those lines and nothing else.
 let loading = null;
 const load = () => {
-  // A failed load (network) is tried again at the next subscribe.
-  if (!loading) loading = start().catch((e) => { loading = null; throw e; });
+  // A failed load is tried again at the next subscribe.
+  if (!loading) loading = start().catch((e) => { loading = null; e.code = 'network'; throw e; });
   return loading;
 };
 const closed = () => Object.assign(new Error('tidings: closed'), { code: 'closed', retrying: false });
@@ -27,10 +27,11 @@ const later = (pending, event, callback) => {
     if (i >= 0) pending.splice(i, 1);
   };
 };
-// The client could not be made (the wasm did not load, or a bad option: the wasm checks the
-// options, so with the lazy entry a bad option surfaces here and not from `new Client`).
+// The client could not be made: the wasm did not load ('network'), or an option was bad (the
+// wasm checks the options, so with the lazy entry a bad option surfaces here, a TypeError
+// from the wasm's `new Client` or `poll`, and not from the lazy `new Client`).
 const failed = (pending, err) => {
-  if (!err.code) err.code = err instanceof TypeError ? 'invalid-option' : 'network';
+  if (!err.code) err.code = 'invalid-option';
   for (const e of pending) if (e.event == 'error') e.callback(err);
 };
 

@@ -220,6 +220,39 @@ describe('the npm package', () => {
   });
 });
 
+/**
+ * A temporary www directory with cdn.html (pkg/cdn's loader with its .sri hash, then the page's
+ * classic script cdn-page.js: a lazy client made at load, subscribed by window.start) and the
+ * favicon. Removed when the test ends.
+ */
+async function cdnSite(t) {
+  const version = await crateVersion();
+  const stem = `/pkg/cdn/tidings-${version}`;
+  const hash = (await readFile(path.join(PKG, 'cdn', `tidings-${version}.global.js.sri`), 'utf8')).trim();
+  const www = tempDir();
+  t.after(() => rm(www, { recursive: true, force: true }));
+  await writeFile(path.join(www, 'cdn.html'), `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tidings script tag</title><link rel="icon" href="/favicon.svg">
+<script src="${stem}.global.js" integrity="${hash}" crossorigin="anonymous"></script>
+<script src="/cdn-page.js"></script>
+</head><body><p>The versioned script-tag build.</p></body></html>
+`);
+  // The page's classic script: a client made at load, subscribed only by window.start.
+  await writeFile(path.join(www, 'cdn-page.js'), `(function () {
+  'use strict';
+  var seen = window.seen = { got: [], states: [], ready: null, loaded: typeof tidings === 'object' };
+  var client = new tidings.Client('/events/');
+  client.on('state', function (s, t) { seen.states.push(s + '/' + t); });
+  window.start = function (channel) {
+    client.subscribe(channel, function (data, meta) { seen.got.push([data, meta.id]); }).ready.then(
+      function () { seen.ready = 'resolved'; }, function (e) { seen.ready = 'rejected: ' + e; });
+  };
+})();
+`);
+  await copyFile(path.join(PAGES, 'favicon.svg'), path.join(www, 'favicon.svg'));
+  return { www, stem };
+}
+
 describe('the versioned script-tag build (pkg/cdn)', () => {
   test('README.md shows the built loader\'s name and SRI hash; the loader is one text, within its size budget', async () => {
     const version = await crateVersion();
@@ -240,30 +273,7 @@ describe('the versioned script-tag build (pkg/cdn)', () => {
   });
 
   test('a page that never subscribes never requests the client; new tidings.Client(…).subscribe fetches the versioned files and receives', async (t) => {
-    const version = await crateVersion();
-    const stem = `/pkg/cdn/tidings-${version}`;
-    const hash = (await readFile(path.join(PKG, 'cdn', `tidings-${version}.global.js.sri`), 'utf8')).trim();
-    const www = tempDir();
-    t.after(() => rm(www, { recursive: true, force: true }));
-    await writeFile(path.join(www, 'cdn.html'), `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>tidings script tag</title><link rel="icon" href="/favicon.svg">
-<script src="${stem}.global.js" integrity="${hash}" crossorigin="anonymous"></script>
-<script src="/cdn-page.js"></script>
-</head><body><p>The versioned script-tag build.</p></body></html>
-`);
-    // The page's classic script: a client made at load, subscribed only by window.start.
-    await writeFile(path.join(www, 'cdn-page.js'), `(function () {
-  'use strict';
-  var seen = window.seen = { got: [], states: [], ready: null, loaded: typeof tidings === 'object' };
-  var client = new tidings.Client('/events/');
-  client.on('state', function (s, t) { seen.states.push(s + '/' + t); });
-  window.start = function (channel) {
-    client.subscribe(channel, function (data, meta) { seen.got.push([data, meta.id]); }).ready.then(
-      function () { seen.ready = 'resolved'; }, function (e) { seen.ready = 'rejected: ' + e; });
-  };
-})();
-`);
-    await copyFile(path.join(PAGES, 'favicon.svg'), path.join(www, 'favicon.svg'));
+    const { www, stem } = await cdnSite(t);
     const relay = await startRelay({ www });
     t.after(() => relay.kill());
     const { page, context, problems, requests } = await openPage(browser, `${relay.url}/cdn.html`);
@@ -291,5 +301,55 @@ describe('the versioned script-tag build (pkg/cdn)', () => {
     assert.ok(fetched.some((p) => p.startsWith(`${stem}.snippets/`)), `the glue's snippets under the versioned name: ${fetched}`);
     assert.deepEqual(await page.evaluate(() => window.seen.states), ['connecting/null', 'push/sse']);
     assert.deepEqual(problems, []);
+  });
+
+  test('the lazy Client before its wasm loaded: subscribes of one tick share one stream; unsubscribe, close and a bad option reject ready', async (t) => {
+    const { www } = await cdnSite(t);
+    const relay = await startRelay({ www });
+    t.after(() => relay.kill());
+    const { page, context, problems, requests } = await openPage(browser, `${relay.url}/cdn.html`);
+    t.after(() => context.close());
+
+    const early = await page.evaluate(async () => {
+      const got = [];
+      const settle = (p) => p.then(() => 'resolved', (e) => `${e.name} ${e.code}`);
+      // The page's first subscribes: the wasm is not loaded yet.
+      const client = new tidings.Client('/events/');
+      const a = client.subscribe('/p/one', (data) => got.push(['one', data]));
+      const gone = client.subscribe('/p/gone', (data) => got.push(['gone', data]));
+      const b = client.subscribe('/p/two', (data) => got.push(['two', data]));
+      gone.unsubscribe();
+      window.early = { client, got };
+      const closing = new tidings.Client('/events/');
+      const closed = closing.subscribe('/p/closed', () => {});
+      closing.close();
+      const bad = new tidings.Client('/events/', { protocol: 'sse', throttle: 5 });
+      const badErrors = [];
+      bad.on('error', (e) => badErrors.push(e.code));
+      const badSub = bad.subscribe('/p/bad', () => {});
+      return {
+        ready: await Promise.all([a.ready, b.ready].map(settle)),
+        gone: await settle(gone.ready),
+        closed: [await settle(closed.ready), closing.state],
+        bad: [await settle(badSub.ready), badErrors, bad.state],
+        state: client.state,
+      };
+    });
+    assert.deepEqual(early, {
+      ready: ['resolved', 'resolved'],
+      gone: 'Error closed',
+      closed: ['Error closed', 'closed'],
+      bad: ['TypeError invalid-option', ['invalid-option'], 'idle'],
+      state: 'push',
+    });
+    const streams = requests.filter((u) => pathOf(u) === '/events/').map((u) => new URL(u).searchParams.getAll('channel'));
+    assert.deepEqual(streams, [['/p/one', '/p/two']], 'the subscribes that waited for the wasm went out in one request');
+
+    await relay.publish('/p/two', 2);
+    await relay.publish('/p/one', 1);
+    await relay.publish('/p/gone', 0);
+    await waitFor(() => page.evaluate(() => window.early.got.length >= 2), { what: 'both messages' });
+    assert.deepEqual(await page.evaluate(() => window.early.got), [['two', 2], ['one', 1]]);
+    assert.deepEqual(problems.filter((p) => !/^console: tidings:/.test(p)), []);
   });
 });
