@@ -160,6 +160,9 @@ describe('the npm package', () => {
       t.after(() => relay.kill());
       const { wasm } = assets();
       assert.match(wasm, /^\/assets\/tidings_bg-[\w-]+\.wasm$/);
+      // The bundle runs under the relay's CSP: no eval, no inline script, wasm allowed.
+      const csp = (await fetch(`${relay.url}/index.html`)).headers.get('content-security-policy') ?? '';
+      assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'(;|$)/, `CSP: ${csp}`);
       const { page, context, problems, requests } = await openPage(browser, `${relay.url}/index.html?channel=/p/npm`);
       t.after(() => context.close());
 

@@ -42,6 +42,8 @@ pub fn package(tools: &Tools) -> Result<()> {
         std::fs::remove_dir_all(&stage)
             .map_err(|e| format!("cannot clear {}: {e}", stage.display()))?;
     }
+    std::fs::create_dir_all(&stage)
+        .map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
     proc::run(
         std::process::Command::new(&tools.wasm_bindgen)
             .args(["--target", "web", "--out-name", "tidings", "--out-dir"])
@@ -287,4 +289,38 @@ fn crate_version() -> Result<String> {
         .find_map(|l| l.trim().strip_prefix("version = "))
         .map(|v| v.trim_matches('"').to_owned())
         .ok_or_else(|| "Cargo.toml has no [package] version".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_drops_comment_lines_indentation_and_blank_lines_only() {
+        let src = "  // why\n\n  const a = 'http://x'; // kept\n    /* kept */\n";
+        assert_eq!(compact(src), "const a = 'http://x'; // kept\n/* kept */\n");
+    }
+
+    #[test]
+    fn the_loader_is_a_classic_script_with_the_lazy_body_inside() {
+        let loader = global_loader().unwrap();
+        assert!(loader.starts_with("/*! tidings"), "{loader}");
+        assert!(
+            loader.contains("class Client {"),
+            "the shared body is included"
+        );
+        assert!(loader.contains("window.tidings = { Client, poll, load };"));
+        // Nothing of the ESM entry: a classic script cannot export, and it fetches the client
+        // from next to itself, not from './tidings.js'.
+        assert!(!loader.contains("export "), "{loader}");
+        assert!(!loader.contains("import('./tidings.js')"), "{loader}");
+        assert!(!loader.contains("#include"), "{loader}");
+        assert!(loader.lines().all(|l| !l.starts_with("//")));
+        assert!(gzip_len(loader.as_bytes()) <= LOADER_GZIP_BUDGET);
+        // Deterministic: the same sources give the same bytes (and SRI hash).
+        assert_eq!(
+            sri(loader.as_bytes()),
+            sri(global_loader().unwrap().as_bytes())
+        );
+    }
 }
