@@ -35,42 +35,22 @@ pub fn package(tools: &Tools) -> Result<()> {
         .join("wasm32-unknown-unknown")
         .join("wasm")
         .join("tidings.wasm");
-    // Next to pkg/'s parent's target/ (ignored by git), on the same file system as pkg/ so the
-    // final rename is one step.
-    let stage = paths::root().join("target").join("pkg-staging");
-    if stage.exists() {
-        std::fs::remove_dir_all(&stage)
-            .map_err(|e| format!("cannot clear {}: {e}", stage.display()))?;
-    }
-    std::fs::create_dir_all(&stage)
-        .map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
-    proc::run(
-        std::process::Command::new(&tools.wasm_bindgen)
-            .args(["--target", "web", "--out-name", "tidings", "--out-dir"])
-            .arg(&stage)
-            .arg(&wasm),
-    )?;
-    let bg = stage.join("tidings_bg.wasm");
-    // No --all-features: binaryen then emits compact imports that Chromium refuses.
-    proc::run(
-        std::process::Command::new(&tools.wasm_opt)
-            .args(["-Oz", "--strip-debug", "--strip-producers"])
-            .arg(&bg)
-            .arg("-o")
-            .arg(&bg),
-    )?;
-    let version = crate_version()?;
-    write_manifest(&stage, &version)?;
-    write_types(&stage)?;
-    write_lazy(&stage)?;
-    write_global(&stage)?;
-    write_cdn(&stage, &version)?;
-    copy(&paths::root().join("README.md"), &stage.join("README.md"))?;
+    // In the clone's target/ (ignored by git), on the same file system as pkg/ so the final
+    // rename is one step; one per build process, so two builds at once do not mix files.
+    let stage = paths::root()
+        .join("target")
+        .join(format!("pkg-staging-{}", std::process::id()));
+    let built = fill(tools, &wasm, &stage);
     let pkg = paths::pkg_dir();
-    if pkg.exists() {
-        std::fs::remove_dir_all(&pkg).map_err(|e| format!("cannot clear pkg/: {e}"))?;
-    }
-    std::fs::rename(&stage, &pkg).map_err(|e| format!("cannot move the build to pkg/: {e}"))?;
+    let moved = built.and_then(|version| {
+        if pkg.exists() {
+            std::fs::remove_dir_all(&pkg).map_err(|e| format!("cannot clear pkg/: {e}"))?;
+        }
+        std::fs::rename(&stage, &pkg).map_err(|e| format!("cannot move the build to pkg/: {e}"))?;
+        Ok(version)
+    });
+    let _ = std::fs::remove_dir_all(&stage);
+    let version = moved?;
     for f in [
         "tidings_bg.wasm",
         "tidings.js",
@@ -82,6 +62,39 @@ pub fn package(tools: &Tools) -> Result<()> {
     }
     check_readme(&pkg, &version);
     Ok(())
+}
+
+/// Writes the whole package into `stage`; returns the version.
+fn fill(tools: &Tools, wasm: &Path, stage: &Path) -> Result<String> {
+    if stage.exists() {
+        std::fs::remove_dir_all(stage)
+            .map_err(|e| format!("cannot clear {}: {e}", stage.display()))?;
+    }
+    std::fs::create_dir_all(stage)
+        .map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
+    proc::run(
+        std::process::Command::new(&tools.wasm_bindgen)
+            .args(["--target", "web", "--out-name", "tidings", "--out-dir"])
+            .arg(stage)
+            .arg(wasm),
+    )?;
+    let bg = stage.join("tidings_bg.wasm");
+    // No --all-features: binaryen then emits compact imports that Chromium refuses.
+    proc::run(
+        std::process::Command::new(&tools.wasm_opt)
+            .args(["-Oz", "--strip-debug", "--strip-producers"])
+            .arg(&bg)
+            .arg("-o")
+            .arg(&bg),
+    )?;
+    let version = crate_version()?;
+    write_manifest(stage, &version)?;
+    write_types(stage)?;
+    write_lazy(stage)?;
+    write_global(stage)?;
+    write_cdn(stage, &version)?;
+    copy(&paths::root().join("README.md"), &stage.join("README.md"))?;
+    Ok(version)
 }
 
 fn read(path: &Path) -> Result<String> {
