@@ -1,21 +1,93 @@
 //! tidings: a realtime subscribe client for web pages.
 //!
 //! A page subscribes to channels such as `/comments/123` and tidings delivers what is published
-//! there over Server-Sent Events, reconnecting by itself and resuming from the last event id so
-//! nothing is lost across reconnects.
+//! there over Server-Sent Events or Bayeux (WebSocket, falling back to long-polling),
+//! reconnecting by itself and resuming from the last message id so nothing is lost across
+//! reconnects. When push cannot work it polls, and it throttles bursts per channel.
 //!
-//! The crate has two layers:
-//! - [`core`]: the sans-IO protocol logic (SSE parser, stream state machine, subscriptions,
-//!   back-off). Plain Rust, driven by inputs and the current time, tested natively.
-//! - `web` and `js` (only on `wasm32`, `js` with the `js` feature): the browser shell that
-//!   performs the requests and timers the core asks for, and the JavaScript API
-//!   (`new Client(url, options)`).
+//! # Layers
+//!
+//! - [`core`]: the sans-IO protocol logic (SSE parser, Bayeux session, subscriptions,
+//!   throttle, back-off). Plain Rust, driven by inputs and the current time, tested natively.
+//! - The browser driver (on `wasm32`): performs the requests, sockets and timers the core asks
+//!   for. Two thin faces share it:
+//!   - the Rust API ([`Client`], [`Subscription`], [`Message`], [`Error`]; on `wasm32`, no
+//!     feature needed), with hooks for Yew (`tidings::yew`, feature `yew`) and Leptos
+//!     (`tidings::leptos`, feature `leptos`);
+//!   - the JavaScript API (`js`, feature `js`, used by the npm and script-tag builds).
+//!
+//! # The Rust API in the browser
+//!
+//! ```no_run
+//! # #[cfg(target_arch = "wasm32")]
+//! # async fn chat() -> Result<(), tidings::Error> {
+//! use std::time::Duration;
+//! use tidings::{Client, Protocol};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Line { user: String, text: String }
+//!
+//! let client = Client::builder("/bayeux")        // or Client::new("/events/") for SSE
+//!     .protocol(Protocol::Bayeux)
+//!     .throttle(Duration::ZERO)                   // every message, no folding
+//!     .build()?;
+//! let mut lines = client.subscribe("/chat/room")?.typed::<Line>();
+//! lines.subscription().ready().await?;           // the server confirmed it
+//! client.publish("/chat/room", &serde_json::json!({ "user": "ada", "text": "hi" })).await?;
+//! while let Some(line) = lines.next().await {     // also a futures Stream
+//!     let line = line?;                           // Error::Decode if a payload does not fit
+//!     web_sys::console::log_1(&format!("{}: {}", line.user, line.text).into());
+//! }
+//! // Dropping `lines` unsubscribes; the connection closes with the last subscription.
+//! # Ok(()) }
+//! ```
+//!
+//! That example only compiles for `wasm32` (it is type-checked there by `cargo xtask test`'s
+//! wasm clippy of the example apps; natively its body is configured out). The options and
+//! messages are plain Rust and run anywhere:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tidings::{ClientBuilder, Error, PollFallback, Protocol};
+//!
+//! let builder = ClientBuilder::new("/events/")
+//!     .protocol(Protocol::Sse)
+//!     .max_channels_per_stream(20)
+//!     .poll_fallback(PollFallback::new("/poll/comments/123").interval(Duration::from_secs(10)));
+//! # let _ = builder;
+//! // Checked before anything connects (on wasm32, `build()` returns this error):
+//! let bad = ClientBuilder::new("/bayeux").protocol(Protocol::Bayeux).max_channels_per_stream(5);
+//! # #[cfg(not(target_arch = "wasm32"))]
+//! assert!(matches!(bad.check(), Err(Error::InvalidOption(_))));
+//! ```
+//!
+//! # Features
+//!
+//! - `yew`: [`yew::use_subscription`](crate::yew) for Yew 0.21 components.
+//! - `leptos`: [`leptos::use_subscription`](crate::leptos) for Leptos 0.8 components.
+//! - `js`: the wasm-bindgen JavaScript API (the npm build).
+//!
+//! The default build pulls in neither framework nor the JavaScript classes.
 
 #![warn(missing_docs)]
 
 pub mod core;
 
-#[cfg(all(target_arch = "wasm32", feature = "js"))]
+mod rust;
+
+pub use rust::{
+    ClientBuilder, Error, Failure, Message, Meta, PollFallback, Protocol, SubscribeOptions,
+};
+
+#[cfg(target_arch = "wasm32")]
+pub use rust::{Client, Event, Events, Stopper, Subscription, Typed};
+
+#[cfg(all(target_arch = "wasm32", feature = "leptos"))]
+pub use rust::leptos;
+#[cfg(all(target_arch = "wasm32", feature = "yew"))]
+pub use rust::yew;
+
+#[cfg(target_arch = "wasm32")]
 mod web;
 
 #[cfg(all(target_arch = "wasm32", feature = "js"))]

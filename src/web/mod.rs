@@ -29,7 +29,10 @@ use crate::core::Millis;
 pub(crate) type Core = ClientCore<JsValue>;
 
 pub(crate) use clock::Clock;
+// Used by the JavaScript API only (page functions and hooks).
+#[cfg(feature = "js")]
 pub(crate) use fetch::describe;
+#[cfg(feature = "js")]
 pub(crate) use poll::value_body;
 
 /// Receives what the page must hear about (deliveries, readiness, state, errors, resets).
@@ -148,6 +151,7 @@ impl Driver {
     }
 
     /// A function poll started by the page side.
+    #[cfg(feature = "js")]
     pub(crate) fn track_poll(&self, id: PollId) {
         self.0.borrow_mut().polls.push((id, None));
     }

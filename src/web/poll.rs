@@ -96,6 +96,7 @@ pub(crate) fn body(text: &str) -> PollBody<JsValue> {
 }
 
 /// Sorts what a page poll function returned, like a body.
+#[cfg(feature = "js")]
 pub(crate) fn value_body(v: JsValue) -> PollBody<JsValue> {
     if let Some(b) = relay_body(&v) {
         return b;

@@ -13,6 +13,7 @@ mod bench;
 mod bench_pushpin;
 mod build;
 mod demo;
+mod examples;
 mod paths;
 mod proc;
 mod setup;

@@ -104,6 +104,53 @@ pub fn run(args: &[String]) -> Result<()> {
         check("size budget", size.is_ok(), &mut total);
     }
 
+    // The Rust API's framework hooks and the example apps: wasm clippy with the yew and leptos
+    // features (and without js), the apps built, then their browser test against the relay.
+    let clippy_hooks = proc::run(cargo().current_dir(&root).args([
+        "clippy",
+        "-p",
+        "tidings",
+        "--lib",
+        "--features",
+        "yew,leptos",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]));
+    check(
+        "clippy (wasm32, yew + leptos)",
+        clippy_hooks.is_ok(),
+        &mut total,
+    );
+    let example_apps = crate::examples::build(&tools);
+    check("example apps build", example_apps.is_ok(), &mut total);
+    if let (Ok(dist), true) = (&example_apps, built.is_ok()) {
+        let mut node = Command::new("node");
+        node.current_dir(&root)
+            .args(["--test", "--test-reporter=spec", "--test-timeout=120000"])
+            .arg(
+                root.join("tests")
+                    .join("browser")
+                    .join("rust-examples.test.mjs"),
+            )
+            .env("TIDINGS_EXAMPLES", dist)
+            .env(
+                "TIDINGS_RELAY",
+                paths::target_dir().join("debug").join("tidings-relay"),
+            )
+            .env("TIDINGS_ROOT", &root)
+            .env("CHROMIUM", tools.chromium.clone().unwrap_or_default());
+        let (apps, ok) = proc::run_tests(&mut node, Duration::from_secs(10 * 60));
+        add(&mut total, apps);
+        check(
+            "example apps browser test",
+            ok && apps.passed > 0,
+            &mut total,
+        );
+    }
+
     let secs = started.elapsed().as_secs();
     if failed_steps.is_empty() {
         println!("tidings: every step passed in {secs} s");

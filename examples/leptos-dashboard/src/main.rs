@@ -1,0 +1,92 @@
+//! A live dashboard in Leptos on tidings' Rust API: one SSE stream to tidings-relay carries
+//! every tile's channel; each tile is a component with its own `use_subscription`. Hiding a
+//! tile drops its subscription (the stream reopens without that channel); hiding the whole
+//! dashboard drops them all and the stream closes.
+//!
+//! Values are rendered as text nodes only.
+
+use leptos::prelude::*;
+use serde::Deserialize;
+use tidings::leptos::{provide_client, use_client, use_subscription};
+use tidings::Client;
+
+/// The tiles: a title and a channel each.
+const TILES: &[(&str, &str)] = &[
+    ("Visitors", "/dashboard/visitors"),
+    ("Orders", "/dashboard/orders"),
+    ("Load", "/dashboard/load"),
+];
+
+/// A reading as published on a tile's channel.
+#[derive(Debug, Clone, Deserialize)]
+struct Reading {
+    value: f64,
+    #[serde(default)]
+    unit: String,
+}
+
+#[component]
+fn Tile(title: &'static str, channel: &'static str) -> impl IntoView {
+    let client = use_client().expect("App provides the client");
+    let sub = use_subscription(&client, channel, 1);
+    let id = channel.trim_start_matches("/dashboard/");
+    let value = move || {
+        sub.with(|s| match s.latest().map(|m| m.data_as::<Reading>()) {
+            None => "…".to_owned(),
+            Some(Ok(r)) => format!("{} {}", r.value, r.unit).trim_end().to_owned(),
+            Some(Err(e)) => e.to_string(),
+        })
+    };
+    let received = move || sub.with(|s| s.received.to_string());
+    let ready = move || sub.with(|s| s.ready.to_string());
+    view! {
+        <div class="tile" id=format!("tile-{id}") data-ready=ready data-received=received>
+            <h2>{title}</h2>
+            <p class="value">{value}</p>
+        </div>
+    }
+}
+
+#[component]
+fn App() -> impl IntoView {
+    // One client for the page; its SSE stream carries every mounted tile's channel.
+    provide_client(Client::new("/events/").expect("the options are valid"));
+    let (shown, set_shown) = signal(true);
+    let (orders, set_orders) = signal(true);
+    let tiles = move || {
+        TILES
+            .iter()
+            .map(move |&(title, channel)| {
+                if channel == "/dashboard/orders" {
+                    // This one can be hidden on its own.
+                    view! {
+                        <Show when=move || orders.get()>
+                            <Tile title channel />
+                        </Show>
+                    }
+                    .into_any()
+                } else {
+                    view! { <Tile title channel /> }.into_any()
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <main>
+            <h1>"tidings dashboard (Leptos)"</h1>
+            <button id="toggle" on:click=move |_| set_shown.update(|s| *s = !*s)>
+                {move || if shown.get() { "Hide the dashboard" } else { "Show the dashboard" }}
+            </button>
+            <button id="toggle-orders" on:click=move |_| set_orders.update(|s| *s = !*s)>
+                {move || if orders.get() { "Hide orders" } else { "Show orders" }}
+            </button>
+            <Show when=move || shown.get()>
+                <section id="tiles">{tiles}</section>
+            </Show>
+        </main>
+    }
+}
+
+fn main() {
+    mount_to_body(App);
+}
