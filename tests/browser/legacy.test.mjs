@@ -2,8 +2,9 @@
 // pkg/tidings.global.js with its SRI hash under the relay's strict CSP (no inline scripts), and
 // its own classic script (pages/legacy-sri.js) calls tidings.poll(url, callback, options).
 //
-// The hash changes with every build, so each test writes the page into a temporary directory
-// served as the relay's --www, with the hash of pkg/tidings.global.js.sri filled in.
+// The hash changes whenever the loader's source does (src/js/tidings.global.js and the part of
+// src/js/lazy.js it includes), so each test writes the page into a temporary directory served
+// as the relay's --www, with the hash of pkg/tidings.global.js.sri filled in.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
