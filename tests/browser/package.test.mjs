@@ -18,7 +18,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { build } from 'vite';
-import { PAGES, ROOT, launchBrowser, openPage, startRelay, tempDir, waitFor } from './harness.mjs';
+import { KEY, PAGES, ROOT, launchBrowser, openPage, startRelay, tempDir, waitFor } from './harness.mjs';
 
 const run = promisify(execFile);
 const PKG = path.join(ROOT, 'pkg');
@@ -354,5 +354,27 @@ describe('the versioned script-tag build (pkg/cdn)', () => {
     await waitFor(() => page.evaluate(() => window.early.got.length >= 2), { what: 'both messages' });
     assert.deepEqual(await page.evaluate(() => window.early.got), [['two', 2], ['one', 1]]);
     assert.deepEqual(problems.filter((p) => !/^console: tidings:/.test(p)), []);
+  });
+
+  test('the lazy Client publishes before its wasm loaded (Bayeux): the publish waits for it and resolves with the id', async (t) => {
+    const { www } = await cdnSite(t);
+    const relay = await startRelay({ www });
+    t.after(() => relay.kill());
+    const { page, context, problems } = await openPage(browser, `${relay.url}/cdn.html`);
+    t.after(() => context.close());
+
+    const [stateAtPublish, id] = await page.evaluate(async (key) => {
+      const client = new tidings.Client('/bayeux', { protocol: 'bayeux', ext: { tidings: { key } } });
+      const published = client.publish('/p/pub', { n: 1 });
+      const state = client.state;
+      const out = await published;
+      client.close();
+      return [state, out];
+    }, KEY);
+    assert.equal(stateAtPublish, 'idle', 'nothing loaded when publish returned');
+    assert.equal(typeof id, 'string');
+    const history = await (await fetch(`${relay.url}/poll/p/pub?since=0`)).json();
+    assert.deepEqual(history.messages, [{ id, data: { n: 1 } }]);
+    assert.deepEqual(problems, []);
   });
 });
