@@ -67,7 +67,7 @@ describe('the npm package', () => {
     const snippets = files.filter((f) => f.startsWith('snippets/'));
     assert.ok(snippets.length >= 1 && snippets.every((f) => /^snippets\/[^/]+\/[^/]+\.js$/.test(f)), `snippets: ${snippets}`);
     assert.deepEqual(files.filter((f) => !f.startsWith('snippets/')), [
-      'README.md', 'lazy.d.ts', 'lazy.js', 'package.json', 'tidings.d.ts', 'tidings.global.js',
+      'LICENSE-APACHE', 'LICENSE-MIT', 'README.md', 'lazy.d.ts', 'lazy.js', 'package.json', 'tidings.d.ts', 'tidings.global.js',
       'tidings.global.js.sri', 'tidings.js', 'tidings_bg.wasm',
     ]);
     // Every module the glue imports is in the tarball.

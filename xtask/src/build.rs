@@ -93,7 +93,9 @@ fn fill(tools: &Tools, wasm: &Path, stage: &Path) -> Result<String> {
     write_lazy(stage)?;
     write_global(stage)?;
     write_cdn(stage, &version)?;
-    copy(&paths::root().join("README.md"), &stage.join("README.md"))?;
+    for doc in ["README.md", "LICENSE-MIT", "LICENSE-APACHE"] {
+        copy(&paths::root().join(doc), &stage.join(doc))?;
+    }
     Ok(version)
 }
 
