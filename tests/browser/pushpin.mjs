@@ -9,8 +9,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { tempDir, waitFor } from './harness.mjs';
 
-/** The Pushpin binary: $PUSHPIN, else Debian's. */
-export const PUSHPIN = process.env.PUSHPIN || '/usr/bin/pushpin';
+/** The Pushpin binary: $PUSHPIN, else `pushpin` on PATH (Debian's package). */
+export const PUSHPIN = process.env.PUSHPIN || 'pushpin';
 
 /** A port that was free on 127.0.0.1 a moment ago (bound on port 0, then released). */
 export async function freePort() {
@@ -102,7 +102,7 @@ export async function startPushpin({ origins, subscriptionMax = 20, messageRate 
   mkdirSync(path.join(dir, 'log'));
   const httpPort = await freePort();
   const publishPort = await freePort();
-  writeFileSync(path.join(dir, 'routes'), `* ${origins.join(',')}\n`);
+  writeFileSync(path.join(dir, 'routes'), `* ${origins.join(' ')}\n`);
   const file = path.join(dir, 'pushpin.conf');
   writeFileSync(file, config(dir, { httpPort, publishPort, subscriptionMax, messageRate }));
   const url = `http://127.0.0.1:${httpPort}`;

@@ -159,4 +159,38 @@ describe('tidings through Pushpin', () => {
     const got = await waitForDeliveries(page, Object.fromEntries(channels.map((c) => [c, 1])), 'one message on each of 25 channels');
     for (const c of channels) assert.deepEqual(got[c], [['1', c]], c);
   });
+
+  test('two relays behind one Pushpin: publishes to both, the first dies, the second serves streams and resumes', async (t) => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const pp = await startPushpin({ origins: [`127.0.0.1:${portA}`, `127.0.0.1:${portB}`] });
+    t.after(() => pp.kill());
+    const args = ['--grip', '--grip-publish', pp.publishUrl];
+    const a = await startRelay({ port: portA, args });
+    t.after(() => a.kill());
+    const b = await startRelay({ port: portB, args });
+    t.after(() => b.kill());
+    /** The publish path: every message to every live relay, in the same order. */
+    const publishAll = async (relays, channel, data) => {
+      const ids = [];
+      for (const r of relays) ids.push(await r.publish(channel, data));
+      assert.ok(ids.every((id) => id === ids[0]), `the relays number alike: ${ids}`);
+    };
+    const { page, streams } = await pageThrough(t, pp);
+    await subscribe(page, ['/two/a'], { backoff: { minMs: 100, maxMs: 1000 } });
+    for (let i = 1; i <= 3; i += 1) await publishAll([a, b], '/two/a', i);
+    await waitForDeliveries(page, { '/two/a': 3 }, 'messages forwarded by both relays');
+
+    await a.kill();
+    for (let i = 4; i <= 5; i += 1) await publishAll([b], '/two/a', i);
+    await waitForDeliveries(page, { '/two/a': 5 }, 'messages forwarded by the second relay');
+    // Streams reopened now go to the second relay, which resumes them from its own history.
+    const restarting = pp.restart('SIGKILL');
+    await publishAll([b], '/two/a', 6);
+    await restarting;
+    await publishAll([b], '/two/a', 7);
+    const got = await waitForDeliveries(page, { '/two/a': 7 }, 'every message after the restart');
+    assert.deepEqual(got['/two/a'], [1, 2, 3, 4, 5, 6, 7].map((v) => [String(v), v]));
+    assert.ok(streams.length >= 2, 'the stream was reopened');
+    assert.deepEqual(await page.evaluate(() => window.resets), []);
+  });
 });

@@ -5,7 +5,8 @@
 //!   cache (`cargo install --locked` of wasm-bindgen-cli fails against this registry, so it is
 //!   installed unlocked, by exact version);
 //! - the npm tools in `tests/` (binaryen's `wasm-opt`, `playwright-core`) with `npm ci`;
-//! - for browser tests, Debian's `chromium` and `chromium-driver`.
+//! - for browser tests, Debian's `chromium` and `chromium-driver`, and `pushpin` and `zurl`
+//!   (the tests behind Pushpin start their own from a private config).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +25,7 @@ pub struct Tools {
     pub chromium: Option<PathBuf>,
 }
 
-/// Makes sure every tool is there; `browser` adds Chromium.
+/// Makes sure every tool is there; `browser` adds Chromium, Pushpin and zurl.
 pub fn ensure(browser: bool) -> Result<Tools> {
     ensure_wasm_target()?;
     let wasm_bindgen = ensure_wasm_bindgen()?;
@@ -114,14 +115,24 @@ fn ensure_node_tools() -> Result<PathBuf> {
 }
 
 fn ensure_chromium() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("CHROMIUM").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
+    let given = std::env::var_os("CHROMIUM").filter(|p| !p.is_empty());
+    let chromium = given
+        .clone()
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let mut missing: Vec<&str> = Vec::new();
+    if given.is_none() && !(chromium.exists() && Path::new("/usr/bin/chromedriver").exists()) {
+        missing.extend(["chromium", "chromium-driver"]);
     }
-    let chromium = PathBuf::from("/usr/bin/chromium");
-    if chromium.exists() && Path::new("/usr/bin/chromedriver").exists() {
+    if !has_command("pushpin", &["/usr/bin/pushpin", "/usr/sbin/pushpin"]) {
+        missing.push("pushpin");
+    }
+    if !has_command("zurl", &["/usr/bin/zurl"]) {
+        missing.push("zurl");
+    }
+    if missing.is_empty() {
         return Ok(chromium);
     }
-    eprintln!("installing Debian's chromium and chromium-driver");
+    eprintln!("installing Debian's {}", missing.join(", "));
     let root = proc::output(Command::new("id").arg("-u")).as_deref() == Some("0");
     let apt = |args: &[&str]| {
         let mut c = if root {
@@ -135,15 +146,21 @@ fn ensure_chromium() -> Result<PathBuf> {
         c
     };
     proc::run(&mut apt(&["update", "-q"]))?;
-    proc::run(&mut apt(&[
-        "install",
-        "-y",
-        "-q",
-        "chromium",
-        "chromium-driver",
-    ]))?;
+    let mut install = vec!["install", "-y", "-q"];
+    install.extend(&missing);
+    proc::run(&mut apt(&install))?;
     if !chromium.exists() {
         return Err("chromium is still missing after apt-get install".into());
     }
+    if !has_command("pushpin", &["/usr/bin/pushpin", "/usr/sbin/pushpin"]) {
+        return Err("pushpin is still missing after apt-get install".into());
+    }
     Ok(chromium)
+}
+
+/// Whether `name` is at one of `paths` or on `PATH`.
+fn has_command(name: &str, paths: &[&str]) -> bool {
+    paths.iter().any(|p| Path::new(p).exists())
+        || std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }
