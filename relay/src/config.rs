@@ -61,7 +61,7 @@ pub struct Config {
     pub faults: Faults,
     /// Act as a GRIP origin: SSE requests that come through a GRIP proxy (Pushpin, Fanout:
     /// they carry `Grip-Sig`) are answered with GRIP instructions instead of a held stream
-    /// ([`crate::grip`]). Direct requests still get the plain stream.
+    /// (the README's "Behind Pushpin"). Direct requests still get the plain stream.
     pub grip: bool,
     /// The key Pushpin signs `Grip-Sig` with (its `sig_key`, `changeme` by default). When
     /// set, only requests whose signature verifies get GRIP instructions; when not, any

@@ -18,6 +18,10 @@
 //! A message published anywhere (`/publish`, a Bayeux publish, the demo) gets one sequence
 //! number in its channel and reaches SSE streams, Bayeux subscribers and pollers alike.
 //!
+//! Behind Pushpin (`Config::grip`, `Config::grip_publish`) the relay is a GRIP origin: streams
+//! through the proxy get GRIP instructions, and every publish is forwarded to the proxy's
+//! publish API.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = tidings_relay::Config { no_auth: true, ..Default::default() };

@@ -7,6 +7,10 @@
 //! what the client missed, then live messages, with a `:` comment every keep-alive period. A
 //! stream that falls too far behind the live feed is ended: the client reconnects with its last
 //! id and gets the rest from history.
+//!
+//! With `Config::grip`, a request that comes through a GRIP proxy (Pushpin) is answered by the
+//! GRIP module instead: the same first events, then instructions for the proxy to hold the
+//! stream itself.
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -2,9 +2,10 @@
 // HTTP port and the publish port picked free on 127.0.0.1, zurl among its services, every IPC
 // socket, pid file and log in the directory), started in its own process group and stopped
 // by pid: the runner and the services it started (each runs in a group of its own, so their
-// pids are read from the run directory).
+// pids are read from the run directory). PUSHPIN_LOG_LEVEL=3 makes its logs (in the
+// temporary directory's log/) verbose.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { tempDir, waitFor } from './harness.mjs';
@@ -24,7 +25,7 @@ export async function freePort() {
   return port;
 }
 
-/** The config file's text. `origins` are `host:port` targets of the one route. */
+/** The config file's text. */
 function config(dir, { httpPort, publishPort, subscriptionMax, messageRate }) {
   const run = path.join(dir, 'run');
   const ipc = (name) => `ipc://${run}/${name}`;
@@ -92,7 +93,8 @@ function alive(pid) {
 }
 
 /**
- * Writes a private config routing everything to `origins` (`['127.0.0.1:PORT', …]`) and starts
+ * Writes a private config routing everything to `origins` (`['127.0.0.1:PORT', …]`, the route's
+ * targets, tried in order: Pushpin fails over to the next one that answers) and starts
  * Pushpin; resolves once both its HTTP port and its publish API answer. `restart()` starts it
  * again with the same config and ports.
  */
@@ -175,7 +177,11 @@ export async function startPushpin({ origins, subscriptionMax = 20, messageRate 
       await stop(signal);
       await start();
     },
-    kill: () => stop('SIGTERM'),
+    /** Stops Pushpin and removes its directory (kept when PUSHPIN_KEEP is set, for its logs). */
+    async kill() {
+      await stop('SIGTERM');
+      if (!process.env.PUSHPIN_KEEP) rmSync(dir, { recursive: true, force: true });
+    },
     /** What the runner printed (for failure messages). */
     output: () => output,
   };
