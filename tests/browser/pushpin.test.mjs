@@ -20,7 +20,8 @@ async function deployment(t, { store, relayArgs = [], pushpin = {} } = {}) {
   const relayPort = await freePort();
   const pp = await startPushpin({ origins: [`127.0.0.1:${relayPort}`], ...pushpin });
   t.after(() => pp.kill());
-  const args = ['--grip', '--grip-publish', pp.publishUrl, ...relayArgs];
+  // Pushpin signs with its default sig_key: the relay checks real signatures.
+  const args = ['--grip', '--grip-key', 'changeme', '--grip-publish', pp.publishUrl, ...relayArgs];
   const d = {
     pp,
     relay: null,
@@ -123,6 +124,31 @@ describe('tidings through Pushpin', () => {
     assert.deepEqual(await page.evaluate(() => [window.states, window.errors]), [['connecting', 'push'], []]);
   });
 
+  test('relay restarted without its history: Pushpin sees the gap, the next link answers stream-reset', async (t) => {
+    const d = await deployment(t);
+    const { page, streams } = await pageThrough(t, d.pp);
+    await subscribe(page, ['/n/a']);
+    for (let i = 1; i <= 3; i += 1) await d.relay.publish('/n/a', i);
+    await waitForDeliveries(page, { '/n/a': 3 }, 'three messages');
+
+    await d.relay.kill();
+    await d.startOrigin();
+    // Numbering starts again: item 1 follows prev-id 0, the connection is at 3. Pushpin asks
+    // the relay's next link, which cannot continue from 3 and says so.
+    assert.equal(await d.relay.publish('/n/a', 'lost'), '1');
+    await waitFor(() => page.evaluate(() => window.resets.length === 1), { what: 'a reset' });
+    assert.deepEqual(await page.evaluate(() => window.resets), [['/n/a']]);
+    // Ids 2 and 3 were published on this channel a moment ago: Pushpin's id cache
+    // (id_cache_ttl) drops them as repeats. Id 4 is new; its prev-id (3) is not where the
+    // connection is (1), so Pushpin fetches the gap from the next link: all three arrive.
+    assert.equal(await d.relay.publish('/n/a', 'after'), '2');
+    assert.equal(await d.relay.publish('/n/a', 'more'), '3');
+    assert.equal(await d.relay.publish('/n/a', 'new'), '4');
+    const got = await waitForDeliveries(page, { '/n/a': 6 }, 'the messages after the reset');
+    assert.deepEqual(got['/n/a'], [['1', 1], ['2', 2], ['3', 3], ['2', 'after'], ['3', 'more'], ['4', 'new']]);
+    assert.equal(streams.length, 1, 'Pushpin kept the stream');
+  });
+
   test('Pushpin restarted: the client reconnects and misses nothing the relay still holds', async (t) => {
     const d = await deployment(t);
     const { page, streams } = await pageThrough(t, d.pp);
@@ -164,7 +190,7 @@ describe('tidings through Pushpin', () => {
     const [portA, portB] = [await freePort(), await freePort()];
     const pp = await startPushpin({ origins: [`127.0.0.1:${portA}`, `127.0.0.1:${portB}`] });
     t.after(() => pp.kill());
-    const args = ['--grip', '--grip-publish', pp.publishUrl];
+    const args = ['--grip', '--grip-key', 'changeme', '--grip-publish', pp.publishUrl];
     const a = await startRelay({ port: portA, args });
     t.after(() => a.kill());
     const b = await startRelay({ port: portB, args });
