@@ -70,8 +70,8 @@ pub struct Config {
     /// A GRIP publish endpoint (Pushpin's `http://127.0.0.1:5561/publish/`): every message
     /// published here is also forwarded there, in order, retried while it is down.
     pub grip_publish: Option<String>,
-    /// How many messages may wait to be forwarded to `grip_publish`; beyond that the oldest
-    /// are dropped (and logged). Pushpin then sees a gap in the ids and fetches what its
+    /// How many messages may wait to be forwarded to `grip_publish` (and at most 64 MiB of
+    /// them); beyond that the oldest are dropped (and logged). Pushpin then sees a gap in the ids and fetches what its
     /// connections missed from this relay's history.
     pub grip_queue: usize,
 }

@@ -54,6 +54,9 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How long one publish request may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most bytes of items that may wait, whatever `Config::grip_queue` allows (10,000
+/// messages of 64 KiB would be 640 MiB).
+const MAX_QUEUE_BYTES: usize = 64 << 20;
 
 /// Whether a stream request came through the GRIP proxy and gets GRIP instructions.
 pub(crate) fn from_proxy(config: &Config, headers: &HeaderMap) -> bool {
@@ -264,6 +267,8 @@ pub(crate) fn item(message: &Message) -> String {
 struct Queue {
     /// Items (JSON text) with their forwarding number, oldest first.
     items: VecDeque<(u64, String)>,
+    /// The bytes of `items`.
+    bytes: usize,
     next: u64,
     /// Items dropped because the queue was full, not yet logged.
     dropped: u64,
@@ -275,6 +280,8 @@ pub(crate) struct Forwarder {
     queue: Mutex<Queue>,
     wake: Arc<Notify>,
     capacity: usize,
+    /// [`MAX_QUEUE_BYTES`] (smaller in tests).
+    max_bytes: usize,
 }
 
 impl Forwarder {
@@ -306,6 +313,7 @@ impl Forwarder {
             queue: Mutex::new(Queue::default()),
             wake: Arc::new(Notify::new()),
             capacity: config.grip_queue,
+            max_bytes: MAX_QUEUE_BYTES,
         });
         runtime.spawn(forward(
             Arc::downgrade(&forwarder),
@@ -328,9 +336,15 @@ impl Forwarder {
             for m in messages {
                 let n = q.next;
                 q.next += 1;
-                q.items.push_back((n, item(m)));
-                if q.items.len() > self.capacity {
-                    q.items.pop_front();
+                let item = item(m);
+                q.bytes += item.len();
+                q.items.push_back((n, item));
+                while q.items.len() > self.capacity
+                    || (q.bytes > self.max_bytes && q.items.len() > 1)
+                {
+                    if let Some((_, old)) = q.items.pop_front() {
+                        q.bytes -= old.len();
+                    }
                     q.dropped += 1;
                 }
             }
@@ -362,7 +376,9 @@ impl Forwarder {
     fn done(&self, last: u64) {
         let mut q = self.queue();
         while q.items.front().is_some_and(|(n, _)| *n <= last) {
-            q.items.pop_front();
+            if let Some((_, old)) = q.items.pop_front() {
+                q.bytes -= old.len();
+            }
         }
     }
 }
@@ -481,6 +497,41 @@ mod tests {
         assert_eq!(p.get("/a"), Some(5));
         assert_eq!(p.get("/b c"), Some(7));
         assert_eq!(p.get("/z"), None);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_messages_and_bytes() {
+        let forwarder = Forwarder {
+            queue: Mutex::new(Queue::default()),
+            wake: Arc::new(Notify::new()),
+            capacity: 3,
+            max_bytes: 1000,
+        };
+        let message = |seq: u64, size: usize| {
+            Arc::new(Message {
+                channel: Arc::from("/a"),
+                seq,
+                payload: Arc::from("x".repeat(size).as_str()),
+            })
+        };
+        forwarder.enqueue(&(1..=5).map(|s| message(s, 10)).collect::<Vec<_>>());
+        // Forwarding numbers (from 0), not sequence numbers.
+        let ids = |f: &Forwarder| -> Vec<u64> { f.queue().items.iter().map(|(n, _)| *n).collect() };
+        assert_eq!(ids(&forwarder), [2, 3, 4]);
+        let (last, body) = forwarder.batch().unwrap();
+        assert_eq!(last, 4);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["items"].as_array().unwrap().len(), 3);
+        assert_eq!(forwarder.queue().dropped, 0, "logged and reset");
+        forwarder.done(3);
+        assert_eq!(ids(&forwarder), [4]);
+        // Large items: the byte bound drops the oldest even below the count.
+        let big = 500;
+        forwarder.enqueue(&[message(6, big), message(7, big)]);
+        assert_eq!(ids(&forwarder), [6]);
+        let bytes: usize = forwarder.queue().items.iter().map(|(_, i)| i.len()).sum();
+        assert_eq!(forwarder.queue().bytes, bytes);
+        assert!(bytes <= 1000);
     }
 
     #[test]
