@@ -1,4 +1,6 @@
-//! `POST /publish`: `{"channel": "/a", "data": …}` or `{"messages": [{"channel", "data"}, …]}`.
+//! `POST /publish`: `{"channel": "/a", "data": …}` or `{"messages": [{"channel", "data"}, …]}`,
+//! or Pushpin's own publish body `{"items": [{"channel", "formats": {…}}, …]}` so a publisher
+//! written for Pushpin or Fanout can point at the relay unchanged ([`parse_item`]).
 //!
 //! Publishers authenticate with `Authorization: Bearer <key>`. A batch is validated whole before
 //! anything is stored (all or nothing), then numbered, written to the store, recorded in history
@@ -98,18 +100,23 @@ pub(crate) fn authorize(config: &Config, headers: &HeaderMap) -> Result<(), Refu
 pub(crate) fn parse_batch(config: &Config, body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| Refusal::bad(format!("body is not JSON: {e}")))?;
-    let shape = "expected {\"channel\": \"/name\", \"data\": …} or {\"messages\": [{\"channel\": …, \"data\": …}, …]}";
+    let shape = "expected {\"channel\": \"/name\", \"data\": …}, {\"messages\": [{\"channel\": …, \"data\": …}, …]} or Pushpin's {\"items\": […]}";
     let Value::Object(top) = &value else {
         return Err(Refusal::bad(shape));
     };
-    let (items, batch): (Vec<&Value>, bool) = match top.get("messages") {
+    let (key, pushpin) = if top.contains_key("items") {
+        ("items", true)
+    } else {
+        ("messages", false)
+    };
+    let (items, batch): (Vec<&Value>, bool) = match top.get(key) {
         Some(Value::Array(items)) => (items.iter().collect(), true),
-        Some(_) => return Err(Refusal::bad("\"messages\" must be an array")),
+        Some(_) => return Err(Refusal::bad(format!("\"{key}\" must be an array"))),
         None if top.contains_key("channel") => (vec![&value], false),
         None => return Err(Refusal::bad(shape)),
     };
     if items.is_empty() {
-        return Err(Refusal::bad("\"messages\" is empty"));
+        return Err(Refusal::bad(format!("\"{key}\" is empty")));
     }
     let max = config.max_messages_per_publish;
     if items.len() > max {
@@ -122,14 +129,88 @@ pub(crate) fn parse_batch(config: &Config, body: &[u8]) -> Result<Vec<(String, S
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            parse_message(config, item).map_err(|mut r| {
+            let parsed = if pushpin {
+                parse_item(config, item)
+            } else {
+                parse_message(config, item)
+            };
+            parsed.map_err(|mut r| {
                 if batch {
-                    r.text = format!("messages[{i}]: {}", r.text);
+                    r.text = format!("{key}[{i}]: {}", r.text);
                 }
                 r
             })
         })
         .collect()
+}
+
+/// One Pushpin publish item: `{"channel": "comments-123", "formats": {…}}`. Pushpin's channel
+/// names carry no leading slash; the relay's channel is the name with one (`/comments-123`).
+/// The payload is the first of the item's formats: the data of the first event in
+/// `http-stream`'s `content` (SSE text), `ws-message`'s `content`, or `http-response`'s `body`,
+/// taken as JSON when it parses and as a string otherwise. `id` and `prev-id` are ignored: the
+/// relay numbers its channels itself.
+fn parse_item(config: &Config, item: &Value) -> Result<(String, String), Refusal> {
+    let Value::Object(fields) = item else {
+        return Err(Refusal::bad("an item must be an object"));
+    };
+    let Some(Value::String(name)) = fields.get("channel") else {
+        return Err(Refusal::bad("missing \"channel\" (a string)"));
+    };
+    let channel = if name.starts_with('/') {
+        name.clone()
+    } else {
+        format!("/{name}")
+    };
+    let Some(Value::Object(formats)) = fields.get("formats") else {
+        return Err(Refusal::bad("missing \"formats\" (an object)"));
+    };
+    let text = |format: &str, field: &str| -> Option<Result<String, Refusal>> {
+        let value = formats.get(format)?;
+        Some(match value.get(field) {
+            Some(Value::String(text)) => Ok(text.clone()),
+            _ if value.get(format!("{field}-bin").as_str()).is_some() => Err(Refusal::bad(
+                format!("{format}: binary content ({field}-bin) is not supported"),
+            )),
+            _ => Err(Refusal::bad(format!("{format}: missing \"{field}\" (a string)"))),
+        })
+    };
+    let data = if let Some(content) = text("http-stream", "content") {
+        first_event_data(&content?, config.max_message_bytes)?
+    } else if let Some(content) = text("ws-message", "content") {
+        content?
+    } else if let Some(body) = text("http-response", "body") {
+        body?
+    } else {
+        return Err(Refusal::bad(
+            "no format the relay can publish: give http-stream, ws-message or http-response",
+        ));
+    };
+    let data = serde_json::from_str::<Value>(&data).unwrap_or(Value::String(data));
+    let mut message = serde_json::Map::new();
+    message.insert("channel".into(), Value::String(channel));
+    message.insert("data".into(), data);
+    parse_message(config, &Value::Object(message))
+}
+
+/// The data of the first event in an SSE text (what Pushpin would write to its streams).
+fn first_event_data(content: &str, max_bytes: usize) -> Result<String, Refusal> {
+    use tidings::core::sse::{SseItem, SseParser};
+    let mut parser = SseParser::new(max_bytes.max(1));
+    let mut items = Vec::new();
+    parser.feed(content.as_bytes(), &mut items);
+    items
+        .into_iter()
+        .find_map(|item| match item {
+            SseItem::Event(event) => Some(Ok(event.data)),
+            SseItem::Error(e) => Some(Err(Refusal::too_large(format!("http-stream: {e}")))),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            Err(Refusal::bad(
+                "http-stream: content holds no complete event (data lines and a blank line)",
+            ))
+        })
 }
 
 fn parse_message(config: &Config, item: &Value) -> Result<(String, String), Refusal> {
@@ -224,6 +305,69 @@ mod tests {
                 ("/b".to_owned(), "null".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn accepts_pushpin_items() {
+        let body = r#"{"items": [
+            {"channel": "c1", "id": "9", "prev-id": "8",
+             "formats": {"http-stream": {"content": "event: message\ndata: {\"n\":\ndata: 1}\n\n"}}},
+            {"channel": "/c2", "formats": {"ws-message": {"content": "plain"}}}
+        ]}"#;
+        assert_eq!(
+            parse(body).unwrap(),
+            vec![
+                ("/c1".to_owned(), r#"{"n":1}"#.to_owned()),
+                ("/c2".to_owned(), "\"plain\"".to_owned())
+            ]
+        );
+        assert_eq!(
+            parse(r#"{"items": [{"channel": "c", "formats": {"http-response": {"body": "[1]"}}}]}"#)
+                .unwrap(),
+            vec![("/c".to_owned(), "[1]".to_owned())]
+        );
+    }
+
+    #[test]
+    fn refuses_bad_pushpin_items() {
+        let cases = [
+            (r#"{"items": []}"#, 400, "\"items\" is empty"),
+            (r#"{"items": {}}"#, 400, "\"items\" must be an array"),
+            (r#"{"items": [3]}"#, 400, "items[0]: an item must be an object"),
+            (r#"{"items": [{"formats": {}}]}"#, 400, "missing \"channel\""),
+            (r#"{"items": [{"channel": "c"}]}"#, 400, "missing \"formats\""),
+            (r#"{"items": [{"channel": "c", "formats": {}}]}"#, 400, "no format"),
+            (
+                r#"{"items": [{"channel": "c", "formats": {"ws-message": {"content-bin": "AA=="}}}]}"#,
+                400,
+                "binary content",
+            ),
+            (
+                r#"{"items": [{"channel": "c", "formats": {"http-stream": {"content": "data: x"}}}]}"#,
+                400,
+                "no complete event",
+            ),
+            (
+                r#"{"items": [{"channel": "a b", "formats": {"ws-message": {"content": "x"}}}]}"#,
+                400,
+                "invalid channel",
+            ),
+            (
+                r#"{"items": [{"channel": "c", "formats": {"ws-message": {"content": "0123456789abcdefgh"}}}]}"#,
+                413,
+                "bytes of JSON",
+            ),
+            (
+                r#"{"items": [{"channel": "c", "formats": {"http-stream": {"content": "data: 0123456789abcdefgh\n\n"}}}]}"#,
+                413,
+                "http-stream",
+            ),
+        ];
+        for (body, status, reason) in cases {
+            let refusal = parse(body).unwrap_err();
+            assert_eq!(refusal.status.as_u16(), status, "{body}: {refusal:?}");
+            assert!(refusal.text.contains(reason), "{body}: {refusal:?}");
+        }
     }
 
     #[test]
