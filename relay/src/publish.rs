@@ -172,7 +172,9 @@ fn parse_item(config: &Config, item: &Value) -> Result<(String, String), Refusal
             _ if value.get(format!("{field}-bin").as_str()).is_some() => Err(Refusal::bad(
                 format!("{format}: binary content ({field}-bin) is not supported"),
             )),
-            _ => Err(Refusal::bad(format!("{format}: missing \"{field}\" (a string)"))),
+            _ => Err(Refusal::bad(format!(
+                "{format}: missing \"{field}\" (a string)"
+            ))),
         })
     };
     let data = if let Some(content) = text("http-stream", "content") {
@@ -322,8 +324,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            parse(r#"{"items": [{"channel": "c", "formats": {"http-response": {"body": "[1]"}}}]}"#)
-                .unwrap(),
+            parse(
+                r#"{"items": [{"channel": "c", "formats": {"http-response": {"body": "[1]"}}}]}"#
+            )
+            .unwrap(),
             vec![("/c".to_owned(), "[1]".to_owned())]
         );
     }
@@ -333,10 +337,26 @@ mod tests {
         let cases = [
             (r#"{"items": []}"#, 400, "\"items\" is empty"),
             (r#"{"items": {}}"#, 400, "\"items\" must be an array"),
-            (r#"{"items": [3]}"#, 400, "items[0]: an item must be an object"),
-            (r#"{"items": [{"formats": {}}]}"#, 400, "missing \"channel\""),
-            (r#"{"items": [{"channel": "c"}]}"#, 400, "missing \"formats\""),
-            (r#"{"items": [{"channel": "c", "formats": {}}]}"#, 400, "no format"),
+            (
+                r#"{"items": [3]}"#,
+                400,
+                "items[0]: an item must be an object",
+            ),
+            (
+                r#"{"items": [{"formats": {}}]}"#,
+                400,
+                "missing \"channel\"",
+            ),
+            (
+                r#"{"items": [{"channel": "c"}]}"#,
+                400,
+                "missing \"formats\"",
+            ),
+            (
+                r#"{"items": [{"channel": "c", "formats": {}}]}"#,
+                400,
+                "no format",
+            ),
             (
                 r#"{"items": [{"channel": "c", "formats": {"ws-message": {"content-bin": "AA=="}}}]}"#,
                 400,
