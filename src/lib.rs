@@ -11,7 +11,7 @@
 //!   throttle, back-off). Plain Rust, driven by inputs and the current time, tested natively.
 //! - The browser driver (on `wasm32`): performs the requests, sockets and timers the core asks
 //!   for. Two thin faces share it:
-//!   - the Rust API ([`Client`], [`Subscription`], [`Message`], [`Error`]; on `wasm32`, no
+//!   - the Rust API (`Client`, `Subscription`, [`Message`], [`Error`]; on `wasm32`, no
 //!     feature needed), with hooks for Yew (`tidings::yew`, feature `yew`) and Leptos
 //!     (`tidings::leptos`, feature `leptos`);
 //!   - the JavaScript API (`js`, feature `js`, used by the npm and script-tag builds).
@@ -19,7 +19,7 @@
 //! # The Rust API in the browser
 //!
 //! ```no_run
-//! # #[cfg(target_arch = "wasm32")]
+//! # #[cfg(all(target_arch = "wasm32", feature = "serde"))]
 //! # async fn chat() -> Result<(), tidings::Error> {
 //! use std::time::Duration;
 //! use tidings::{Client, Protocol};
@@ -42,9 +42,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! That example only compiles for `wasm32` (it is type-checked there by `cargo xtask test`'s
-//! wasm clippy of the example apps; natively its body is configured out). The options and
-//! messages are plain Rust and run anywhere:
+//! `Client` and `Subscription` exist only on `wasm32`, and doctests run on the host, so that
+//! example's body is configured out there; the example apps under `examples/` (built for
+//! wasm32 by `cargo xtask test`) compile the same calls. The options, messages and errors are
+//! plain Rust and run anywhere:
 //!
 //! ```
 //! use std::time::Duration;
@@ -63,8 +64,12 @@
 //!
 //! # Features
 //!
-//! - `yew`: [`yew::use_subscription`](crate::yew) for Yew 0.21 components.
-//! - `leptos`: [`leptos::use_subscription`](crate::leptos) for Leptos 0.8 components.
+//! - `yew`: `tidings::yew::use_subscription` for Yew 0.21 function components.
+//! - `leptos`: `tidings::leptos::use_subscription` (and `provide_client` / `use_client`) for
+//!   Leptos 0.8 components.
+//! - `serde`: typed payloads (`Message::data_as`, `Subscription::typed`) and
+//!   `Client::publish` of any `Serialize` value; on with `yew` and `leptos`. Without it,
+//!   payloads are text (`Message::text`) and `Client::publish_json` takes JSON text.
 //! - `js`: the wasm-bindgen JavaScript API (the npm build).
 //!
 //! The default build pulls in neither framework nor the JavaScript classes.
@@ -79,8 +84,10 @@ pub use rust::{
     ClientBuilder, Error, Failure, Message, Meta, PollFallback, Protocol, SubscribeOptions,
 };
 
+#[cfg(all(target_arch = "wasm32", feature = "serde"))]
+pub use rust::Typed;
 #[cfg(target_arch = "wasm32")]
-pub use rust::{Client, Event, Events, Stopper, Subscription, Typed};
+pub use rust::{Client, Event, Events, Stopper, Subscription};
 
 #[cfg(all(target_arch = "wasm32", feature = "leptos"))]
 pub use rust::leptos;

@@ -6,7 +6,6 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use js_sys::JSON;
-use serde::Serialize;
 
 use super::error::Error;
 use super::hub::{EventQueue, Hub, PubShared, SubShared};
@@ -25,6 +24,7 @@ pub struct Client {
 }
 
 impl std::fmt::Debug for Client {
+    #[inline]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("state", &self.state())
@@ -34,6 +34,7 @@ impl std::fmt::Debug for Client {
 
 /// Two handles are equal when they share one client (what frameworks compare props by).
 impl PartialEq for Client {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         Rc::ptr_eq(&self.hub, &other.hub)
     }
@@ -41,6 +42,7 @@ impl PartialEq for Client {
 
 impl ClientBuilder {
     /// Builds the client; nothing connects before the first subscription.
+    #[inline]
     pub fn build(self) -> Result<Client, Error> {
         let settings = self.settings()?;
         let config = match settings.config {
@@ -82,22 +84,26 @@ impl ClientBuilder {
 
 impl Client {
     /// An SSE client of `url` with the default options (`Client::builder` for others).
+    #[inline]
     pub fn new(url: impl Into<String>) -> Result<Client, Error> {
         ClientBuilder::new(url).build()
     }
 
     /// A builder for a client of `url`.
+    #[inline]
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(url)
     }
 
     /// Subscribes to `channel`. An invalid name is an error at once; a refusal by the server
     /// comes through [`Subscription::ready`] and ends the stream.
+    #[inline]
     pub fn subscribe(&self, channel: &str) -> Result<Subscription, Error> {
         self.subscribe_with(channel, SubscribeOptions::default())
     }
 
     /// Subscribes to `channel` with options of its own (throttle, poll fallback, hints, since).
+    #[inline]
     pub fn subscribe_with(
         &self,
         channel: &str,
@@ -131,13 +137,21 @@ impl Client {
 
     /// Publishes `data` (anything `Serialize`) on `channel` (Bayeux). Resolves with the
     /// server's id for the message when it gives one; [`Error::Publish`] when it refuses.
-    pub async fn publish<T: Serialize + ?Sized>(
+    #[cfg(feature = "serde")]
+    #[inline]
+    pub async fn publish<T: serde::Serialize + ?Sized>(
         &self,
         channel: &str,
         data: &T,
     ) -> Result<Option<String>, Error> {
         let json = serde_json::to_string(data).map_err(|e| Error::Encode(e.to_string()))?;
-        let value = JSON::parse(&json).map_err(|_| Error::Encode("not valid JSON".into()))?;
+        self.publish_json(channel, &json).await
+    }
+
+    /// Publishes the JSON text `json` on `channel` (Bayeux), like `publish` without serde.
+    #[inline]
+    pub async fn publish_json(&self, channel: &str, json: &str) -> Result<Option<String>, Error> {
+        let value = JSON::parse(json).map_err(|_| Error::Encode("not valid JSON".into()))?;
         let id = self
             .driver
             .call(|core, now| core.publish(channel, value, now));
@@ -164,6 +178,7 @@ impl Client {
     }
 
     /// State and error events from now on, as a stream.
+    #[inline]
     pub fn events(&self) -> Events {
         let queue = Rc::new(RefCell::new(EventQueue::default()));
         self.hub.events.borrow_mut().push(Rc::downgrade(&queue));
@@ -171,17 +186,20 @@ impl Client {
     }
 
     /// The client's state now.
+    #[inline]
     pub fn state(&self) -> State {
         self.driver.read(|c| c.state())
     }
 
     /// What carries data now, if anything.
+    #[inline]
     pub fn transport(&self) -> Option<Transport> {
         self.driver.read(|c| c.transport())
     }
 
     /// Closes the connection; every subscription's stream ends and pending `ready`s and
     /// publishes fail with [`Error::Closed`].
+    #[inline]
     pub fn close(&self) {
         self.driver.with_core(|core, _| core.close());
         self.hub.end_all();
@@ -190,6 +208,7 @@ impl Client {
 
 /// The absolute `http(s)` and `ws(s)` URLs of a Bayeux endpoint given either way, relative
 /// URLs resolved against the page.
+#[inline]
 fn bayeux_urls(url: &str) -> Result<(String, String), Error> {
     let base = web_sys::window()
         .and_then(|w| w.location().href().ok())

@@ -66,6 +66,7 @@ pub enum Error {
 impl Error {
     /// The stable code, as the JavaScript API names it (`"network"`, `"auth"`, …); `"decode"`
     /// and `"encode"` for the two errors only typed Rust code meets.
+    #[inline]
     pub fn code(&self) -> &'static str {
         match self.core_code() {
             Some(code) => code.as_str(),
@@ -75,6 +76,7 @@ impl Error {
     }
 
     /// The core's code, for errors that have one.
+    #[inline]
     pub fn core_code(&self) -> Option<ErrorCode> {
         Some(match self {
             Error::InvalidChannel(_) => ErrorCode::InvalidChannel,
@@ -98,6 +100,7 @@ impl Error {
     }
 
     /// The details of an error that came from the server or the connection.
+    #[inline]
     pub fn failure(&self) -> Option<&Failure> {
         match self {
             Error::Auth(f)
@@ -119,16 +122,19 @@ impl Error {
     }
 
     /// The HTTP status that caused it, if a response did.
+    #[inline]
     pub fn status(&self) -> Option<u16> {
         self.failure().and_then(|f| f.status)
     }
 
     /// Whether the client recovers by itself (it keeps retrying).
+    #[inline]
     pub fn is_retrying(&self) -> bool {
         self.failure().is_some_and(|f| f.retrying)
     }
 
     /// The human-readable sentence.
+    #[inline]
     pub fn message(&self) -> &str {
         match self {
             Error::InvalidChannel(m) | Error::InvalidOption(m) | Error::Encode(m) => m,
@@ -139,6 +145,7 @@ impl Error {
 }
 
 impl From<CoreError> for Error {
+    #[inline]
     fn from(e: CoreError) -> Self {
         let failure = Failure {
             message: e.message,
@@ -167,6 +174,7 @@ impl From<CoreError> for Error {
 }
 
 impl fmt::Display for Error {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Decode { channel, message } => {

@@ -40,6 +40,7 @@ pub(crate) struct SubShared {
 }
 
 impl SubShared {
+    #[inline]
     pub(crate) fn end(&mut self) {
         self.ended = true;
         if let Some(w) = self.waker.take() {
@@ -74,6 +75,7 @@ pub(crate) struct Hub {
 }
 
 /// The JSON text of a payload the browser holds as a value.
+#[inline]
 fn stringify(v: &JsValue) -> String {
     JSON::stringify(v)
         .ok()
@@ -82,6 +84,7 @@ fn stringify(v: &JsValue) -> String {
 }
 
 impl Hub {
+    #[inline]
     fn sub(&self, id: SubId) -> Option<Rc<RefCell<SubShared>>> {
         self.subs
             .borrow()
@@ -91,6 +94,7 @@ impl Hub {
     }
 
     /// Forgets subscription `id` (its stream ends).
+    #[inline]
     pub(crate) fn remove(&self, id: SubId) {
         let gone = {
             let mut subs = self.subs.borrow_mut();
@@ -103,6 +107,7 @@ impl Hub {
     }
 
     /// Ends every stream and publish (the client is closed).
+    #[inline]
     pub(crate) fn end_all(&self) {
         let subs = std::mem::take(&mut *self.subs.borrow_mut());
         for (_, s) in subs {
@@ -123,6 +128,7 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn emit(&self, event: Event) {
         let mut list = self.events.borrow_mut();
         list.retain(|q| q.strong_count() > 0);
@@ -135,6 +141,7 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn deliver(&self, d: Delivery<JsValue>) {
         let Some(sub) = self.sub(d.sub) else { return };
         let meta = Meta {
@@ -143,8 +150,8 @@ impl Hub {
             coalesced: d.coalesced,
         };
         let message = match d.data {
-            Payload::Text(text) => Message::from_text(d.channel, d.id, meta, text),
-            Payload::Value(v) => Message::from_json(d.channel, d.id, meta, stringify(&v)),
+            Payload::Text(text) => Message::new(d.channel, d.id, meta, text),
+            Payload::Value(v) => Message::new(d.channel, d.id, meta, stringify(&v)),
         };
         let mut s = sub.borrow_mut();
         s.queue.push_back(message);
@@ -153,6 +160,7 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn settle(&self, id: SubId, outcome: Result<(), Error>) {
         let Some(sub) = self.sub(id) else { return };
         let refused = outcome.is_err();
@@ -168,6 +176,7 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn published(&self, id: PubId, result: Result<Option<String>, Error>) {
         let entry = {
             let mut list = self.publishes.borrow_mut();
@@ -184,6 +193,7 @@ impl Hub {
     }
 }
 
+#[inline]
 pub(crate) fn closed(message: &str) -> Error {
     Error::from(crate::core::error::Error::new(
         crate::core::error::ErrorCode::Closed,
@@ -192,6 +202,7 @@ pub(crate) fn closed(message: &str) -> Error {
 }
 
 impl Sink for Hub {
+    #[inline]
     fn dispatch(&self, driver: &Driver, output: Output<JsValue>) {
         match output {
             Output::Deliver(d) => self.deliver(d),

@@ -1,8 +1,11 @@
-//! A delivered message: its channel, id, how it arrived, and its payload as JSON text that
-//! decodes into any `serde::Deserialize` type.
+//! A delivered message: its channel, id, how it arrived, and its payload as text that decodes
+//! into any `serde::Deserialize` type.
+//!
+//! Decoding ([`Message::data_as`]) needs the `serde` feature (on with `yew` and `leptos`): serde
+//! code in this crate, even generic and uncalled, grows the npm build's wasm by 850 bytes, so
+//! that build leaves it out.
 
-use serde::de::DeserializeOwned;
-
+#[cfg(feature = "serde")]
 use super::error::Error;
 use crate::core::client::Via;
 
@@ -26,38 +29,32 @@ pub struct Message {
     pub id: Option<String>,
     /// How it arrived.
     pub meta: Meta,
-    /// The payload as JSON text (always valid JSON: see [`Message::json`]).
+    /// The payload as sent: JSON text, or plain text from an SSE server that sent text.
     data: String,
 }
 
 impl Message {
-    /// A message whose payload is `json`, which the caller vouches is valid JSON.
-    pub(crate) fn from_json(channel: String, id: Option<String>, meta: Meta, json: String) -> Self {
+    /// A message whose payload is `text` as the server sent it (SSE `data`, or the JSON text
+    /// of a Bayeux or poll payload).
+    #[inline]
+    pub fn new(channel: String, id: Option<String>, meta: Meta, text: String) -> Self {
         Message {
             channel,
             id,
             meta,
-            data: json,
+            data: text,
         }
     }
 
-    /// A message whose payload is SSE `data` as sent: kept when it is JSON, otherwise made a
-    /// JSON string (the JavaScript API likewise hands over the text when it does not parse).
-    pub fn from_text(channel: String, id: Option<String>, meta: Meta, text: String) -> Self {
-        let data = if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
-            text
-        } else {
-            serde_json::Value::String(text).to_string()
-        };
-        Message::from_json(channel, id, meta, data)
-    }
-
-    /// The payload as JSON text.
-    pub fn json(&self) -> &str {
+    /// The payload as sent: JSON text, or plain text from an SSE server that sent text.
+    #[inline]
+    pub fn text(&self) -> &str {
         &self.data
     }
 
-    /// The payload decoded into `T`; [`Error::Decode`] when it does not fit.
+    /// The payload decoded into `T`; [`Error::Decode`] when it does not fit. A payload that
+    /// is not JSON at all reads as a string (the JavaScript API likewise hands over the text
+    /// when it does not parse).
     ///
     /// ```
     /// use tidings::{Message, Meta};
@@ -67,22 +64,39 @@ impl Message {
     /// struct Line { user: String, text: String }
     ///
     /// let meta = Meta { event: "message".into(), via: Via::Push, coalesced: 0 };
-    /// let m = Message::from_text("/chat".into(), Some("7".into()), meta,
+    /// let m = Message::new("/chat".into(), Some("7".into()), meta,
     ///     r#"{"user":"ada","text":"hi"}"#.into());
     /// let line: Line = m.data_as()?;
     /// assert_eq!((line.user.as_str(), line.text.as_str()), ("ada", "hi"));
     /// assert!(m.data_as::<u32>().is_err());
     /// # Ok::<(), tidings::Error>(())
     /// ```
-    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_str(&self.data).map_err(|e| Error::Decode {
-            channel: self.channel.clone(),
-            message: e.to_string(),
-        })
+    #[cfg(feature = "serde")]
+    #[inline]
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        let as_json = serde_json::from_str::<T>(&self.data);
+        match as_json {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_syntax() || e.is_eof() => {
+                // Not JSON: the text itself, for types that read a string.
+                let text = serde::de::value::StrDeserializer::<serde_json::Error>::new(&self.data);
+                T::deserialize(text).map_err(|_| decode_error(&self.channel, e))
+            }
+            Err(e) => Err(decode_error(&self.channel, e)),
+        }
     }
 }
 
-#[cfg(test)]
+#[cfg(feature = "serde")]
+#[inline]
+fn decode_error(channel: &str, e: serde_json::Error) -> Error {
+    Error::Decode {
+        channel: channel.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
 mod tests {
     use super::*;
 
@@ -102,13 +116,13 @@ mod tests {
 
     #[test]
     fn json_text_decodes_into_a_struct() {
-        let m = Message::from_text(
+        let m = Message::new(
             "/ticks".into(),
             Some("3".into()),
             meta(),
             r#"{"symbol":"ABC","price":12.5}"#.into(),
         );
-        assert_eq!(m.json(), r#"{"symbol":"ABC","price":12.5}"#);
+        assert_eq!(m.text(), r#"{"symbol":"ABC","price":12.5}"#);
         assert_eq!(
             m.data_as::<Tick>().unwrap(),
             Tick {
@@ -121,16 +135,17 @@ mod tests {
 
     #[test]
     fn text_that_is_not_json_is_a_string() {
-        let m = Message::from_text("/a".into(), None, meta(), "hello \"you\"".into());
+        let m = Message::new("/a".into(), None, meta(), "hello \"you\"".into());
         assert_eq!(m.data_as::<String>().unwrap(), "hello \"you\"");
-        assert_eq!(m.json(), r#""hello \"you\"""#);
-        let empty = Message::from_text("/a".into(), None, meta(), String::new());
+        assert_eq!(m.text(), "hello \"you\"");
+        assert!(m.data_as::<u32>().is_err());
+        let empty = Message::new("/a".into(), None, meta(), String::new());
         assert_eq!(empty.data_as::<String>().unwrap(), "");
     }
 
     #[test]
     fn a_payload_of_the_wrong_shape_is_a_decode_error_naming_the_channel() {
-        let m = Message::from_text("/ticks".into(), None, meta(), r#"{"symbol":1}"#.into());
+        let m = Message::new("/ticks".into(), None, meta(), r#"{"symbol":1}"#.into());
         match m.data_as::<Tick>() {
             Err(Error::Decode { channel, message }) => {
                 assert_eq!(channel, "/ticks");
@@ -142,9 +157,9 @@ mod tests {
 
     #[test]
     fn numbers_and_null_stay_json() {
-        let m = Message::from_text("/n".into(), None, meta(), "42".into());
+        let m = Message::new("/n".into(), None, meta(), "42".into());
         assert_eq!(m.data_as::<u64>().unwrap(), 42);
-        let m = Message::from_text("/n".into(), None, meta(), "null".into());
+        let m = Message::new("/n".into(), None, meta(), "null".into());
         assert_eq!(m.data_as::<Option<u8>>().unwrap(), None);
     }
 }

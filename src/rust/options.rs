@@ -1,5 +1,9 @@
 //! [`ClientBuilder`]: the options of a Rust client, mirroring the JavaScript ones, checked
 //! before anything connects (a bad value is an [`Error::InvalidOption`] that names it).
+//!
+//! Nothing here touches serde: even uncalled, serde code in this crate grows the npm build's
+//! wasm (a generic `ext<T: Serialize>` cost it 850 bytes, a `serde_json::Value` 190), so
+//! `ext` takes JSON text.
 
 use std::time::Duration;
 
@@ -36,6 +40,7 @@ pub struct PollFallback {
 
 impl PollFallback {
     /// Polls `url` with the default intervals.
+    #[inline]
     pub fn new(url: impl Into<String>) -> Self {
         PollFallback {
             url: url.into(),
@@ -45,17 +50,20 @@ impl PollFallback {
     }
 
     /// Sets the interval between polls while push is down.
+    #[inline]
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
     }
 
     /// Sets the interval between safety-net polls while push works (zero: none).
+    #[inline]
     pub fn push_interval(mut self, interval: Duration) -> Self {
         self.push_interval = interval;
         self
     }
 
+    #[inline]
     fn spec(&self) -> Result<PollSpec, Error> {
         if self.url.is_empty() {
             return Err(invalid("poll fallback: the URL must not be empty"));
@@ -89,6 +97,7 @@ pub struct SubscribeOptions {
 impl SubscribeOptions {
     /// The core's options, checked.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    #[inline]
     pub(crate) fn to_core(&self) -> Result<SubOptions, Error> {
         Ok(SubOptions {
             throttle_ms: self
@@ -102,7 +111,7 @@ impl SubscribeOptions {
     }
 }
 
-/// Builds a [`Client`](crate::Client): `Client::builder(url)…build()`. Nothing connects
+/// Builds a `Client` (on `wasm32`): `Client::builder(url)…build()`. Nothing connects
 /// before the first subscription.
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build()"]
@@ -123,7 +132,7 @@ pub struct ClientBuilder {
     max_event_bytes: Option<usize>,
     // Bayeux only.
     transports: Option<Vec<TransportKind>>,
-    ext: Option<Result<String, String>>,
+    ext: Option<String>,
 }
 
 /// What [`ClientBuilder::settings`] checked: the core's configuration, the Bayeux `ext` as
@@ -139,11 +148,13 @@ pub(crate) struct Settings {
     pub headers: Vec<(String, String)>,
 }
 
+#[inline]
 fn invalid(message: impl Into<String>) -> Error {
     Error::InvalidOption(message.into())
 }
 
 /// `d` in whole milliseconds, within `min..=max`.
+#[inline]
 fn ms(d: Duration, what: &str, min: Millis, max: Millis) -> Result<Millis, Error> {
     let n = d.as_millis();
     if n < u128::from(min) || n > u128::from(max) {
@@ -157,6 +168,7 @@ fn ms(d: Duration, what: &str, min: Millis, max: Millis) -> Result<Millis, Error
 impl ClientBuilder {
     /// A client of `url` (SSE: the stream URL such as `/events/`; Bayeux: the endpoint such as
     /// `/bayeux`, relative to the page or absolute, `http(s)` or `ws(s)`).
+    #[inline]
     pub fn new(url: impl Into<String>) -> Self {
         ClientBuilder {
             url: url.into(),
@@ -178,12 +190,14 @@ impl ClientBuilder {
     }
 
     /// The wire protocol (default SSE).
+    #[inline]
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = protocol;
         self
     }
 
     /// Per-channel throttle window (default 500 ms; zero: off).
+    #[inline]
     pub fn throttle(mut self, window: Duration) -> Self {
         self.throttle = Some(window);
         self
@@ -191,85 +205,100 @@ impl ClientBuilder {
 
     /// Where subscriptions poll when push cannot work (any protocol; required for
     /// [`Protocol::Poll`]).
+    #[inline]
     pub fn poll_fallback(mut self, poll: PollFallback) -> Self {
         self.poll = Some(poll);
         self
     }
 
     /// How long push may be down before polling takes over (default 5 s).
+    #[inline]
     pub fn downshift_after(mut self, after: Duration) -> Self {
         self.downshift = Some(after);
         self
     }
 
     /// An extra request header (SSE streams, Bayeux long-polling POSTs, polls).
+    #[inline]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     /// Send cookies to a cross-origin server.
+    #[inline]
     pub fn with_credentials(mut self, yes: bool) -> Self {
         self.with_credentials = yes;
         self
     }
 
     /// Reconnect back-off: full jitter in `0..min(max, min·2ⁿ)` (default 250 ms, 30 s).
+    #[inline]
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff = Some((min, max));
         self
     }
 
     /// SSE: the query parameter naming each channel (default `channel`).
+    #[inline]
     pub fn channel_param(mut self, name: impl Into<String>) -> Self {
         self.channel_param = Some(name.into());
         self
     }
 
     /// SSE: channels on one stream at most; more channels open more streams (default 10).
+    #[inline]
     pub fn max_channels_per_stream(mut self, n: usize) -> Self {
         self.max_channels_per_stream = Some(n);
         self
     }
 
     /// SSE: resume with `?lastEventId=` instead of the `Last-Event-ID` header.
+    #[inline]
     pub fn last_event_id_in_query(mut self, yes: bool) -> Self {
         self.last_event_id_in_query = Some(yes);
         self
     }
 
     /// SSE: a stream silent this long is dead and is reopened (default 45 s).
+    #[inline]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
         self
     }
 
     /// SSE: larger lines or events are skipped with a `too-large` error (default 1 MiB).
+    #[inline]
     pub fn max_event_bytes(mut self, n: usize) -> Self {
         self.max_event_bytes = Some(n);
         self
     }
 
     /// Bayeux: transports in order of preference (default WebSocket, then long-polling).
+    #[inline]
     pub fn transports(mut self, transports: &[TransportKind]) -> Self {
         self.transports = Some(transports.to_vec());
         self
     }
 
-    /// Bayeux: the `ext` object sent on every message (e.g. a token), any `Serialize` value
-    /// that encodes as a JSON object.
-    pub fn ext<T: serde::Serialize + ?Sized>(mut self, ext: &T) -> Self {
-        self.ext = Some(serde_json::to_string(ext).map_err(|e| e.to_string()));
+    /// Bayeux: the `ext` object sent on every message (e.g. a token), as JSON text:
+    /// `.ext(&serde_json::json!({ "token": "abc" }).to_string())`. Checked to be an object
+    /// here and parsed by the browser in `build()`.
+    #[inline]
+    pub fn ext(mut self, json_object: &str) -> Self {
+        self.ext = Some(json_object.to_owned());
         self
     }
 
     /// Checks every option against the protocol without building anything (what `build()`
     /// checks first; `build()` exists on `wasm32` only).
+    #[inline]
     pub fn check(&self) -> Result<(), Error> {
         self.settings().map(|_| ())
     }
 
     /// Checks every option against the protocol.
+    #[inline]
     pub(crate) fn settings(&self) -> Result<Settings, Error> {
         if self.url.is_empty() {
             return Err(invalid("the URL must not be empty"));
@@ -384,13 +413,8 @@ impl ClientBuilder {
                 config.backoff = backoff;
                 let ext = match &self.ext {
                     None => None,
-                    Some(Err(e)) => return Err(Error::Encode(format!("ext: {e}"))),
-                    Some(Ok(json)) if json.starts_with('{') => Some(json.clone()),
-                    Some(Ok(_)) => {
-                        return Err(invalid(
-                            "ext: expected a value that encodes as a JSON object",
-                        ))
-                    }
+                    Some(v) if v.trim_start().starts_with('{') => Some(v.clone()),
+                    Some(_) => return Err(invalid("ext: expected a JSON object")),
                 };
                 ClientConfig::Bayeux(config, ext)
             }

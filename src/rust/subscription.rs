@@ -2,13 +2,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use serde::de::DeserializeOwned;
 
 use super::client::Client;
 use super::error::Error;
@@ -38,6 +36,7 @@ pub(crate) struct SubInner {
 impl SubInner {
     /// Stops deliveries and ends the stream (idempotent); the connection closes with the last
     /// subscription.
+    #[inline]
     pub(crate) fn unsubscribe(&self) {
         if self.unsubscribed.replace(true) {
             return;
@@ -58,6 +57,7 @@ impl SubInner {
 }
 
 impl Drop for SubInner {
+    #[inline]
     fn drop(&mut self) {
         self.unsubscribe();
     }
@@ -75,6 +75,7 @@ pub struct Subscription {
 }
 
 impl std::fmt::Debug for Subscription {
+    #[inline]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
             .field("channel", &self.inner.channel)
@@ -84,12 +85,14 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     /// The channel name (or pattern) as subscribed.
+    #[inline]
     pub fn channel(&self) -> &str {
         &self.inner.channel
     }
 
     /// Resolves when the server confirmed the subscription (SSE: the stream carries the
     /// channel), or with the reason it was refused or closed first.
+    #[inline]
     pub async fn ready(&self) -> Result<(), Error> {
         poll_fn(|cx| {
             let mut s = self.inner.shared.borrow_mut();
@@ -106,30 +109,36 @@ impl Subscription {
     }
 
     /// Whether the server has confirmed it.
+    #[inline]
     pub fn is_ready(&self) -> bool {
         matches!(self.inner.shared.borrow().ready, Some(Ok(())))
     }
 
     /// The next message; `None` once the stream has ended.
+    #[inline]
     pub async fn next(&mut self) -> Option<Message> {
         poll_fn(|cx| self.poll_message(cx)).await
     }
 
     /// Stops deliveries now and ends the stream (dropping does the same).
+    #[inline]
     pub fn unsubscribe(&self) {
         self.inner.unsubscribe();
     }
 
-    /// The same subscription with each payload decoded into `T`.
-    pub fn typed<T: DeserializeOwned>(self) -> Typed<T> {
+    /// The same subscription with each payload decoded into `T` (feature `serde`).
+    #[cfg(feature = "serde")]
+    #[inline]
+    pub fn typed<T: serde::de::DeserializeOwned>(self) -> Typed<T> {
         Typed {
             sub: self,
-            _t: PhantomData,
+            _t: std::marker::PhantomData,
         }
     }
 
     /// A handle that unsubscribes when dropped or called, for code that hands the stream to a
     /// task and must stop it from elsewhere (a component's cleanup).
+    #[inline]
     pub fn stopper(&self) -> Stopper {
         Stopper(self.inner.clone())
     }
@@ -138,6 +147,7 @@ impl Subscription {
     /// `None` once the stream has ended. Messages are not held back while `ready` is pending
     /// (polling can deliver before push is confirmed).
     #[cfg(any(feature = "yew", feature = "leptos"))]
+    #[inline]
     pub(crate) async fn next_change(&mut self, ready_seen: &mut bool) -> Option<Change> {
         poll_fn(|cx| {
             if !*ready_seen {
@@ -156,6 +166,7 @@ impl Subscription {
         .await
     }
 
+    #[inline]
     fn poll_message(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         let mut s = self.inner.shared.borrow_mut();
         if let Some(m) = s.queue.pop_front() {
@@ -172,6 +183,7 @@ impl Subscription {
 impl Stream for Subscription {
     type Item = Message;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         self.poll_message(cx)
     }
@@ -184,40 +196,48 @@ pub struct Stopper(Rc<SubInner>);
 
 impl Stopper {
     /// Unsubscribes now (idempotent).
+    #[inline]
     pub fn stop(&self) {
         self.0.unsubscribe();
     }
 }
 
 impl Drop for Stopper {
+    #[inline]
     fn drop(&mut self) {
         self.0.unsubscribe();
     }
 }
 
-/// A [`Subscription`] whose payloads decode into `T`: a stream of `Result<T, Error>`
+/// A [`Subscription`] whose payloads decode into `T` (feature `serde`): a stream of `Result<T, Error>`
 /// ([`Error::Decode`] for a payload that does not fit; the stream goes on).
+#[cfg(feature = "serde")]
 #[must_use = "dropping a subscription unsubscribes"]
 pub struct Typed<T> {
     sub: Subscription,
-    _t: PhantomData<fn() -> T>,
+    _t: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned> Typed<T> {
+#[cfg(feature = "serde")]
+impl<T: serde::de::DeserializeOwned> Typed<T> {
     /// The untyped subscription.
+    #[inline]
     pub fn subscription(&self) -> &Subscription {
         &self.sub
     }
 
     /// The next payload; `None` once the stream has ended.
+    #[inline]
     pub async fn next(&mut self) -> Option<Result<T, Error>> {
         self.sub.next().await.map(|m| m.data_as())
     }
 }
 
-impl<T: DeserializeOwned> Stream for Typed<T> {
+#[cfg(feature = "serde")]
+impl<T: serde::de::DeserializeOwned> Stream for Typed<T> {
     type Item = Result<T, Error>;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.sub.poll_message(cx).map(|m| m.map(|m| m.data_as()))
     }
@@ -231,10 +251,12 @@ pub struct Events {
 
 impl Events {
     /// The next event.
+    #[inline]
     pub async fn next(&mut self) -> Option<Event> {
         poll_fn(|cx| self.poll_event(cx)).await
     }
 
+    #[inline]
     fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let mut q = self.queue.borrow_mut();
         match q.queue.pop_front() {
@@ -250,6 +272,7 @@ impl Events {
 impl Stream for Events {
     type Item = Event;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         self.poll_event(cx)
     }

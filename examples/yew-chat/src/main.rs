@@ -37,7 +37,7 @@ fn client() -> Client {
         // A chat shows every line: no throttle.
         .throttle(Duration::ZERO);
     if let Some(key) = query("key") {
-        builder = builder.ext(&serde_json::json!({ "tidings": { "key": key } }));
+        builder = builder.ext(&serde_json::json!({ "tidings": { "key": key } }).to_string());
     }
     builder.build().expect("the options are valid")
 }
