@@ -13,11 +13,11 @@
 // (BENCH_LATENCY=2000, BENCH_THROUGHPUT=20000, BENCH_CHANNELS=100; BENCH_ONLY=substring picks
 // configurations) so a quick run is possible; the committed results use the defaults.
 import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KEY, ROOT, launchBrowser, startRelay, tempDir, waitFor } from '../browser/harness.mjs';
+import { KEY, ROOT, launchBrowser, startRelay, waitFor } from '../browser/harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const N_LAT = Number(process.env.BENCH_LATENCY ?? 2000);
@@ -40,6 +40,13 @@ const CONFIGS = [
   { server: 'faye', transport: 'long-polling', kind: 'tidings-lp', client: 'tidings' },
   { server: 'faye', transport: 'long-polling', kind: 'faye-lp', client: 'Faye client' },
 ].filter((c) => `${c.server} ${c.transport} ${c.kind}`.includes(ONLY));
+
+/** A fresh directory under target/ (not /tmp, which other test runs clean up while this runs). */
+function tempDir() {
+  const base = path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target'), 'bench-tmp');
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(path.join(base, 'clients-'));
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -201,8 +208,16 @@ async function runOne(browser, servers, restartServer, cfg, index) {
       result.profile = summarizeProfile(profile);
       process.stdout.write(`  profile of the throughput run (self time):\n${result.profile.map((l) => `    ${l}`).join('\n')}\n`);
     }
+    if (profiling) {
+      await cdp.send('Profiler.setSamplingInterval', { interval: 50 });
+      await cdp.send('Profiler.start');
+    }
     result.channels = await bounded(page.evaluate(([p, n]) => window.bench.channels(p, n, 20_000), [`${prefix}/ch`, N_CHAN]), 60_000, 'channels');
-    process.stdout.write(`  ${N_CHAN} channels live ${result.channels.liveMs?.toFixed(1)} ms, one message each ${result.channels.allMs?.toFixed(1)} ms\n`);
+    process.stdout.write(`  ${N_CHAN} channels live ${result.channels.liveMs?.toFixed(1)} ms (${result.channels.callsMs?.toFixed(1)} ms in the subscribe calls), one message each ${result.channels.allMs?.toFixed(1)} ms\n`);
+    if (profiling) {
+      const { profile } = await cdp.send('Profiler.stop');
+      process.stdout.write(`  profile of the ${N_CHAN}-channel run (self time):\n${summarizeProfile(profile).map((l) => `    ${l}`).join('\n')}\n`);
+    }
     result.throughput.dupes = await page.evaluate(() => window.bench.tputDupes());
     result.heapAfter = await heap(cdp);
     result.wasmBytes = await page.evaluate(() => window.bench.wasmBytes());
@@ -226,7 +241,8 @@ async function runOne(browser, servers, restartServer, cfg, index) {
   } finally {
     await context.close();
   }
-  result.problems = problems;
+  // First lines only: playwright appends its call log to every error.
+  result.problems = problems.map((p) => p.split('\n')[0]);
   return result;
 }
 
@@ -238,14 +254,14 @@ const kb = (v) => (v ? `${Math.round(v / 1024)}` : '–');
 
 function table(results) {
   const rows = [
-    '| server | transport | client | p50 ms | p99 ms | msg/s | lost | dupes | 100 ch live ms | 100 ch msg ms | JS heap KB before → after | nav → first msg ms (ready) | restart: back after ms |',
+    '| server | transport | client | p50 ms | p99 ms | msg/s | lost | dupes | 100 ch live ms (in calls) | 100 ch msg ms | JS heap KB before → after | nav → first msg ms (ready) | restart: back after ms |',
     '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const r of results) {
     const t = r.throughput ?? {};
     rows.push(`| ${r.server === 'relay' ? 'tidings-relay' : 'Faye 1.4'} | ${r.transport} | ${r.client === 'tidings' ? '**tidings**' : r.client} | `
       + `${fmt(r.latency?.p50, 2)} | ${fmt(r.latency?.p99, 2)} | ${t.rate ? Math.round(t.rate) : '–'}${t.timedOut ? ' (timed out)' : ''} | `
-      + `${t.lost ?? '–'} | ${t.dupes ?? '–'} | ${fmt(r.channels?.liveMs)} | ${fmt(r.channels?.allMs)} | `
+      + `${t.lost ?? '–'} | ${t.dupes ?? '–'} | ${fmt(r.channels?.liveMs)} (${fmt(r.channels?.callsMs)}) | ${fmt(r.channels?.allMs)} | `
       + `${kb(r.heapBefore)} → ${kb(r.heapAfter)}${r.wasmBytes ? ` (+${Math.round(r.wasmBytes / 1024)} wasm)` : ''} | `
       + `${fmt(r.firstMs, 0)} (${fmt(r.readyMs, 0)}) | ${r.restart?.recoveryMs ?? '–'} |`);
   }
@@ -270,7 +286,8 @@ function targets(results) {
     const p99 = t.latency?.p99;
     const rate = t.throughput?.rate;
     const mark = (ok) => (ok ? '✓' : '✗');
-    lines.push(`| ${key} | ${fmt(p99, 2)} / ${fmt(bestP99, 2)} ${mark(p99 <= bestP99)} | ${rate ? Math.round(rate) : '–'} / ${Math.round(bestRate) || '–'} ${mark(rate >= bestRate)} | ${fmt(t.channels?.liveMs)} ms ${mark(t.channels?.liveMs < 20)} |`);
+    const peerP99 = Number.isFinite(bestP99) ? fmt(bestP99, 2) : '–';
+    lines.push(`| ${key} | ${fmt(p99, 2)} / ${peerP99} ${mark(p99 <= bestP99)} | ${rate ? Math.round(rate) : '–'} / ${Math.round(bestRate) || '–'} ${mark(rate >= bestRate)} | ${fmt(t.channels?.liveMs)} ms ${mark(t.channels?.liveMs < 20)} |`);
   }
   return lines.join('\n');
 }
@@ -287,7 +304,7 @@ function svg(results) {
   const panelW = 260;
   const gap = 70;
   const h = top + results.length * rowH + 40;
-  const w = labelW + 2 * panelW + gap + 30;
+  const w = labelW + 2 * panelW + gap + 70;
   const maxP99 = Math.max(1, ...results.map((r) => r.latency?.p99 ?? 0));
   const maxRate = Math.max(1, ...results.map((r) => r.throughput?.rate ?? 0));
   const out = [
@@ -400,6 +417,8 @@ async function main() {
     await browser.close();
     await servers.relay.kill();
     await servers.faye.kill();
+    rmSync(www, { recursive: true, force: true });
+    rmSync(path.dirname(store), { recursive: true, force: true });
   }
   const secs = Math.round((Date.now() - started.getTime()) / 1000);
   const v = versions(browserVersion);

@@ -23,7 +23,7 @@ use crate::{build, paths, setup, Result};
 ///
 /// The issue's budget is [`ISSUE_BUDGET_GZIP`], but the build is about three times over it, and
 /// the test run must stay green while the savings in `bench/size.md` land. So this is a ratchet:
-/// the size measured when it was set (91,4xx B on 2026-11-23), rounded up to the next 1,000 B.
+/// the size measured when it was set (91,565 B on 2026-11-23), rounded up to the next 1,000 B.
 /// Any real growth fails; lower it whenever a saving lands, until it reaches 30,000.
 pub const BUDGET_GZIP: u64 = 92_000;
 
@@ -77,6 +77,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut script_tag = total;
     script_tag.add(&l);
     print_row("script-tag build: loader + wasm + glue", &script_tag);
+    // Other entry points of the package (e.g. a lazy wrapper): shown, not part of the budget.
+    for f in other_js(&pkg) {
+        print_row(&format!("  other: {}", rel(&pkg, &f)), &Sizes::of(&f)?);
+    }
 
     match contributors(&tools, &pkg) {
         Ok(()) => {}
@@ -130,6 +134,24 @@ fn esm_files(pkg: &Path) -> Result<Vec<PathBuf>> {
     snippets.sort();
     files.extend(snippets);
     Ok(files)
+}
+
+/// JavaScript files at the top of `pkg/` besides the glue and the loader.
+fn other_js(pkg: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pkg)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|e| e == "js")
+                        && !p.ends_with("tidings.js")
+                        && !p.ends_with("tidings.global.js")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
 }
 
 fn collect_js(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -63,6 +63,7 @@ async function connect(channels, onMessage) {
       ? new Client('/events/', { protocol: 'sse', throttleMs: 0, maxChannelsPerStream: 100 })
       : new Client('/bayeux', { protocol: 'bayeux', throttleMs: 0, transports: [KIND === 'tidings-ws' ? 'websocket' : 'long-polling'] });
     const subs = channels.map((c) => client.subscribe(c, (data) => onMessage(data)));
+    state.subscribedAt = performance.now(); // the synchronous part: client and subscribe calls
     await Promise.all(subs.map((s) => s.ready));
     return { close: () => client.close(), transport: () => client.transport };
   }
@@ -72,6 +73,7 @@ async function connect(channels, onMessage) {
     client.disable('eventsource');
     if (KIND === 'faye-lp') client.disable('websocket');
     const subs = channels.map((c) => client.subscribe(c, onMessage));
+    state.subscribedAt = performance.now();
     await Promise.all(subs);
     // Faye starts on long-polling and upgrades to WebSocket by itself: measure once it has.
     if (KIND === 'faye-ws') await until(() => client._dispatcher.connectionType === 'websocket', 10_000, 'Faye on WebSocket');
@@ -80,6 +82,7 @@ async function connect(channels, onMessage) {
   // reconnecting-eventsource: one EventSource naming every channel; live once it opened.
   const url = `/events/?${channels.map((c) => `channel=${encodeURIComponent(c)}`).join('&')}`;
   const es = new lib.RES(url);
+  state.subscribedAt = performance.now();
   es.onmessage = (e) => onMessage(JSON.parse(e.data));
   await new Promise((resolve, reject) => {
     es.onopen = resolve;
@@ -235,7 +238,7 @@ window.bench = {
     const done = new Promise((resolve) => { state.chan = { seen: new Uint8Array(count), count: 0, dupes: 0, resolve }; });
     await publish(channels.map((channel, i) => ({ channel, data: { k: 'c', i } })));
     const end = await Promise.race([done, timeout(limitMs, null)]);
-    const result = { count, liveMs: live - t0, allMs: end === null ? null : end - live, received: state.chan.count, dupes: state.chan.dupes, transport: client.transport() };
+    const result = { count, liveMs: live - t0, callsMs: state.subscribedAt - t0, allMs: end === null ? null : end - live, received: state.chan.count, dupes: state.chan.dupes, transport: client.transport() };
     client.close();
     return result;
   },
