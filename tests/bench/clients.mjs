@@ -171,6 +171,7 @@ async function runOne(browser, servers, restartServer, cfg, index) {
       if (s.error) throw new Error(s.error);
       result.firstMs = s.firstAt;
       result.readyMs = s.readyAt;
+      if (s.events.length) process.stdout.write(`  first message after ${Math.round(s.firstAt)} ms; client events: ${JSON.stringify(s.events)}\n`);
     } catch (e) {
       problems.push(`first message: ${e.message}`);
     } finally {

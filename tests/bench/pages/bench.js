@@ -62,6 +62,9 @@ async function connect(channels, onMessage) {
     const client = KIND === 'tidings-sse'
       ? new Client('/events/', { protocol: 'sse', throttleMs: 0, maxChannelsPerStream: 100 })
       : new Client('/bayeux', { protocol: 'bayeux', throttleMs: 0, transports: [KIND === 'tidings-ws' ? 'websocket' : 'long-polling'] });
+    // State changes and errors with their time, to explain a slow start.
+    client.on('state', (st, t) => state.events.push([Math.round(performance.now()), st, t]));
+    client.on('error', (e) => state.events.push([Math.round(performance.now()), 'error', e.code]));
     const subs = channels.map((c) => client.subscribe(c, (data) => onMessage(data)));
     state.subscribedAt = performance.now(); // the synchronous part: client and subscribe calls
     await Promise.all(subs.map((s) => s.ready));
@@ -113,6 +116,7 @@ const state = {
   firstAt: null, // performance.now() (ms since navigation) of the first message
   readyAt: null,
   other: 0,
+  events: [], // [ms, state or 'error', transport or code] of tidings clients
 };
 
 function onMessage(data) {
