@@ -43,9 +43,9 @@
 //! ```
 //!
 //! `Client` and `Subscription` exist only on `wasm32`, and doctests run on the host, so that
-//! example's body is configured out there; the example apps under `examples/` (built for
-//! wasm32 by `cargo xtask test`) compile the same calls. The options, messages and errors are
-//! plain Rust and run anywhere:
+//! example's body is configured out there (the example apps under `examples/`, built for
+//! wasm32 by `cargo xtask test`, use the same API). The options, messages and errors are plain
+//! Rust and run anywhere:
 //!
 //! ```
 //! use std::time::Duration;
