@@ -12,12 +12,12 @@
 // Writes bench/clients.md and bench/clients.svg. Sizes come from the environment
 // (BENCH_LATENCY=2000, BENCH_THROUGHPUT=20000, BENCH_CHANNELS=100; BENCH_ONLY=substring picks
 // configurations) so a quick run is possible; the committed results use the defaults.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KEY, ROOT, launchBrowser, startRelay, waitFor } from '../browser/harness.mjs';
+import { KEY, ROOT, launchBrowser, startFaye, startRelay, waitFor } from '../browser/harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const N_LAT = Number(process.env.BENCH_LATENCY ?? 2000);
@@ -60,36 +60,6 @@ function makeWww() {
   cpSync(path.join(nm, 'reconnecting-eventsource', 'build', 'esm', 'reconnecting-eventsource.js'),
     path.join(www, 'vendor', 'reconnecting-eventsource.js'));
   return www;
-}
-
-/** The Faye server (faye-server.mjs) on 127.0.0.1; stopped by pid. */
-async function startFaye(www, port = 0) {
-  const child = spawn(process.execPath, [path.join(here, 'faye-server.mjs'), www, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`faye did not start in 20 s: ${stderr}`)), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /faye listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`faye exited (${code}): ${stderr}`)); });
-  });
-  return {
-    url,
-    port: Number(new URL(url).port),
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-      await exited;
-    },
-    async publish(channel, data) {
-      const res = await fetch(`${url}/server-publish-batch`, { method: 'POST', body: JSON.stringify([{ channel, data }]) });
-      if (!res.ok) throw new Error(`faye publish ${res.status}`);
-    },
-  };
 }
 
 /** Publishes on `channel` every `everyMs` until `stop()` says so (at most `max` messages). */
@@ -397,11 +367,11 @@ async function main() {
   const relayArgs = { www, store, args: ['--history', '25000', '--max-channels', '100'] };
   const servers = {};
   servers.relay = await startRelay(relayArgs);
-  servers.faye = await startFaye(www);
+  servers.faye = await startFaye({ www });
   const restartServer = async (name) => {
     const { port } = servers[name];
     await servers[name].kill();
-    servers[name] = name === 'relay' ? await startRelay({ ...relayArgs, port }) : await startFaye(www, port);
+    servers[name] = name === 'relay' ? await startRelay({ ...relayArgs, port }) : await startFaye({ www, port });
     return Date.now();
   };
   const browser = await launchBrowser();

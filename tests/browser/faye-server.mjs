@@ -1,7 +1,9 @@
-// A real Faye 1.4 server for interop tests: `node faye-server.mjs [port]`.
-// Serves Bayeux at /bayeux (WebSocket and long-polling), the test page and pkg/ from the same
-// origin, and `POST /server-publish?channel=…` (body: JSON data) publishing through Faye's own
-// server-side client. Prints `faye listening on http://127.0.0.1:PORT` once bound.
+// A real Faye 1.4 server for interop tests and the client benchmark:
+// `node faye-server.mjs [port] [www]`. Serves Bayeux at /bayeux (WebSocket and long-polling),
+// pkg/ and the pages (tests/browser/pages, or the directory `www`) from the same origin, and
+// publishes through Faye's own server-side client on `POST /server-publish?channel=…` (body:
+// JSON data) and `POST /server-publish-batch` (body: [{channel, data}, …]).
+// Prints `faye listening on http://127.0.0.1:PORT` once bound.
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +13,7 @@ import faye from 'faye';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = process.env.TIDINGS_ROOT ?? path.resolve(here, '..', '..');
 const port = Number(process.argv[2] ?? 0);
+const www = process.argv[3];
 const bayeux = new faye.NodeAdapter({ mount: '/bayeux', timeout: 10 });
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.svg': 'image/svg+xml' };
@@ -25,12 +28,23 @@ const server = http.createServer(async (req, res) => {
     res.end('{"ok":true}');
     return;
   }
+  if (url.pathname === '/server-publish-batch' && req.method === 'POST') {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    const client = bayeux.getClient();
+    await Promise.all(JSON.parse(body).map((m) => client.publish(m.channel, m.data)));
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end('{"ok":true}');
+    return;
+  }
   // Faye's own browser client, for side-by-side comparisons.
   const file = url.pathname === '/faye-browser.js'
     ? path.join(root, 'tests', 'node_modules', 'faye', 'client', 'faye-browser.js')
     : url.pathname.startsWith('/pkg/')
-      ? path.join(root, url.pathname)
-      : path.join(here, 'pages', path.basename(url.pathname));
+      ? path.join(root, path.normalize(url.pathname))
+      : www
+        ? path.join(www, path.normalize(decodeURIComponent(url.pathname)).replace(/^(\.\.[/\\])+/, ''))
+        : path.join(here, 'pages', path.basename(url.pathname));
   try {
     const body = await readFile(file);
     res.writeHead(200, { 'Content-Type': types[path.extname(file)] ?? 'application/octet-stream' });

@@ -53,11 +53,13 @@ export async function startRelay({ port = 0, store, www = PAGES, args = [] } = {
 }
 
 /**
- * Starts the real Faye server (faye-server.mjs) on 127.0.0.1 (port 0 unless given); resolves
- * once it printed its address. `publish` publishes through Faye's server-side client.
+ * Starts the real Faye server (faye-server.mjs) on 127.0.0.1 (port 0 unless given), serving the
+ * pages from `www` when given; resolves once it printed its address. `publish` publishes through
+ * Faye's server-side client.
  */
-export async function startFaye({ port = 0 } = {}) {
-  const child = spawn(process.execPath, [path.join(here, 'faye-server.mjs'), String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startFaye({ port = 0, www } = {}) {
+  const args = [path.join(here, 'faye-server.mjs'), String(port), ...(www ? [www] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const exited = new Promise((resolve) => child.once('exit', resolve));
