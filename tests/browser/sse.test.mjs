@@ -319,9 +319,13 @@ describe('the demo page', () => {
     await waitFor(() => page.evaluate(() => document.querySelectorAll('#ticker li').length >= 2), { what: 'ticker messages', timeout: 15_000 });
     assert.equal(await page.textContent('#state'), 'push');
     assert.equal(await page.textContent('#transport'), 'sse');
-    // The news feed includes a message with markup: it must show as text, never as elements.
-    await waitFor(() => page.evaluate(() => [...document.querySelectorAll('#news li')].some((li) => li.textContent.includes('<b>'))), { what: 'the news item with markup', timeout: 20_000 });
-    assert.equal(await page.evaluate(() => document.querySelectorAll('#news b, #ticker b').length), 0);
+    await waitFor(() => page.evaluate(() => document.querySelectorAll('#news li').length >= 1), { what: 'a news item (one every 3 s)', timeout: 20_000 });
+    // A message with markup must show as text, never as elements.
+    const markup = 'Comments are text: <b>bold</b> <img src=x onerror="window.pwned = 1">';
+    await relay.publish('/demo/chat', { text: markup });
+    await waitFor(() => page.evaluate((m) => [...document.querySelectorAll('#chat li')].some((li) => li.textContent.includes(m)), markup), { what: 'the chat message with markup' });
+    assert.equal(await page.evaluate(() => document.querySelectorAll('#news b, #ticker b, #chat b, #chat img').length), 0);
+    assert.equal(await page.evaluate(() => window.pwned), undefined);
     const csp = await page.evaluate(async () => (await fetch('/')).headers.get('content-security-policy'));
     assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
     assert.deepEqual(problems, []);
