@@ -441,7 +441,14 @@ impl<P: Clone> ClientCore<P> {
                 }
             }
         }
-        self.sync_channels(now);
+        // One channel more at most: tell the transport just that (a full diff per subscribe
+        // would make n subscribes cost O(n³)).
+        match &mut self.proto {
+            Proto::Sse(s) => s.add_channel(channel, now),
+            Proto::Bayeux(b) => b.add_pattern(channel, now),
+            Proto::None => {}
+        }
+        self.pump(now);
         Ok(id)
     }
 

@@ -57,28 +57,68 @@ impl SseGroup {
     /// Sets the channels: the ones gone leave their streams, new ones fill streams that have
     /// room (then new streams); only streams whose channels changed reopen.
     pub fn set_channels(&mut self, channels: Vec<String>, now: Millis) {
-        let max = self.config.max_channels_per_stream.max(1);
         for m in &mut self.members {
             m.channels.retain(|c| channels.contains(c));
         }
         for c in &channels {
-            if self.members.iter().any(|m| m.channels.contains(c)) {
-                continue;
-            }
-            match self.members.iter_mut().find(|m| m.channels.len() < max) {
-                Some(m) => m.channels.push(c.clone()),
-                None => {
-                    let mut stream = SseStream::new(self.config.clone(), self.seed ^ self.created);
-                    stream.set_id_base(self.created * ID_SPACE + 1);
-                    self.created += 1;
-                    self.members.push(Member {
-                        stream,
-                        channels: vec![c.clone()],
-                    });
-                }
+            if !self.members.iter().any(|m| m.channels.contains(c)) {
+                self.place(c.clone());
             }
         }
-        for m in &mut self.members {
+        self.apply(|_| true, now);
+        self.noted.retain(|(c, _)| !channels.contains(c));
+        // An emptied stream has closed itself; drop it once it has nothing more to say.
+        self.members.retain(|m| {
+            !m.channels.is_empty() || m.stream.phase() != StreamPhase::Idle || m.stream.has_events()
+        });
+    }
+
+    /// Adds one channel, what a subscribe does: only the stream it joins is touched (and, as
+    /// with [`SseGroup::set_channels`], a halted stream tries again), so subscribing n
+    /// channels one by one costs O(n²) rather than O(n³) work.
+    pub fn add_channel(&mut self, channel: &str, now: Millis) {
+        let joined = match self
+            .members
+            .iter()
+            .position(|m| m.channels.iter().any(|c| c == channel))
+        {
+            Some(_) => None,
+            None => Some(self.place(channel.to_owned())),
+        };
+        self.apply(
+            |(i, m)| Some(i) == joined || m.stream.phase() == StreamPhase::Halted,
+            now,
+        );
+        self.noted.retain(|(c, _)| c != channel);
+    }
+
+    /// Puts a new channel in the first stream with room, or a new stream; its index.
+    fn place(&mut self, channel: String) -> usize {
+        let max = self.config.max_channels_per_stream.max(1);
+        match self.members.iter().position(|m| m.channels.len() < max) {
+            Some(i) => {
+                self.members[i].channels.push(channel);
+                i
+            }
+            None => {
+                let mut stream = SseStream::new(self.config.clone(), self.seed ^ self.created);
+                stream.set_id_base(self.created * ID_SPACE + 1);
+                self.created += 1;
+                self.members.push(Member {
+                    stream,
+                    channels: vec![channel],
+                });
+                self.members.len() - 1
+            }
+        }
+    }
+
+    /// Gives the streams `which` selects their channel lists (and the positions noted for them).
+    fn apply(&mut self, which: impl Fn((usize, &Member)) -> bool, now: Millis) {
+        for (i, m) in self.members.iter_mut().enumerate() {
+            if !which((i, m)) {
+                continue;
+            }
             for (c, id) in &self.noted {
                 if m.channels.contains(c) {
                     m.stream.note_position(c, id);
@@ -86,11 +126,6 @@ impl SseGroup {
             }
             m.stream.set_channels(m.channels.clone(), now);
         }
-        self.noted.retain(|(c, _)| !channels.contains(c));
-        // An emptied stream has closed itself; drop it once it has nothing more to say.
-        self.members.retain(|m| {
-            !m.channels.is_empty() || m.stream.phase() != StreamPhase::Idle || m.stream.has_events()
-        });
     }
 
     /// Another path delivered `channel` up to `id`: its stream resumes after it.

@@ -221,24 +221,14 @@ impl SseStream {
         if channels == self.channels && !halted {
             return;
         }
-        if matches!(self.phase, Phase::Suspended) {
-            // Remembered for the resume; nothing opens while the page is away.
-            for c in self.channels.iter().filter(|c| !channels.contains(c)) {
-                self.positions.remove(c);
-            }
-            self.channels = channels;
-            return;
-        }
-        let removed: Vec<String> = self
-            .channels
-            .iter()
-            .filter(|c| !channels.contains(c))
-            .cloned()
-            .collect();
-        for c in &removed {
+        for c in self.channels.iter().filter(|c| !channels.contains(c)) {
             self.positions.remove(c);
         }
         self.channels = channels;
+        if matches!(self.phase, Phase::Suspended) {
+            // Remembered for the resume; nothing opens while the page is away.
+            return;
+        }
         let was_open = matches!(self.phase, Phase::Open { .. });
         // A change while waiting out a back-off keeps the wait: subscribing during an outage
         // must not cost a request each time.

@@ -373,6 +373,21 @@ impl<P: Clone> BayeuxSession<P> {
         self.changed(now);
     }
 
+    /// Adds one pattern to the wanted set, what a subscribe does (O(patterns) rather than the
+    /// full diff of [`BayeuxSession::set_patterns`]).
+    pub fn add_pattern(&mut self, name: &str, now: Millis) {
+        match self.patterns.iter_mut().find(|p| p.name == name) {
+            Some(p) => p.wanted = true,
+            None => self.patterns.push(Pattern {
+                name: name.to_owned(),
+                wanted: true,
+                server: ServerSub::None,
+                refused: None,
+            }),
+        }
+        self.changed(now);
+    }
+
     /// Queues a publish; the result comes as [`SessionEvent::Published`].
     pub fn publish(&mut self, channel: &str, data: P, now: Millis) -> Result<PubId, Error> {
         if let Err(e) = parse_bayeux_concrete(channel) {
