@@ -77,14 +77,11 @@ impl SseGroup {
     /// with [`SseGroup::set_channels`], a halted stream tries again), so subscribing n
     /// channels one by one costs O(n²) rather than O(n³) work.
     pub fn add_channel(&mut self, channel: &str, now: Millis) {
-        let joined = match self
+        let known = self
             .members
             .iter()
-            .position(|m| m.channels.iter().any(|c| c == channel))
-        {
-            Some(_) => None,
-            None => Some(self.place(channel.to_owned())),
-        };
+            .any(|m| m.channels.iter().any(|c| c == channel));
+        let joined = (!known).then(|| self.place(channel.to_owned()));
         self.apply(
             |(i, m)| Some(i) == joined || m.stream.phase() == StreamPhase::Halted,
             now,

@@ -6,10 +6,7 @@
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{
-    AbortController, ReadableStreamDefaultReader, RequestCache, RequestCredentials, RequestInit,
-    Response,
-};
+use web_sys::{AbortController, ReadableStreamDefaultReader, RequestInit, Response};
 
 use super::{FetchOptions, WeakDriver};
 use crate::core::sse_stream::{StreamId, StreamRequest};
@@ -30,18 +27,7 @@ pub(super) fn start(
             return None;
         }
     };
-    let init = RequestInit::new();
-    init.set_method("GET");
-    init.set_cache(RequestCache::NoStore);
-    init.set_signal(Some(&ctrl.signal()));
-    if opts.with_credentials {
-        init.set_credentials(RequestCredentials::Include);
-    }
-    let headers = js_sys::Object::new();
-    for (k, v) in &req.headers {
-        let _ = Reflect::set(&headers, &k.into(), &v.into());
-    }
-    init.set_headers(&headers);
+    let init = opts.request("GET", &ctrl, &req.headers);
     spawn_local(run(driver, id, req.url, init));
     Some((id, ctrl))
 }

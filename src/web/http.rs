@@ -1,9 +1,8 @@
 //! Bayeux long-polling: one `fetch()` POST per batch, the answer read as text and decoded.
 
-use js_sys::{Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{AbortController, RequestCache, RequestCredentials, RequestInit, Response};
+use web_sys::{AbortController, RequestInit, Response};
 
 use super::fetch::describe;
 use super::{bayeux_json, FetchOptions, WeakDriver};
@@ -19,23 +18,11 @@ pub(super) fn post(
     opts: &FetchOptions,
 ) -> Option<AbortController> {
     let ctrl = AbortController::new().ok()?;
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_cache(RequestCache::NoStore);
-    init.set_signal(Some(&ctrl.signal()));
-    if opts.with_credentials {
-        init.set_credentials(RequestCredentials::Include);
-    }
-    let headers = Object::new();
-    for (k, v) in &opts.headers {
-        let _ = Reflect::set(&headers, &k.into(), &v.into());
-    }
-    let _ = Reflect::set(
-        &headers,
-        &"Content-Type".into(),
-        &"application/json;charset=UTF-8".into(),
+    let json = (
+        String::from("Content-Type"),
+        String::from("application/json;charset=UTF-8"),
     );
-    init.set_headers(&headers);
+    let init = opts.request("POST", &ctrl, opts.headers.iter().chain([&json]));
     init.set_body(&JsValue::from_str(&bayeux_json::encode(messages)));
     spawn_local(run(driver, req, url, init));
     Some(ctrl)

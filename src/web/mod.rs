@@ -18,7 +18,7 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use wasm_bindgen::JsValue;
-use web_sys::AbortController;
+use web_sys::{AbortController, RequestCache, RequestCredentials, RequestInit};
 
 use crate::core::bayeux::session::ConnId;
 use crate::core::client::{ClientCore, Output, State};
@@ -48,6 +48,32 @@ pub(crate) struct FetchOptions {
     pub with_credentials: bool,
     /// Extra headers on Bayeux long-polling POSTs (SSE has its own in the core's config).
     pub headers: Vec<(String, String)>,
+}
+
+impl FetchOptions {
+    /// The init of every `fetch()` tidings makes: `method`, the HTTP cache bypassed (the
+    /// protocols' own ids and validators decide what is new), aborted through `ctrl`, cookies
+    /// when the page asked for them, and `headers` (a later one of the same name wins).
+    pub(crate) fn request<'a>(
+        &self,
+        method: &str,
+        ctrl: &AbortController,
+        headers: impl IntoIterator<Item = &'a (String, String)>,
+    ) -> RequestInit {
+        let init = RequestInit::new();
+        init.set_method(method);
+        init.set_cache(RequestCache::NoStore);
+        init.set_signal(Some(&ctrl.signal()));
+        if self.with_credentials {
+            init.set_credentials(RequestCredentials::Include);
+        }
+        let h = js_sys::Object::new();
+        for (k, v) in headers {
+            let _ = js_sys::Reflect::set(&h, &k.into(), &v.into());
+        }
+        init.set_headers(&h);
+        init
+    }
 }
 
 struct Inner {

@@ -1,10 +1,10 @@
 //! Interval polling in the browser: a conditional `fetch()` GET, its answer read and sorted
 //! into "not modified", tidings-relay's message format, or a whole body.
 
-use js_sys::{Array, Object, Reflect, JSON};
+use js_sys::{Array, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{AbortController, RequestCache, RequestCredentials, RequestInit, Response};
+use web_sys::{AbortController, RequestInit, Response};
 
 use super::fetch::describe;
 use super::{FetchOptions, WeakDriver};
@@ -20,19 +20,7 @@ pub(super) fn get(
     opts: &FetchOptions,
 ) -> Option<AbortController> {
     let ctrl = AbortController::new().ok()?;
-    let init = RequestInit::new();
-    init.set_method("GET");
-    // Our own validators decide freshness; the HTTP cache must not answer for the server.
-    init.set_cache(RequestCache::NoStore);
-    init.set_signal(Some(&ctrl.signal()));
-    if opts.with_credentials {
-        init.set_credentials(RequestCredentials::Include);
-    }
-    let h = Object::new();
-    for (k, v) in headers {
-        let _ = Reflect::set(&h, &k.into(), &v.into());
-    }
-    init.set_headers(&h);
+    let init = opts.request("GET", &ctrl, headers);
     spawn_local(run(driver, id, url, init));
     Some(ctrl)
 }

@@ -458,36 +458,11 @@ impl<P: Clone> BayeuxSession<P> {
             return;
         }
         self.suspended = true;
-        for f in core::mem::take(&mut self.flights) {
-            if let Kind::Publish(id) = f.kind {
-                self.events.push_back(SessionEvent::Published(
-                    id,
-                    Err(Error::new(
-                        ErrorCode::Network,
-                        "the page was hidden before the publish was acknowledged",
-                    )),
-                ));
-            }
-            if let Carrier::Http(req) = f.carrier {
-                if !self
-                    .events
-                    .iter()
-                    .any(|e| matches!(e, SessionEvent::HttpAbort(r) if *r == req))
-                {
-                    self.events.push_back(SessionEvent::HttpAbort(req));
-                }
-            }
-        }
-        match self.ws {
-            Ws::Open { conn, .. } | Ws::Opening { conn, .. } => {
-                self.events.push_back(SessionEvent::WsClose(conn))
-            }
-            Ws::Closed => {}
-        }
-        self.ws = Ws::Closed;
-        self.ws_queue.clear();
-        self.up = None;
-        self.connect = ConnectLoop::Off;
+        self.forget_flights(&Error::new(
+            ErrorCode::Network,
+            "the page was hidden before the publish was acknowledged",
+        ));
+        self.drop_socket();
         for p in &mut self.patterns {
             if p.server != ServerSub::Subscribed {
                 p.server = ServerSub::None;
@@ -1324,12 +1299,27 @@ impl<P: Clone> BayeuxSession<P> {
                 }
             }
         }
+        let closed = Error::new(ErrorCode::Closed, "the client was closed");
+        self.forget_flights(&closed);
+        for (id, _) in core::mem::take(&mut self.outbox) {
+            self.events
+                .push_back(SessionEvent::Published(id, Err(closed.clone())));
+        }
+        self.drop_socket();
+        self.flush_at = None;
+        self.advice = Advice::default();
+        for p in &mut self.patterns {
+            p.server = ServerSub::None;
+        }
+    }
+
+    /// Forgets every request in flight: their publishes fail with `err`, their POSTs are
+    /// aborted (once each).
+    fn forget_flights(&mut self, err: &Error) {
         for f in core::mem::take(&mut self.flights) {
             if let Kind::Publish(id) = f.kind {
-                self.events.push_back(SessionEvent::Published(
-                    id,
-                    Err(Error::new(ErrorCode::Closed, "the client was closed")),
-                ));
+                self.events
+                    .push_back(SessionEvent::Published(id, Err(err.clone())));
             }
             if let Carrier::Http(req) = f.carrier {
                 if !self
@@ -1341,12 +1331,10 @@ impl<P: Clone> BayeuxSession<P> {
                 }
             }
         }
-        for (id, _) in core::mem::take(&mut self.outbox) {
-            self.events.push_back(SessionEvent::Published(
-                id,
-                Err(Error::new(ErrorCode::Closed, "the client was closed")),
-            ));
-        }
+    }
+
+    /// Closes the WebSocket (if any) and stops the connect loop: no transport is up after it.
+    fn drop_socket(&mut self) {
         match self.ws {
             Ws::Open { conn, .. } | Ws::Opening { conn, .. } => {
                 self.events.push_back(SessionEvent::WsClose(conn))
@@ -1357,11 +1345,6 @@ impl<P: Clone> BayeuxSession<P> {
         self.ws_queue.clear();
         self.up = None;
         self.connect = ConnectLoop::Off;
-        self.flush_at = None;
-        self.advice = Advice::default();
-        for p in &mut self.patterns {
-            p.server = ServerSub::None;
-        }
     }
 
     /// Requests carried by POST `req` failed.
