@@ -1,11 +1,13 @@
 // Shared helpers for the browser tests: start and stop the relay by pid, publish, drive
 // Debian's Chromium through playwright-core, and wait for conditions with a deadline.
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { spawnServer, waitFor } from '../spawn-server.mjs';
+
+export { waitFor };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = process.env.TIDINGS_ROOT ?? path.resolve(here, '..', '..');
@@ -25,30 +27,10 @@ export function tempDir() {
 export async function startRelay({ port = 0, store, www = PAGES, args = [] } = {}) {
   const argv = ['--port', String(port), '--www', www, '--pkg', path.join(ROOT, 'pkg'), '--key', KEY, ...args];
   if (store) argv.push('--store', store);
-  const child = spawn(RELAY, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`relay did not start in 20 s: ${stderr}`)), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1].replace(/\/$/, '')); }
-    });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`relay exited (${code}): ${stderr}`)); });
-  });
+  const server = await spawnServer(RELAY, argv, { name: 'relay', address: /listening on (http:\/\/[^\s]+)/ });
   return {
-    url,
-    port: Number(new URL(url).port),
-    pid: child.pid,
-    /** Kills the relay by pid (SIGKILL: no chance to flush anything) and waits for it. */
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-      await exited;
-    },
-    publish: (channel, data) => publish(url, channel, data),
+    ...server,
+    publish: (channel, data) => publish(server.url, channel, data),
   };
 }
 
@@ -59,28 +41,10 @@ export async function startRelay({ port = 0, store, www = PAGES, args = [] } = {
  */
 export async function startFaye({ port = 0, www } = {}) {
   const args = [path.join(here, 'faye-server.mjs'), String(port), ...(www ? [www] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`faye did not start in 20 s: ${stderr}`)), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /faye listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`faye exited (${code}): ${stderr}`)); });
-  });
+  const server = await spawnServer(process.execPath, args, { name: 'faye', address: /faye listening on (http:\/\/[^\s]+)/ });
+  const { url } = server;
   return {
-    url,
-    port: Number(new URL(url).port),
-    pid: child.pid,
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-      await exited;
-    },
+    ...server,
     async publish(channel, data) {
       const res = await fetch(`${url}/server-publish?channel=${encodeURIComponent(channel)}`, {
         method: 'POST', body: JSON.stringify(data),
@@ -130,17 +94,6 @@ export async function openPage(browser, url) {
   page.on('requestfailed', (r) => failed.push({ url: r.url(), error: r.failure()?.errorText }));
   await page.goto(url);
   return { page, context, problems, requests, failed };
-}
-
-/** Resolves when `fn()` returns a truthy value; rejects after `timeout` ms, naming `what`. */
-export async function waitFor(fn, { timeout = 10_000, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** Loads the package in the page and exposes `window.tidings` (the module). */

@@ -66,10 +66,17 @@ async function subscribe(page, channels, options = {}) {
 
 /** Waits until every channel has `counts[channel]` deliveries; returns `window.got`. */
 async function waitForDeliveries(page, counts, what) {
-  return waitFor(async () => {
-    const got = await page.evaluate(() => window.got);
-    return Object.entries(counts).every(([c, n]) => got[c].length >= n) && got;
-  }, { timeout: 15_000, what });
+  try {
+    return await waitFor(async () => {
+      const got = await page.evaluate(() => window.got);
+      return Object.entries(counts).every(([c, n]) => got[c].length >= n) && got;
+    }, { timeout: 15_000, what });
+  } catch (e) {
+    // Say what did arrive, and how the client saw it: a timeout alone tells nothing.
+    const seen = await page.evaluate(() => ({ got: window.got, states: window.states, errors: window.errors, resets: window.resets }));
+    e.message += `; got ${JSON.stringify(seen)}`;
+    throw e;
+  }
 }
 
 /** Channel names Pushpin subscribed (its handler log, at the default log level). */
