@@ -45,19 +45,11 @@ fn clients(args: &[String]) -> Result<()> {
     let tools = setup::ensure(true)?;
     build::package(&tools)?;
     let root = paths::root();
-    // The relay as it would be deployed: a release build, so the servers are not the bottleneck.
-    proc::run(
-        cargo()
-            .current_dir(&root)
-            .args(["build", "--release", "-p", "tidings-relay"]),
-    )?;
+    let relay = release_relay()?;
     let mut node = Command::new("node");
     node.current_dir(&root)
         .arg(root.join("tests").join("bench").join("clients.mjs"))
-        .env(
-            "TIDINGS_RELAY",
-            paths::target_dir().join("release").join("tidings-relay"),
-        )
+        .env("TIDINGS_RELAY", relay)
         .env("TIDINGS_ROOT", &root)
         .env("CHROMIUM", tools.chromium.clone().unwrap_or_default());
     if quick {
@@ -75,4 +67,16 @@ fn clients(args: &[String]) -> Result<()> {
     } else {
         Err("the client benchmark failed (see its output above)".into())
     }
+}
+
+/// Builds the relay as it would be deployed (a release build, so the servers are not the
+/// bottleneck of a benchmark) and returns the binary's path.
+pub fn release_relay() -> Result<std::path::PathBuf> {
+    proc::run(cargo().current_dir(paths::root()).args([
+        "build",
+        "--release",
+        "-p",
+        "tidings-relay",
+    ]))?;
+    Ok(paths::target_dir().join("release").join("tidings-relay"))
 }

@@ -9,7 +9,7 @@
 use std::process::Command;
 
 use crate::paths;
-use crate::proc::{self, cargo};
+use crate::proc;
 use crate::Result;
 
 /// Runs the Pushpin load check and writes `bench/pushpin.md`.
@@ -22,12 +22,7 @@ pub fn run(args: &[String]) -> Result<()> {
     // Chromium is not needed, but the same set-up step installs Pushpin and zurl.
     crate::setup::ensure(true)?;
     let root = paths::root();
-    proc::run(
-        cargo()
-            .current_dir(&root)
-            .args(["build", "--release", "-p", "tidings-relay"]),
-    )?;
-    let relay = paths::target_dir().join("release").join("tidings-relay");
+    let relay = crate::bench::release_relay()?;
     proc::run(
         Command::new("node")
             .current_dir(&root)
