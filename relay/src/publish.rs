@@ -189,10 +189,8 @@ fn parse_item(config: &Config, item: &Value) -> Result<(String, String), Refusal
         ));
     };
     let data = serde_json::from_str::<Value>(&data).unwrap_or(Value::String(data));
-    let mut message = serde_json::Map::new();
-    message.insert("channel".into(), Value::String(channel));
-    message.insert("data".into(), data);
-    parse_message(config, &Value::Object(message))
+    check_channel(&channel)?;
+    sized(config, channel, &data)
 }
 
 /// The data of the first event in an SSE text (what Pushpin would write to its streams).
@@ -225,11 +223,22 @@ fn parse_message(config: &Config, item: &Value) -> Result<(String, String), Refu
     let Value::String(channel) = channel else {
         return Err(Refusal::bad("\"channel\" must be a string"));
     };
-    parse_bayeux_concrete(channel)
-        .map_err(|e| Refusal::bad(format!("invalid channel {channel:?}: {e}")))?;
+    check_channel(channel)?;
     let Some(data) = message.get("data") else {
         return Err(Refusal::bad("missing \"data\""));
     };
+    sized(config, channel.clone(), data)
+}
+
+/// Refuses a channel name a message cannot be published to.
+fn check_channel(channel: &str) -> Result<(), Refusal> {
+    parse_bayeux_concrete(channel)
+        .map(|_| ())
+        .map_err(|e| Refusal::bad(format!("invalid channel {channel:?}: {e}")))
+}
+
+/// The message as stored (`data` as JSON text), refused when that text is over the size limit.
+fn sized(config: &Config, channel: String, data: &Value) -> Result<(String, String), Refusal> {
     let payload = data.to_string();
     if payload.len() > config.max_message_bytes {
         return Err(Refusal::too_large(format!(
@@ -238,7 +247,7 @@ fn parse_message(config: &Config, item: &Value) -> Result<(String, String), Refu
             config.max_message_bytes
         )));
     }
-    Ok((channel.clone(), payload))
+    Ok((channel, payload))
 }
 
 /// The `/publish` handler. The body limit is set on the route
