@@ -5,12 +5,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
 use tidings_relay::Config;
 
-use crate::support::{config, Server, WsEnd};
+use crate::support::{config, on_own_runtime, runner, Server, WsEnd};
 
 fn limited() -> Config {
     Config {
@@ -115,28 +114,14 @@ const CASES: u32 = 64;
 fn relay() -> &'static (tokio::runtime::Runtime, Server) {
     static RELAY: OnceLock<(tokio::runtime::Runtime, Server)> = OnceLock::new();
     RELAY.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = rt.block_on(Server::start(Config {
+        on_own_runtime(Config {
             no_auth: true,
             max_message_bytes: 256,
             history: 8,
             max_messages_per_request: 6,
             connect_timeout: Duration::from_millis(50),
             ..Config::default()
-        }));
-        (rt, server)
-    })
-}
-
-fn runner() -> TestRunner {
-    TestRunner::new(ProptestConfig {
-        cases: CASES,
-        failure_persistence: None,
-        ..ProptestConfig::default()
+        })
     })
 }
 
@@ -231,7 +216,7 @@ fn check_answer(status: StatusCode, body: &str, what: &str) -> Result<(), TestCa
 #[test]
 fn arbitrary_bytes_posted_to_bayeux_never_get_a_5xx() {
     let (rt, server) = relay();
-    runner()
+    runner(CASES)
         .run(&prop::collection::vec(any::<u8>(), 0..256), |body| {
             let shown = String::from_utf8_lossy(&body).into_owned();
             let (status, text) = rt.block_on(post(server, body));
@@ -243,7 +228,7 @@ fn arbitrary_bytes_posted_to_bayeux_never_get_a_5xx() {
 #[test]
 fn arbitrary_json_posted_to_bayeux_never_gets_a_5xx() {
     let (rt, server) = relay();
-    runner()
+    runner(CASES)
         .run(&bayeux_value(), |value| {
             let body = value.to_string();
             let (status, text) = rt.block_on(post(server, body.clone().into_bytes()));
@@ -263,7 +248,7 @@ fn arbitrary_frames_over_a_websocket_get_answers_and_never_break_it() {
         3 => bayeux_value().prop_map(|v| v.to_string()),
         1 => ".{0,64}",
     ];
-    runner()
+    runner(CASES)
         .run(&prop::collection::vec(frame, 1..4), |frames| {
             rt.block_on(async {
                 let mut ws = server.ws().await;

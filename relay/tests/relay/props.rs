@@ -5,11 +5,10 @@ use std::sync::OnceLock;
 
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{json, Map, Value};
 use tidings_relay::Config;
 
-use crate::support::Server;
+use crate::support::{on_own_runtime, runner, Server};
 
 const CASES: u32 = 96;
 
@@ -17,26 +16,12 @@ const CASES: u32 = 96;
 fn relay() -> &'static (tokio::runtime::Runtime, Server) {
     static RELAY: OnceLock<(tokio::runtime::Runtime, Server)> = OnceLock::new();
     RELAY.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = rt.block_on(Server::start(Config {
+        on_own_runtime(Config {
             no_auth: true,
             max_message_bytes: 512,
             history: 16,
             ..Config::default()
-        }));
-        (rt, server)
-    })
-}
-
-fn runner() -> TestRunner {
-    TestRunner::new(ProptestConfig {
-        cases: CASES,
-        failure_persistence: None,
-        ..ProptestConfig::default()
+        })
     })
 }
 
@@ -120,7 +105,7 @@ async fn post(server: &Server, body: Vec<u8>) -> reqwest::StatusCode {
 #[test]
 fn arbitrary_bytes_posted_to_publish_never_get_a_5xx() {
     let (rt, server) = relay();
-    runner()
+    runner(CASES)
         .run(&prop::collection::vec(any::<u8>(), 0..512), |body| {
             let shown = String::from_utf8_lossy(&body).into_owned();
             assert_not_5xx(rt.block_on(post(server, body)), &shown)
@@ -131,7 +116,7 @@ fn arbitrary_bytes_posted_to_publish_never_get_a_5xx() {
 #[test]
 fn arbitrary_json_posted_to_publish_never_gets_a_5xx() {
     let (rt, server) = relay();
-    runner()
+    runner(CASES)
         .run(&publish_body(), |value| {
             let body = value.to_string();
             assert_not_5xx(rt.block_on(post(server, body.clone().into_bytes())), &body)
@@ -164,7 +149,7 @@ fn query() -> impl Strategy<Value = String> {
 fn arbitrary_queries_to_events_never_get_a_5xx() {
     let (rt, server) = relay();
     let header = prop::option::of("[!-~]{0,24}");
-    runner()
+    runner(CASES)
         .run(&(query(), header), |(query, last)| {
             let url = format!("{}/events/?{query}", server.base);
             let status = rt.block_on(async {
@@ -255,7 +240,7 @@ fn arbitrary_polls_never_get_a_5xx() {
             )),
         ]),
     );
-    runner()
+    runner(CASES)
         .run(
             &(poll_path(), poll_query(), headers),
             |(path, query, (inm, ims))| {

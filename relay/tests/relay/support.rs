@@ -446,3 +446,25 @@ impl Ws {
         }
     }
 }
+
+/// A relay on a runtime of its own, for property tests (which run outside any runtime and share
+/// one relay across their cases).
+pub fn on_own_runtime(config: Config) -> (tokio::runtime::Runtime, Server) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(Server::start(config));
+    (rt, server)
+}
+
+/// A proptest runner for `cases` cases that writes no regression files (the relay's inputs
+/// are reproduced from the printed value).
+pub fn runner(cases: u32) -> proptest::test_runner::TestRunner {
+    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })
+}
