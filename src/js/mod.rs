@@ -261,3 +261,9 @@ impl Off {
         }
     }
 }
+
+/// The npm build's allocator. talc's wasm allocator is a few KB smaller than dlmalloc (Rust's
+/// default) and grows memory the same way; the page's client allocates few, short-lived buffers.
+/// Rust apps (no `js` feature) keep whatever allocator they chose.
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

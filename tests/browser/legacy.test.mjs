@@ -68,7 +68,7 @@ async function openLegacy(relay, url, opts) {
 }
 
 const pathOf = (u) => new URL(u).pathname;
-const isClient = (u) => /\/pkg\/(tidings\.js|tidings_bg\.wasm|snippets\/)/.test(pathOf(u));
+const isClient = (u) => /\/pkg\/(tidings\.js|tidings_bg\.wasm)/.test(pathOf(u));
 
 describe('the script-tag build', () => {
   test('the .sri file is the sha384 of the built tidings.global.js', async () => {

@@ -80,13 +80,21 @@ fn fill(tools: &Tools, wasm: &Path, stage: &Path) -> Result<String> {
     )?;
     let bg = stage.join("tidings_bg.wasm");
     // No --all-features: binaryen then emits compact imports that Chromium refuses.
+    // --low-memory-unused lets binaryen fold constant offsets into loads and stores: Rust's
+    // stack sits below the data and grows down from 1 MiB, so the first 1 KiB is never used.
     proc::run(
         std::process::Command::new(&tools.wasm_opt)
-            .args(["-Oz", "--strip-debug", "--strip-producers"])
+            .args([
+                "-Oz",
+                "--low-memory-unused",
+                "--strip-debug",
+                "--strip-producers",
+            ])
             .arg(&bg)
             .arg("-o")
             .arg(&bg),
     )?;
+    minify_glue(tools, stage)?;
     let version = crate_version()?;
     write_manifest(stage, &version)?;
     write_types(stage)?;
@@ -97,6 +105,34 @@ fn fill(tools: &Tools, wasm: &Path, stage: &Path) -> Result<String> {
         copy(&paths::root().join(doc), &stage.join(doc))?;
     }
     Ok(version)
+}
+
+/// Bundles wasm-bindgen's glue with its snippets into one minified `tidings.js` (about a third
+/// less gzip). The wasm's import names are string keys of the imports object, which a minifier
+/// keeps; the snippets' directory goes, as nothing imports it any more.
+fn minify_glue(tools: &Tools, stage: &Path) -> Result<()> {
+    let glue = stage.join("tidings.js");
+    let out = stage.join("tidings.min.js");
+    proc::run(
+        std::process::Command::new(&tools.rolldown)
+            .arg(&glue)
+            .args(["--format", "esm", "--minify", "--file"])
+            .arg(&out),
+    )?;
+    let text = read(&out)?;
+    // One self-contained module, still finding its wasm next to itself (bundlers rely on it).
+    if text.contains("import ") || text.contains("import{") {
+        return Err("the minified glue still imports another module".into());
+    }
+    if !text.contains("tidings_bg.wasm") {
+        return Err("the minified glue no longer names tidings_bg.wasm".into());
+    }
+    std::fs::rename(&out, &glue).map_err(|e| format!("cannot replace the glue: {e}"))?;
+    let snippets = stage.join("snippets");
+    if snippets.exists() {
+        std::fs::remove_dir_all(&snippets).map_err(|e| format!("cannot remove snippets/: {e}"))?;
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -214,10 +250,9 @@ fn write_global(pkg: &Path) -> Result<()> {
 }
 
 /// `pkg/cdn/`: the script-tag build under versioned names a CDN can cache forever:
-/// `tidings-<version>.global.js` (+ `.sri`), the glue `tidings-<version>.js`, the wasm
-/// `tidings-<version>_bg.wasm` and the glue's snippets under `tidings-<version>.snippets/`. The
-/// loader is the same file as `pkg/tidings.global.js` (same hash): it finds its siblings from
-/// its own name.
+/// `tidings-<version>.global.js` (+ `.sri`), the glue `tidings-<version>.js` and the wasm
+/// `tidings-<version>_bg.wasm`. The loader is the same file as `pkg/tidings.global.js` (same
+/// hash): it finds its siblings from its own name.
 fn write_cdn(pkg: &Path, version: &str) -> Result<()> {
     let cdn = pkg.join("cdn");
     let stem = format!("tidings-{version}");
@@ -225,42 +260,10 @@ fn write_cdn(pkg: &Path, version: &str) -> Result<()> {
     for (from, to) in [
         ("tidings.global.js", format!("{stem}.global.js")),
         ("tidings.global.js.sri", format!("{stem}.global.js.sri")),
+        ("tidings.js", format!("{stem}.js")),
         ("tidings_bg.wasm", format!("{stem}_bg.wasm")),
     ] {
         copy(&pkg.join(from), &cdn.join(to))?;
-    }
-    // Only the import statements name the snippets by path; the imports object the wasm is
-    // given uses the same text as keys (the wasm's import module names) and must keep it.
-    let glue = read(&pkg.join("tidings.js"))?;
-    let snippets = format!("./{stem}.snippets/");
-    let mut out = String::new();
-    for line in glue.lines() {
-        if line.starts_with("import ") {
-            out.push_str(&line.replace("./snippets/", &snippets));
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    write(&cdn.join(format!("{stem}.js")), out)?;
-    copy_dir(&pkg.join("snippets"), &cdn.join(format!("{stem}.snippets")))
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    if !from.exists() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
-    let entries =
-        std::fs::read_dir(from).map_err(|e| format!("cannot list {}: {e}", from.display()))?;
-    for entry in entries {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        let dest = to.join(path.file_name().unwrap_or_default());
-        if path.is_dir() {
-            copy_dir(&path, &dest)?;
-        } else {
-            copy(&path, &dest)?;
-        }
     }
     Ok(())
 }

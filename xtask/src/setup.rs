@@ -4,7 +4,8 @@
 //! - `wasm-bindgen` matching the exact version pinned in Cargo.lock, built once into the tool
 //!   cache (`cargo install --locked` of wasm-bindgen-cli fails against this registry, so it is
 //!   installed unlocked, by exact version);
-//! - the npm tools in `tests/` (binaryen's `wasm-opt`, `playwright-core`) with `npm ci`;
+//! - the npm tools in `tests/` (binaryen's `wasm-opt`, `rolldown`, `playwright-core`) with
+//!   `npm ci`;
 //! - for browser tests, Debian's `chromium` and `chromium-driver`, and `pushpin` and `zurl`
 //!   (the tests behind Pushpin start their own from a private config).
 
@@ -21,6 +22,8 @@ pub struct Tools {
     pub wasm_bindgen: PathBuf,
     /// binaryen's `wasm-opt` from npm (never Debian's, which corrupts modern modules).
     pub wasm_opt: PathBuf,
+    /// `rolldown` from npm: bundles and minifies wasm-bindgen's glue.
+    pub rolldown: PathBuf,
     /// Chromium for browser tests, when requested.
     pub chromium: Option<PathBuf>,
 }
@@ -29,7 +32,7 @@ pub struct Tools {
 pub fn ensure(browser: bool) -> Result<Tools> {
     ensure_wasm_target()?;
     let wasm_bindgen = ensure_wasm_bindgen()?;
-    let wasm_opt = ensure_node_tools()?;
+    let (wasm_opt, rolldown) = ensure_node_tools()?;
     let chromium = if browser {
         Some(ensure_chromium()?)
     } else {
@@ -38,6 +41,7 @@ pub fn ensure(browser: bool) -> Result<Tools> {
     Ok(Tools {
         wasm_bindgen,
         wasm_opt,
+        rolldown,
         chromium,
     })
 }
@@ -101,17 +105,21 @@ fn newer(a: &Path, b: &Path) -> bool {
     matches!((time(a), time(b)), (Some(x), Some(y)) if x >= y)
 }
 
-fn ensure_node_tools() -> Result<PathBuf> {
+/// `wasm-opt` and `rolldown`.
+fn ensure_node_tools() -> Result<(PathBuf, PathBuf)> {
     let dir = paths::node_tools();
     let installed = dir.join("node_modules").join(".package-lock.json");
     if !newer(&installed, &dir.join("package-lock.json")) {
         proc::run(in_dir("npm", &dir).args(["ci", "--no-audit", "--no-fund"]))?;
     }
-    let wasm_opt = dir.join("node_modules").join(".bin").join("wasm-opt");
-    if !wasm_opt.exists() {
-        return Err(format!("{} is missing after npm ci", wasm_opt.display()));
+    let bin = dir.join("node_modules").join(".bin");
+    let (wasm_opt, rolldown) = (bin.join("wasm-opt"), bin.join("rolldown"));
+    for tool in [&wasm_opt, &rolldown] {
+        if !tool.exists() {
+            return Err(format!("{} is missing after npm ci", tool.display()));
+        }
     }
-    Ok(wasm_opt)
+    Ok((wasm_opt, rolldown))
 }
 
 fn ensure_chromium() -> Result<PathBuf> {

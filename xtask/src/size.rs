@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask size` builds `pkg/` first (like `cargo xtask build`); `--no-build` measures
 //!   the `pkg/` that is there.
-//! - The table: every file of the ESM build (wasm, JS glue, wasm-bindgen snippets), its total,
+//! - The table: every file of the ESM build (wasm, minified JS glue), its total,
 //!   and the script-tag build (the loader plus the ESM build it imports on first use).
 //! - Where the bytes go: `twiggy top` on the same wasm optimized the same way but with its name
 //!   section kept (wasm-bindgen `--keep-debug`, wasm-opt `-Oz -g`), the ten biggest items and a
@@ -19,13 +19,13 @@ use crate::proc;
 use crate::setup::Tools;
 use crate::{build, paths, setup, Result};
 
-/// The enforced budget: gzip -9 bytes of wasm + JS glue (with wasm-bindgen's snippets).
+/// The enforced budget: gzip -9 bytes of wasm + JS glue.
 ///
 /// The issue's budget is [`ISSUE_BUDGET_GZIP`], but the build is about three times over it, and
 /// the test run must stay green while the savings in `bench/size.md` land. So this is a ratchet:
-/// the size measured when it was set (91,565 B on 2026-11-23), rounded up to the next 1,000 B.
+/// the size measured when it was last lowered (85,558 B on 2026-11-23), rounded up to the next 1,000 B.
 /// Any real growth fails; lower it whenever a saving lands, until it reaches 30,000.
-pub const BUDGET_GZIP: u64 = 92_000;
+pub const BUDGET_GZIP: u64 = 86_000;
 
 /// The budget the issue asks CI to enforce (wasm + glue, gzip -9).
 pub const ISSUE_BUDGET_GZIP: u64 = 30_000;
@@ -118,7 +118,7 @@ pub fn check(pkg: &Path) -> Result<u64> {
     Ok(gzip)
 }
 
-/// The ESM build's files: the wasm, wasm-bindgen's glue and the snippets the glue imports.
+/// The ESM build's files: the wasm and the glue (one module: its snippets are bundled in).
 fn esm_files(pkg: &Path) -> Result<Vec<PathBuf>> {
     let mut files = vec![pkg.join("tidings_bg.wasm"), pkg.join("tidings.js")];
     for f in &files {
@@ -129,10 +129,6 @@ fn esm_files(pkg: &Path) -> Result<Vec<PathBuf>> {
             ));
         }
     }
-    let mut snippets = Vec::new();
-    collect_js(&pkg.join("snippets"), &mut snippets);
-    snippets.sort();
-    files.extend(snippets);
     Ok(files)
 }
 
@@ -152,19 +148,6 @@ fn other_js(pkg: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
-}
-
-fn collect_js(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-        if path.is_dir() {
-            collect_js(&path, out);
-        } else if path.extension().is_some_and(|e| e == "js") {
-            out.push(path);
-        }
-    }
 }
 
 fn rel(base: &Path, f: &Path) -> String {
