@@ -120,7 +120,7 @@ pub fn check(pkg: &Path) -> Result<u64> {
 
 /// The ESM build's files: the wasm and the glue (one module: its snippets are bundled in).
 fn esm_files(pkg: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = vec![pkg.join("tidings_bg.wasm"), pkg.join("tidings.js")];
+    let files = vec![pkg.join("tidings_bg.wasm"), pkg.join("tidings.js")];
     for f in &files {
         if !f.is_file() {
             return Err(format!(
