@@ -1,264 +1,374 @@
-//! The JavaScript API: `new Client(url, options)`, `subscribe`, `publish`, `on`, `state`,
-//! `transport`, `close`.
+//! The wasm side of the JavaScript API: one class, `Core`, that `client.js` wraps.
 //!
-//! ```js
-//! import init, { Client } from 'tidings';
-//! await init();
-//! const client = new Client('/bayeux', { protocol: 'bayeux' });   // or ('/events/', { protocol: 'sse' })
-//! const sub = client.subscribe('/comments/123', (data, meta) => render(data, meta));
-//! await sub.ready;
-//! await client.publish('/chat/1', { text: 'hi' });
-//! const off = client.on('state', (state, transport) => show(state));
-//! sub.unsubscribe();
-//! ```
+//! The page API itself (`Client`, `Subscription`, `on`, `poll`, option checking, promises,
+//! the meta objects) is hand-written JavaScript in `src/js/client.js`, which the build bundles
+//! with wasm-bindgen's glue into the package's `tidings.js`. Done in Rust it was about a quarter
+//! of the wasm (option parsing, a `Reflect` call per field, an exported class per object); here
+//! the wasm takes already-checked plain values, and tells the page what happened through a few
+//! methods of the object `client.js` hands it ([`Page`]).
 
-mod legacy;
-mod options;
-mod page;
+use std::rc::Rc;
 
-pub use legacy::{poll, Poller};
-
-use std::rc::{Rc, Weak};
-
-use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::core::client::{ClientCore, SubId};
-use crate::web::{Driver, Sink, WeakDriver};
-use options::type_error;
-use page::{js_error, promise, EventKind, Page, PageSub};
-use std::cell::RefCell;
+use crate::core::backoff::BackoffConfig;
+use crate::core::bayeux::session::{BayeuxConfig, TransportKind};
+use crate::core::client::{
+    ClientConfig, ClientCore, ClientOptions, Output, Payload, SubOptions, Via,
+};
+use crate::core::error::{Error, ErrorCode};
+use crate::core::poll::{PollSpec, PollTarget};
+use crate::core::sse_stream::SseConfig;
+use crate::web::{value_body, Driver, FetchOptions, Sink};
 
-// Two one-line helpers that need a JS function literal; a module snippet keeps them CSP-safe
-// (no `new Function`) and avoids a wasm closure that would live until called.
-#[wasm_bindgen(inline_js = "export function off_fn(h) { return () => h.off(); }
-export function quiet(p) { p.catch(() => {}); }")]
+#[wasm_bindgen]
 extern "C" {
-    /// Wraps an [`Off`] handle in the plain function `on()` returns.
-    fn off_fn(handle: Off) -> Function;
-    /// Marks a promise's rejection as handled without hiding it from `await`.
-    fn quiet(promise: &Promise);
+    /// The page side of one client (`client.js`): hears what the core decided.
+    pub type Page;
+
+    /// A message for subscription `sub`; `text` when `data` is the raw text (the page parses
+    /// it as JSON when it can).
+    #[wasm_bindgen(method, js_name = _deliver)]
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        this: &Page,
+        sub: f64,
+        data: JsValue,
+        text: bool,
+        channel: &str,
+        id: Option<String>,
+        event: &str,
+        poll: bool,
+        coalesced: u32,
+    );
+    /// Subscription `sub` is ready (`err` undefined) or refused.
+    #[wasm_bindgen(method, js_name = _settle)]
+    fn settle(this: &Page, sub: f64, err: JsValue);
+    /// Publish `id` was answered: the server's message id, or an error.
+    #[wasm_bindgen(method, js_name = _published)]
+    fn published(this: &Page, id: f64, server_id: Option<String>, err: JsValue);
+    /// The client's state or transport changed.
+    #[wasm_bindgen(method, js_name = _state)]
+    fn state(this: &Page, state: &str, transport: Option<String>);
+    /// An error for the `'error'` listeners.
+    #[wasm_bindgen(method, js_name = _error)]
+    fn error(this: &Page, err: JsValue);
+    /// The server could not resume these channels.
+    #[wasm_bindgen(method, js_name = _reset)]
+    fn reset(this: &Page, channels: Vec<String>);
+    /// Call `auth()` and answer with [`Core::auth_done`].
+    #[wasm_bindgen(method, js_name = _auth)]
+    fn auth(this: &Page);
+    /// Call poll function `index` and answer with [`Core::poll_done`].
+    #[wasm_bindgen(method, js_name = _poll)]
+    fn poll(this: &Page, id: f64, index: u32);
+    /// An `Error` with `code`, `status` and `retrying`, as the page sees errors.
+    #[wasm_bindgen(method, js_name = _fail)]
+    fn fail(this: &Page, code: &str, message: &str, status: Option<u16>, retrying: bool)
+        -> JsValue;
 }
 
-/// A realtime client: one connection, any number of channel subscriptions.
+impl Page {
+    fn js_error(&self, err: &Error) -> JsValue {
+        self.fail(err.code.as_str(), &err.message, err.status, err.retrying)
+    }
+}
+
+struct PageSink(Page);
+
+impl Sink for PageSink {
+    fn dispatch(&self, driver: &Driver, output: Output<JsValue>) {
+        let page = &self.0;
+        match output {
+            Output::Deliver(d) => {
+                let (data, text) = match d.data {
+                    Payload::Text(t) => (JsValue::from(t), true),
+                    Payload::Value(v) => (v, false),
+                };
+                page.deliver(
+                    d.sub as f64,
+                    data,
+                    text,
+                    &d.channel,
+                    d.id,
+                    &d.event,
+                    d.via == Via::Poll,
+                    d.coalesced,
+                );
+            }
+            Output::Ready(id) => page.settle(id as f64, JsValue::UNDEFINED),
+            Output::Rejected(id, err) => page.settle(id as f64, page.js_error(&err)),
+            Output::Published(id, Ok(server_id)) => {
+                page.published(id as f64, server_id, JsValue::UNDEFINED)
+            }
+            Output::Published(id, Err(err)) => page.published(id as f64, None, page.js_error(&err)),
+            Output::Authenticate => page.auth(),
+            Output::Poll(req) => {
+                if let PollTarget::Function(n) = req.target {
+                    driver.track_poll(req.id);
+                    page.poll(req.id as f64, n);
+                }
+            }
+            Output::State(state, transport) => {
+                page.state(state.as_str(), transport.map(|t| t.as_str().to_owned()))
+            }
+            Output::Error(err) => page.error(page.js_error(&err)),
+            Output::Reset(channels) => page.reset(channels),
+            // IO is the driver's.
+            _ => {}
+        }
+    }
+}
+
+/// A number the page left out: negative.
+fn given(n: f64) -> Option<u64> {
+    (n >= 0.0).then_some(n as u64)
+}
+
+/// A poll target: a URL, or the page function numbered `index` (negative: none).
+fn poll_spec(url: Option<String>, index: f64, interval: f64, push: f64) -> Option<PollSpec> {
+    let target = match url {
+        Some(url) => PollTarget::Url(url),
+        None => PollTarget::Function(given(index)? as u32),
+    };
+    Some(PollSpec {
+        target,
+        interval_ms: given(interval).unwrap_or(5_000),
+        push_interval_ms: given(push).unwrap_or(300_000),
+    })
+}
+
+/// One client's core and driver; made and owned by `client.js`'s `Client`.
 #[wasm_bindgen]
-pub struct Client {
+pub struct Core {
     driver: Driver,
-    page: Rc<Page>,
+    page: Rc<PageSink>,
+}
+
+/// What `n`, the numbers of [`Core::new`], hold, by index (negative: not given).
+mod n {
+    pub const THROTTLE: usize = 0;
+    pub const DOWNSHIFT: usize = 1;
+    pub const BACKOFF_MIN: usize = 2;
+    pub const BACKOFF_MAX: usize = 3;
+    pub const IDLE: usize = 4;
+    pub const MAX_EVENT: usize = 5;
+    pub const PER_STREAM: usize = 6;
+    /// 1: withCredentials, 2: lastEventIdInQuery, 4: an auth() hook.
+    pub const FLAGS: usize = 7;
+    /// Transports in order, one digit each (1 WebSocket, 2 long-polling); 0: the default.
+    pub const TRANSPORTS: usize = 8;
+    pub const POLL_FN: usize = 9;
+    pub const POLL_INTERVAL: usize = 10;
+    pub const POLL_PUSH: usize = 11;
+    pub const LEN: usize = 12;
 }
 
 #[wasm_bindgen]
-impl Client {
-    /// `new Client(url, options)`. Connects nothing until the first `subscribe` (or
-    /// `publish`). Throws a `TypeError` naming the option when an option is unknown or bad.
+impl Core {
+    /// `protocol`: 0 SSE, 1 Bayeux, 2 polling only. `urls`: the URL (Bayeux: http(s)), the
+    /// Bayeux ws(s) URL, the SSE channel parameter. `headers`: names and values in turn. `n`:
+    /// see [`n`]. Throws a message when the back-off bounds are out of order.
     #[wasm_bindgen(constructor)]
-    pub fn new(url: String, options: JsValue) -> Result<Client, JsValue> {
-        let opts = options::parse(url, &options)?;
-        let page = Rc::new(Page {
-            auth: opts.auth,
-            ext: opts.ext,
-            functions: RefCell::new(opts.functions),
-            ..Page::default()
-        });
+    pub fn new(
+        page: Page,
+        protocol: u8,
+        urls: Vec<String>,
+        headers: Vec<String>,
+        n: Vec<f64>,
+        ext: JsValue,
+        poll_url: Option<String>,
+    ) -> Result<Core, JsValue> {
+        let num = |i: usize| given(n.get(i).copied().unwrap_or(-1.0));
+        let flags = num(n::FLAGS).unwrap_or(0);
+        let d = BackoffConfig::default();
+        let min = num(n::BACKOFF_MIN).unwrap_or(d.min_ms);
+        let max = num(n::BACKOFF_MAX).unwrap_or(d.max_ms.max(min));
+        if min > max || n.len() < n::LEN {
+            return Err("option backoff: minMs must not exceed maxMs".into());
+        }
+        let backoff = BackoffConfig {
+            min_ms: min,
+            max_ms: max,
+        };
+        let mut client = ClientOptions {
+            throttle_ms: num(n::THROTTLE).unwrap_or(500),
+            poll: poll_spec(
+                poll_url,
+                n[n::POLL_FN],
+                n[n::POLL_INTERVAL],
+                n[n::POLL_PUSH],
+            ),
+            ..ClientOptions::default()
+        };
+        if let Some(ms) = num(n::DOWNSHIFT) {
+            client.supervisor.downshift_ms = ms;
+        }
+        let mut urls = urls.into_iter();
+        let url = urls.next().unwrap_or_default();
+        let ws_url = urls.next().unwrap_or_default();
+        let channel_param = urls.next();
+        let pairs: Vec<(String, String)> = headers
+            .chunks_exact(2)
+            .map(|kv| (kv[0].clone(), kv[1].clone()))
+            .collect();
+        let mut fetch = FetchOptions {
+            with_credentials: flags & 1 != 0,
+            headers: Vec::new(),
+        };
+        let config = match protocol {
+            0 => {
+                let mut sse = SseConfig::new(url);
+                if let Some(p) = channel_param.filter(|p| !p.is_empty()) {
+                    sse.channel_param = p;
+                }
+                sse.headers = pairs;
+                sse.last_event_id_query = flags & 2 != 0;
+                sse.backoff = backoff;
+                if let Some(ms) = num(n::IDLE) {
+                    sse.idle_timeout_ms = ms;
+                }
+                if let Some(b) = num(n::MAX_EVENT) {
+                    sse.max_event_bytes = b as usize;
+                }
+                if let Some(c) = num(n::PER_STREAM) {
+                    sse.max_channels_per_stream = c as usize;
+                }
+                ClientConfig::Sse(sse)
+            }
+            1 => {
+                fetch.headers = pairs;
+                let mut bayeux = BayeuxConfig::new(url, ws_url);
+                let mut order = num(n::TRANSPORTS).unwrap_or(0);
+                let mut transports = Vec::new();
+                while order > 0 {
+                    transports.insert(
+                        0,
+                        if order % 10 == 1 {
+                            TransportKind::WebSocket
+                        } else {
+                            TransportKind::LongPolling
+                        },
+                    );
+                    order /= 10;
+                }
+                if !transports.is_empty() {
+                    bayeux.transports = transports;
+                }
+                bayeux.backoff = backoff;
+                bayeux.auth_hook = flags & 4 != 0;
+                ClientConfig::Bayeux(bayeux, ext.is_object().then_some(ext))
+            }
+            _ => {
+                fetch.headers = pairs;
+                ClientConfig::PollOnly
+            }
+        };
         let seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
-        let core = ClientCore::with_options(opts.config, opts.client, seed);
+        let core = ClientCore::with_options(config, client, seed);
+        let page = Rc::new(PageSink(page));
         let sink: Rc<dyn Sink> = page.clone();
-        Ok(Client {
-            driver: Driver::new(core, opts.fetch, sink),
+        Ok(Core {
+            driver: Driver::new(core, fetch, sink),
             page,
         })
     }
 
-    /// Subscribes `callback(data, meta)` to `channel` (Bayeux: a pattern such as `/chat/*`).
-    /// Returns a [`Subscription`] whose `ready` resolves once the server confirmed it. An
-    /// invalid channel name rejects `ready` and is reported on `'error'`; other subscriptions
-    /// are unaffected.
+    /// Subscribes to `channel`; returns the subscription's number, or throws the error (an
+    /// invalid channel name). Poll arguments as in [`Core::new`]; negative numbers: not given.
+    /// Call [`flush`](Self::flush) next.
+    #[allow(clippy::too_many_arguments)]
     pub fn subscribe(
         &self,
-        channel: JsValue,
-        callback: JsValue,
-        options: JsValue,
-    ) -> Result<Subscription, JsValue> {
-        let channel = channel
-            .as_string()
-            .ok_or_else(|| type_error("subscribe(channel, …): channel must be a string"))?;
-        let callback: Function = callback
-            .dyn_into()
-            .map_err(|_| type_error("subscribe(…, callback): callback must be a function"))?;
-        let sub_options = options::sub_options(&options, &mut self.page.functions.borrow_mut())?;
-
-        let (ready, resolve, reject) = promise();
-        // A rejection the page never looks at (unsubscribe before ready) is not an
-        // unhandled rejection; awaiting `ready` still sees it.
-        quiet(&ready);
-        // The core may decide `Ready` at once (channel already live): register the page
-        // state before its outputs run.
-        let result = self
-            .driver
-            .call(|core, now| core.subscribe_with(&channel, sub_options, now));
-        let id = match result {
-            Ok(id) => id,
-            Err(err) => {
-                self.driver.run();
-                let e: JsValue = js_error(&err).into();
-                let _ = reject.call1(&JsValue::NULL, &e);
-                self.page.emit_error(&e);
-                return Ok(self.subscription(0, channel, ready));
-            }
+        channel: &str,
+        throttle: f64,
+        hints: bool,
+        since: Option<String>,
+        poll_url: Option<String>,
+        poll_fn: f64,
+        poll_interval: f64,
+        poll_push: f64,
+    ) -> Result<f64, JsValue> {
+        let options = SubOptions {
+            throttle_ms: given(throttle),
+            poll: poll_spec(poll_url, poll_fn, poll_interval, poll_push),
+            hints,
+            since,
         };
-        self.page.subs.borrow_mut().push(PageSub {
-            id,
-            callback,
-            settle: Some((resolve, reject)),
-            gone: false,
-        });
-        self.driver.run();
-        Ok(self.subscription(id, channel, ready))
+        // What the core decided waits for `flush`: the page registers the subscription
+        // under its number first (the core may decide `Ready` at once).
+        self.driver
+            .call(|core, now| core.subscribe_with(channel, options, now))
+            .map(|id| id as f64)
+            .map_err(|e| self.page.0.js_error(&e))
     }
 
-    /// Publishes `data` on `channel` (Bayeux). Resolves with the server's id for the message
-    /// (when it gives one); rejects with the server's error (`err.code` `'publish'`).
-    pub fn publish(&self, channel: JsValue, data: JsValue) -> Result<Promise, JsValue> {
-        let channel = channel
-            .as_string()
-            .ok_or_else(|| type_error("publish(channel, …): channel must be a string"))?;
-        let data = if data.is_undefined() {
-            JsValue::NULL
-        } else {
-            data
-        };
-        let (p, resolve, reject) = promise();
-        match self
-            .driver
-            .call(|core, now| core.publish(&channel, data, now))
-        {
-            Ok(id) => self.page.publishes.borrow_mut().push((id, resolve, reject)),
-            Err(err) => {
-                let _ = reject.call1(&JsValue::NULL, &js_error(&err));
-            }
-        }
+    /// Carries out what the last `subscribe` or `publish` decided.
+    pub fn flush(&self) {
         self.driver.run();
-        Ok(p)
     }
 
-    /// `'idle' | 'connecting' | 'push' | 'polling' | 'offline' | 'closed'`.
+    /// Stops subscription `id` (idempotent).
+    pub fn unsubscribe(&self, id: f64) {
+        self.driver
+            .with_core(|core, now| core.unsubscribe(id as u64, now));
+    }
+
+    /// Publishes `data` on `channel` (Bayeux); returns the publish's number, answered by
+    /// `published` after `flush`, or throws the error.
+    pub fn publish(&self, channel: &str, data: JsValue) -> Result<f64, JsValue> {
+        self.driver
+            .call(|core, now| core.publish(channel, data, now))
+            .map(|id| id as f64)
+            .map_err(|e| self.page.0.js_error(&e))
+    }
+
+    /// The state's name.
     #[wasm_bindgen(getter)]
     pub fn state(&self) -> String {
         self.driver.read(|c| c.state().as_str().to_owned())
     }
 
-    /// What carries data now: `'sse'`, `'websocket'`, `'long-polling'`, or `null`.
+    /// What carries data now, if anything.
     #[wasm_bindgen(getter)]
-    pub fn transport(&self) -> JsValue {
-        self.driver.read(|c| {
-            c.transport()
-                .map(|t| JsValue::from_str(t.as_str()))
-                .unwrap_or(JsValue::NULL)
-        })
+    pub fn transport(&self) -> Option<String> {
+        self.driver
+            .read(|c| c.transport().map(|t| t.as_str().to_owned()))
     }
 
-    /// `on('state' | 'error' | 'reset', callback)`; returns a function that removes it.
-    pub fn on(&self, event: &str, callback: JsValue) -> Result<Function, JsValue> {
-        let kind = match event {
-            "state" => EventKind::State,
-            "error" => EventKind::Error,
-            "reset" => EventKind::Reset,
-            other => {
-                return Err(type_error(&format!(
-                    "on(event, …): unknown event {other:?}; expected 'state', 'error' or 'reset'"
-                )))
-            }
-        };
-        let callback: Function = callback
-            .dyn_into()
-            .map_err(|_| type_error("on(…, callback): callback must be a function"))?;
-        let id = self.page.next_listener.get() + 1;
-        self.page.next_listener.set(id);
-        self.page.listeners.borrow_mut().push((id, kind, callback));
-        Ok(off_fn(Off {
-            page: Rc::downgrade(&self.page),
-            id,
-        }))
-    }
-
-    /// Closes the connection and every subscription; pending `ready`s and publishes reject.
+    /// Closes every connection; pending subscriptions and publishes are refused.
     pub fn close(&self) {
         self.driver.with_core(|core, _| core.close());
-        self.page.subs.borrow_mut().clear();
     }
 
-    fn subscription(&self, id: SubId, channel: String, ready: Promise) -> Subscription {
-        Subscription {
-            driver: self.driver.downgrade(),
-            page: Rc::downgrade(&self.page),
-            id,
-            channel,
-            ready,
-        }
-    }
-}
-
-/// A subscription: `ready` and `unsubscribe()`.
-#[wasm_bindgen]
-pub struct Subscription {
-    driver: WeakDriver,
-    page: Weak<Page>,
-    id: SubId,
-    channel: String,
-    ready: Promise,
-}
-
-#[wasm_bindgen]
-impl Subscription {
-    /// Resolves when the server confirmed the subscription; rejects with an `Error` (`code`).
-    #[wasm_bindgen(getter)]
-    pub fn ready(&self) -> Promise {
-        self.ready.clone()
+    /// The answer to `auth()`: `ok` with the `ext` object to send (or nothing: the static
+    /// one), or the failure's message.
+    #[wasm_bindgen(js_name = authDone)]
+    pub fn auth_done(&self, ok: bool, value: JsValue) {
+        let result = if ok {
+            Ok(value.is_object().then_some(value))
+        } else {
+            Err(value.as_string().unwrap_or_default())
+        };
+        self.driver
+            .with_core(|core, now| core.auth_done(result, now));
     }
 
-    /// The channel name (or pattern).
-    #[wasm_bindgen(getter)]
-    pub fn channel(&self) -> String {
-        self.channel.clone()
-    }
-
-    /// Stops deliveries (idempotent); the connection closes when the last subscription goes.
-    pub fn unsubscribe(&self) {
-        if self.id == 0 {
+    /// The answer of poll function call `id`: what it returned, or the failure's message.
+    #[wasm_bindgen(js_name = pollDone)]
+    pub fn poll_done(&self, id: f64, ok: bool, value: JsValue) {
+        let id = id as u64;
+        if !self.driver.finish_poll(id) {
             return;
         }
-        if let Some(page) = self.page.upgrade() {
-            // Deliveries already queued for it are dropped with the callback.
-            if let Some(s) = page.subs.borrow_mut().iter_mut().find(|s| s.id == self.id) {
-                s.gone = true;
+        self.driver.with_core(|core, now| {
+            if ok {
+                core.handle_poll_response(id, None, None, value_body(value), now)
+            } else {
+                let message = value.as_string().unwrap_or_default();
+                core.handle_poll_error(id, Error::new(ErrorCode::Callback, message), now)
             }
-        }
-        if let Some(driver) = self.driver.upgrade() {
-            let id = self.id;
-            driver.with_core(|core, now| core.unsubscribe(id, now));
-        }
-        if let Some(page) = self.page.upgrade() {
-            page.forget_settled();
-        }
-    }
-}
-
-/// Removes one `on()` listener; held by the function `on()` returns.
-#[wasm_bindgen]
-pub struct Off {
-    page: Weak<Page>,
-    id: u32,
-}
-
-#[wasm_bindgen]
-impl Off {
-    /// Removes the listener (idempotent).
-    pub fn off(&self) {
-        if let Some(page) = self.page.upgrade() {
-            page.listeners
-                .borrow_mut()
-                .retain(|(id, _, _)| *id != self.id);
-        }
+        });
     }
 }
 

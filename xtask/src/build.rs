@@ -94,7 +94,7 @@ fn fill(tools: &Tools, wasm: &Path, stage: &Path) -> Result<String> {
             .arg("-o")
             .arg(&bg),
     )?;
-    minify_glue(tools, stage)?;
+    bundle_js(tools, stage)?;
     let version = crate_version()?;
     write_manifest(stage, &version)?;
     write_types(stage)?;
@@ -107,27 +107,34 @@ fn fill(tools: &Tools, wasm: &Path, stage: &Path) -> Result<String> {
     Ok(version)
 }
 
-/// Bundles wasm-bindgen's glue with its snippets into one minified `tidings.js` (about a third
-/// less gzip). The wasm's import names are string keys of the imports object, which a minifier
-/// keeps; the snippets' directory goes, as nothing imports it any more.
-fn minify_glue(tools: &Tools, stage: &Path) -> Result<()> {
+/// The package's `tidings.js`: the hand-written API (`src/js/client.js`) bundled with
+/// wasm-bindgen's glue and its snippets into one minified module (the glue alone shrinks by a
+/// third of its gzip size). The wasm's import names are string keys of the glue's imports
+/// object, which a minifier keeps; the snippets' directory goes, as nothing imports it any more.
+fn bundle_js(tools: &Tools, stage: &Path) -> Result<()> {
     let glue = stage.join("tidings.js");
-    let out = stage.join("tidings.min.js");
+    // client.js imports the glue as './wasm.js'.
+    let wasm_js = stage.join("wasm.js");
+    std::fs::rename(&glue, &wasm_js).map_err(|e| format!("cannot move the glue: {e}"))?;
+    let entry = stage.join("client.js");
+    copy(&js_source("client.js"), &entry)?;
     proc::run(
         std::process::Command::new(&tools.rolldown)
-            .arg(&glue)
+            .arg(&entry)
             .args(["--format", "esm", "--minify", "--file"])
-            .arg(&out),
+            .arg(&glue),
     )?;
-    let text = read(&out)?;
+    let text = read(&glue)?;
     // One self-contained module, still finding its wasm next to itself (bundlers rely on it).
     if text.contains("import ") || text.contains("import{") {
-        return Err("the minified glue still imports another module".into());
+        return Err("the bundled tidings.js still imports another module".into());
     }
     if !text.contains("tidings_bg.wasm") {
-        return Err("the minified glue no longer names tidings_bg.wasm".into());
+        return Err("the bundled tidings.js no longer names tidings_bg.wasm".into());
     }
-    std::fs::rename(&out, &glue).map_err(|e| format!("cannot replace the glue: {e}"))?;
+    for f in [&wasm_js, &entry] {
+        std::fs::remove_file(f).map_err(|e| format!("cannot remove {}: {e}", f.display()))?;
+    }
     let snippets = stage.join("snippets");
     if snippets.exists() {
         std::fs::remove_dir_all(&snippets).map_err(|e| format!("cannot remove snippets/: {e}"))?;

@@ -1,0 +1,449 @@
+// The JavaScript API of tidings: `Client`, `Subscription`, `on`, `publish`, `poll`.
+//
+// The wasm (src/js/mod.rs, class `Core`) runs the protocols, timers and connections; this file
+// is the page's side of it: it checks the options (a TypeError names a bad one), keeps the
+// callbacks, listeners and promises, and builds the `meta` objects. Doing this in Rust cost the
+// wasm about a quarter of its size. The build bundles this file with wasm-bindgen's glue
+// (imported here as './wasm.js') into the package's minified `tidings.js`.
+import init, { initSync, Core } from './wasm.js';
+
+export { init as default, initSync };
+
+const typeError = (m) => new TypeError(m);
+const quote = JSON.stringify;
+const isObject = (v) => typeof v == 'object' && v !== null;
+// A value the page did not give: undefined (null is a value, and a bad one for most options).
+const get = (o, k) => (o == null ? undefined : o[k]);
+// Numbers cross into the wasm as f64; -1 is "not given".
+const NONE = -1;
+
+const COMMON = ['protocol', 'headers', 'withCredentials', 'backoff', 'throttleMs', 'poll', 'downshiftMs'];
+const SSE_ONLY = ['channelParam', 'maxChannelsPerStream', 'lastEventIdInQuery', 'idleTimeoutMs', 'maxEventBytes'];
+const BAYEUX_ONLY = ['transports', 'ext', 'auth'];
+const EVENTS = ['state', 'error', 'reset'];
+
+/** Throws unless `o` is absent or an object whose keys are all in `allowed`. */
+function checkKeys(o, what, allowed) {
+  if (o == null) return;
+  if (!isObject(o)) throw typeError(`${what} must be an object`);
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw typeError(`${what}: unknown option ${quote(k)}`);
+  }
+}
+
+/** A whole number from `min` to `max`, or NONE when not given. */
+function number(o, key, min, max) {
+  const v = get(o, key);
+  if (v === undefined) return NONE;
+  if (typeof v != 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw typeError(`option ${key}: expected a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function boolean(o, key) {
+  const v = get(o, key);
+  if (v !== undefined && typeof v != 'boolean') throw typeError(`option ${key}: expected true or false`);
+  return v === true;
+}
+
+/** `headers` as names and values in turn. */
+function headers(o) {
+  const h = get(o, 'headers');
+  if (h === undefined) return [];
+  if (!isObject(h)) throw typeError('option headers: expected an object of strings');
+  const out = [];
+  for (const [k, v] of Object.entries(h)) {
+    if (typeof v != 'string') throw typeError(`option headers: ${quote(k)} must be a string`);
+    out.push(k, v);
+  }
+  return out;
+}
+
+/** `poll: { url | fn, intervalMs, pushIntervalMs }` as [url, fn index, interval, push]; a
+ *  function goes into `fns`, which the wasm names by index. */
+function pollSpec(o, fns) {
+  const p = get(o, 'poll');
+  if (p === undefined) return [undefined, NONE, NONE, NONE];
+  checkKeys(p, 'option poll', ['url', 'fn', 'intervalMs', 'pushIntervalMs']);
+  const url = get(p, 'url');
+  const fn = get(p, 'fn');
+  let index = NONE;
+  if ((url === undefined) == (fn === undefined)) throw typeError('option poll: give exactly one of url and fn');
+  if (url !== undefined && (typeof url != 'string' || !url)) throw typeError('option poll.url: expected a URL string');
+  if (fn !== undefined) {
+    if (typeof fn != 'function') throw typeError('option poll.fn: expected a function');
+    index = fns.push(fn) - 1;
+  }
+  return [url, index, number(p, 'intervalMs', 100, 86400000), number(p, 'pushIntervalMs', 0, 86400000)];
+}
+
+/** The absolute http(s) and ws(s) URLs of a Bayeux endpoint given either way. */
+function bayeuxUrls(url) {
+  let u;
+  try {
+    u = new URL(url, location.href);
+  } catch {
+    throw typeError(`new Client(url, …): ${quote(url)} is not a URL`);
+  }
+  const href = u.href;
+  const rest = href.slice(u.protocol.length);
+  const secure = u.protocol == 'https:' || u.protocol == 'wss:';
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) {
+    throw typeError(`new Client(url, …): a Bayeux URL must be http(s) or ws(s), not ${u.protocol}`);
+  }
+  return [(secure ? 'https:' : 'http:') + rest, (secure ? 'wss:' : 'ws:') + rest];
+}
+
+/** Backs a failed callback or hook with a readable message. */
+const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
+
+/** A subscription: `ready` and `unsubscribe()`. */
+class Subscription {
+  constructor(client, id, channel, ready) {
+    this._client = client;
+    this._id = id;
+    this.channel = channel;
+    this.ready = ready;
+  }
+  /** Stops deliveries (idempotent); the connection closes when the last subscription goes. */
+  unsubscribe() {
+    const c = this._client;
+    if (!c) return;
+    this._client = null;
+    const s = c._subs.get(this._id);
+    // Deliveries already queued for it are dropped with the callback; the entry stays only
+    // until `ready` settles.
+    if (s) s.gone = true;
+    c._core.unsubscribe(this._id);
+    if (s && !s.settle) c._subs.delete(this._id);
+  }
+}
+
+/** A realtime client: one connection, any number of channel subscriptions. */
+export class Client {
+  /** `new Client(url, options)`: connects nothing until the first `subscribe` (or `publish`).
+   *  Throws a TypeError naming a bad option. */
+  constructor(url, options) {
+    checkKeys(options, 'Client options', [...COMMON, ...SSE_ONLY, ...BAYEUX_ONLY]);
+    if (typeof url != 'string' || !url) throw typeError('new Client(url, …): url must not be empty');
+    const protocol = get(options, 'protocol') ?? 'sse';
+    const kind = ['sse', 'bayeux', 'poll'].indexOf(protocol);
+    if (kind < 0) throw typeError("option protocol: expected 'sse', 'bayeux' or 'poll'");
+    const other = [BAYEUX_ONLY, SSE_ONLY, [...SSE_ONLY, ...BAYEUX_ONLY]][kind];
+    this._fns = [];
+    const throttle = number(options, 'throttleMs', 0, 3600000);
+    const poll = pollSpec(options, this._fns);
+    const downshift = number(options, 'downshiftMs', 0, 3600000);
+    if (kind == 2 && poll[0] === undefined && poll[1] == NONE) {
+      throw typeError("option poll: protocol 'poll' needs poll: { url } or poll: { fn }");
+    }
+    const wrong = other.find((k) => get(options, k) !== undefined);
+    if (wrong) throw typeError(`option ${wrong} does not apply to protocol '${protocol}'`);
+    let flags = boolean(options, 'withCredentials') ? 1 : 0;
+    let urls = [url];
+    let transports = 0;
+    let ext;
+    const n = [throttle, downshift, NONE, NONE, NONE, NONE, NONE];
+    if (kind == 0) {
+      const param = get(options, 'channelParam');
+      if (param !== undefined && (typeof param != 'string' || !param)) {
+        throw typeError('option channelParam: expected a non-empty string');
+      }
+      urls = [url, '', param ?? ''];
+    }
+    const h = headers(options);
+    if (kind == 0) {
+      if (boolean(options, 'lastEventIdInQuery')) flags |= 2;
+    }
+    const b = get(options, 'backoff');
+    if (b !== undefined && kind != 2) {
+      checkKeys(b, 'option backoff', ['minMs', 'maxMs']);
+      n[2] = number(b, 'minMs', 1, 3600000);
+      n[3] = number(b, 'maxMs', 1, 3600000);
+    }
+    if (kind == 0) {
+      n[4] = number(options, 'idleTimeoutMs', 1000, 3600000);
+      n[5] = number(options, 'maxEventBytes', 1024, 256 * 1024 * 1024);
+      n[6] = number(options, 'maxChannelsPerStream', 1, 1000);
+    }
+    this._authHook = null;
+    if (kind == 1) {
+      urls = bayeuxUrls(url);
+      const t = get(options, 'transports');
+      if (t !== undefined) {
+        const bad = () => typeError("option transports: expected a non-empty array of 'websocket' and 'long-polling'");
+        if (!Array.isArray(t) || !t.length) throw bad();
+        for (const name of t) {
+          const digit = ['websocket', 'long-polling'].indexOf(name) + 1;
+          if (!digit || String(transports).includes(String(digit))) throw bad();
+          transports = transports * 10 + digit;
+        }
+      }
+      ext = get(options, 'ext');
+      if (ext !== undefined && !isObject(ext)) throw typeError('option ext: expected an object');
+      const auth = get(options, 'auth');
+      if (auth !== undefined) {
+        if (typeof auth != 'function') throw typeError('option auth: expected a function');
+        this._authHook = auth;
+        flags |= 4;
+      }
+    }
+    n.push(flags, transports, poll[1], poll[2], poll[3]);
+    this._ext = ext;
+    // subscription number -> { callback, settle: [resolve, reject] until ready, gone }
+    this._subs = new Map();
+    this._publishes = new Map();
+    this._listeners = [];
+    try {
+      this._core = new Core(this, kind, urls, h, n, ext, poll[0]);
+    } catch (e) {
+      throw typeof e == 'string' ? typeError(e) : e;
+    }
+  }
+
+  /** Subscribes `callback(data, meta)` to `channel` (Bayeux: a pattern such as `/chat/*`). An
+   *  invalid channel name rejects `ready` and is reported on 'error'; nothing else is affected. */
+  subscribe(channel, callback, options) {
+    if (typeof channel != 'string') throw typeError('subscribe(channel, …): channel must be a string');
+    if (typeof callback != 'function') throw typeError('subscribe(…, callback): callback must be a function');
+    checkKeys(options, 'subscribe options', ['throttleMs', 'poll', 'hints', 'since']);
+    let since = get(options, 'since');
+    if (since !== undefined && typeof since != 'string') {
+      if (!Number.isInteger(since) || since < 0) throw typeError('option since: expected a message id (string or whole number)');
+      since = String(since);
+    }
+    const throttle = number(options, 'throttleMs', 0, 3600000);
+    const poll = pollSpec(options, this._fns);
+    const hints = boolean(options, 'hints');
+    let settle;
+    const ready = new Promise((resolve, reject) => (settle = [resolve, reject]));
+    // A rejection the page never looks at (unsubscribe before ready) is not an unhandled
+    // rejection; awaiting `ready` still sees it.
+    ready.catch(() => {});
+    const core = this._core;
+    let id;
+    try {
+      id = core.subscribe(channel, throttle, hints, since, ...poll);
+    } catch (err) {
+      core.flush();
+      settle[1](err);
+      this._emitError(err);
+      return new Subscription(null, 0, channel, ready);
+    }
+    // Registered before the core's decisions run: it may settle `ready` at once (a channel
+    // already live).
+    this._subs.set(id, { callback, settle, gone: false });
+    core.flush();
+    return new Subscription(this, id, channel, ready);
+  }
+
+  /** Publishes `data` on `channel` (Bayeux). Resolves with the server's id for the message (when
+   *  it gives one); rejects with the server's error (`err.code` 'publish'). */
+  publish(channel, data) {
+    if (typeof channel != 'string') throw typeError('publish(channel, …): channel must be a string');
+    return new Promise((resolve, reject) => {
+      const id = this._core.publish(channel, data === undefined ? null : data);
+      this._publishes.set(id, [resolve, reject]);
+      this._core.flush();
+    });
+  }
+
+  /** `'idle' | 'connecting' | 'push' | 'polling' | 'offline' | 'closed'`. */
+  get state() {
+    return this._core.state;
+  }
+
+  /** What carries data now: 'sse', 'websocket', 'long-polling', 'poll', or null. */
+  get transport() {
+    return this._core.transport ?? null;
+  }
+
+  /** `on('state' | 'error' | 'reset', callback)`; returns a function that removes it. */
+  on(event, callback) {
+    if (!EVENTS.includes(event)) {
+      throw typeError(`on(event, …): unknown event ${quote(event)}; expected 'state', 'error' or 'reset'`);
+    }
+    if (typeof callback != 'function') throw typeError('on(…, callback): callback must be a function');
+    const entry = [event, callback];
+    this._listeners.push(entry);
+    return () => {
+      const i = this._listeners.indexOf(entry);
+      if (i >= 0) this._listeners.splice(i, 1);
+    };
+  }
+
+  /** Closes the connection and every subscription; pending `ready`s and publishes reject. */
+  close() {
+    this._core.close();
+    this._subs.clear();
+  }
+
+  /** Closes the client and frees its wasm side at once (the GC does it otherwise). */
+  free() {
+    if (this._freed) return;
+    this.close();
+    this._freed = true;
+    this._core.free();
+  }
+
+  [Symbol.dispose]() {
+    this.free();
+  }
+
+  _emit(event, a, b) {
+    const targets = this._listeners.filter((l) => l[0] == event);
+    for (const [, f] of targets) {
+      try {
+        f(a, b);
+      } catch (e) {
+        console.error('tidings: a listener threw', e);
+      }
+    }
+    return targets.length;
+  }
+
+  _emitError(err) {
+    if (!this._emit('error', err)) console.warn('tidings:', err);
+  }
+
+  // What the wasm calls (the `Page` of src/js/mod.rs).
+
+  _deliver(sub, data, text, channel, id, event, poll, coalesced) {
+    const s = this._subs.get(sub);
+    if (!s || s.gone) return;
+    if (text) {
+      try {
+        data = JSON.parse(data);
+      } catch {
+        // Not JSON: the text itself.
+      }
+    }
+    try {
+      s.callback(data, { channel, id, event, via: poll ? 'poll' : 'push', coalesced });
+    } catch (e) {
+      const err = this._fail('callback', `a callback for ${channel} threw`, undefined, false);
+      err.cause = e;
+      this._emitError(err);
+    }
+  }
+
+  _settle(sub, err) {
+    const s = this._subs.get(sub);
+    if (!s || !s.settle) return;
+    const [resolve, reject] = s.settle;
+    s.settle = null;
+    if (err) reject(err);
+    else resolve();
+    if (s.gone) this._subs.delete(sub);
+  }
+
+  _published(id, serverId, err) {
+    const p = this._publishes.get(id);
+    if (!p) return;
+    this._publishes.delete(id);
+    if (err) p[1](err);
+    else p[0](serverId);
+  }
+
+  _state(state, transport) {
+    this._emit('state', state, transport ?? null);
+  }
+
+  _error(err) {
+    this._emitError(err);
+  }
+
+  _reset(channels) {
+    this._emit('reset', channels);
+  }
+
+  _auth() {
+    this._later(this._authHook, (v) => this._core.authDone(true, isObject(v) ? v : this._ext), (e) =>
+      this._core.authDone(false, describe(e)),
+    );
+  }
+
+  _poll(id, index) {
+    this._later(this._fns[index], (v) => this._core.pollDone(id, true, v), (e) =>
+      this._core.pollDone(id, false, `the poll function failed: ${describe(e)}`),
+    );
+  }
+
+  /** Calls the page's `f` (which may return a promise) and hands the outcome to `ok` or
+   *  `failed`, unless the client was freed meanwhile. */
+  _later(f, ok, failed) {
+    let p;
+    try {
+      p = Promise.resolve(f());
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (v) => this._freed || ok(v),
+      (e) => this._freed || failed(e),
+    );
+  }
+
+  _fail(code, message, status, retrying) {
+    return Object.assign(new Error(message), status === undefined ? { code } : { code, status }, { retrying });
+  }
+}
+
+/** What `poll()` returns: `stop()`, `state`, `transport`, `ready`, `on(…)`. */
+class Poller {
+  constructor(client, sub) {
+    this._client = client;
+    this._sub = sub;
+    this.ready = sub.ready;
+  }
+  /** Stops polling and push for good. */
+  stop() {
+    this._sub.unsubscribe();
+    this._client.close();
+  }
+  get state() {
+    return this._client.state;
+  }
+  get transport() {
+    return this._client.transport;
+  }
+  on(event, callback) {
+    return this._client.on(event, callback);
+  }
+}
+
+/**
+ * `poll(url, callback, { intervalMs, pushIntervalMs, channel, sse | bayeux, throttleMs, headers,
+ * withCredentials, downshiftMs, backoff }, listeners?)`: the one-line replacement for a page's
+ * `setInterval` AJAX loop. `listeners` (used by the script-tag loader) are `{ event, callback }`
+ * registered before anything starts; each gets its remover as `off`.
+ */
+export function poll(url, callback, options, listeners) {
+  checkKeys(options, 'poll options', [
+    'intervalMs', 'pushIntervalMs', 'channel', 'sse', 'bayeux', 'throttleMs', 'headers', 'withCredentials',
+    'downshiftMs', 'backoff',
+  ]);
+  const spec = { url };
+  for (const k of ['intervalMs', 'pushIntervalMs']) if (get(options, k) !== undefined) spec[k] = options[k];
+  const channel = get(options, 'channel');
+  const sse = get(options, 'sse');
+  const bayeux = get(options, 'bayeux');
+  if (sse !== undefined && bayeux !== undefined) throw typeError('poll options: give sse or bayeux, not both');
+  const endpoint = sse ?? bayeux;
+  if ((endpoint !== undefined) != (channel !== undefined)) {
+    throw typeError('poll options: channel and an sse or bayeux URL go together');
+  }
+  if (endpoint !== undefined && typeof endpoint != 'string') {
+    throw typeError('poll options: the sse or bayeux URL must be a string');
+  }
+  const clientOptions = { protocol: sse !== undefined ? 'sse' : bayeux !== undefined ? 'bayeux' : 'poll', poll: spec };
+  for (const k of ['headers', 'withCredentials', 'throttleMs', 'downshiftMs', 'backoff']) {
+    if (get(options, k) !== undefined) clientOptions[k] = options[k];
+  }
+  const client = new Client(endpoint ?? url, clientOptions);
+  for (const l of Array.isArray(listeners) ? listeners : []) l.off = client.on(l.event, l.callback);
+  // A poll-only client still names its subscription; the name is only a label then.
+  const sub = client.subscribe(channel ?? 'poll', callback, { hints: channel !== undefined });
+  return new Poller(client, sub);
+}
