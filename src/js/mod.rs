@@ -222,6 +222,8 @@ impl Core {
                 if let Some(p) = channel_param.filter(|p| !p.is_empty()) {
                     sse.channel_param = p;
                 }
+                // The stream's headers, and the polls' (streams carry theirs in the config).
+                fetch.headers = pairs.clone();
                 sse.headers = pairs;
                 sse.last_event_id_query = flags & 2 != 0;
                 sse.backoff = backoff;

@@ -1,27 +1,28 @@
-//! The browser shell: performs what the core asks for (fetch streams, one timer) and feeds back
-//! what happened. Every web-sys call of the client lives under this module.
+//! The browser shell: performs what the core asks for and feeds back what happened.
 //!
-//! Ownership: the [`Driver`] owns the core, the abort controllers of its requests and its one
-//! timer. Request tasks and the timer hold only a `Weak` to it, so dropping the driver cancels
-//! the timer (gloo's `Timeout` clears it on drop) and aborts every request.
+//! The I/O itself (fetch streams, Bayeux POSTs, poll GETs, WebSockets, the timer and the page
+//! listeners) is `io.js`, a small JavaScript module included as a wasm-bindgen snippet: done
+//! with web-sys, its async readers, closures and bindings were about a fifth of the npm
+//! build's wasm. This module decides nothing either: it hands the core's outputs to `io.js`
+//! and the events `io.js` reports back to the core.
+//!
+//! Ownership: the [`Driver`] owns the core, the `io.js` object and the one callback it reports
+//! through. Dropping the driver closes the `io.js` object (every request aborted, every socket
+//! closed, the timer cleared, the listeners removed, nothing reported after) before the
+//! callback goes. The callback holds only a `Weak` to the driver.
 
 mod bayeux_json;
 mod clock;
-mod fetch;
-mod http;
-mod lifecycle;
 mod poll;
-mod ws;
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use gloo_timers::callback::Timeout;
-use wasm_bindgen::JsValue;
-use web_sys::{AbortController, RequestCache, RequestCredentials, RequestInit};
+use js_sys::{Array, Function, Uint8Array};
+use wasm_bindgen::prelude::*;
 
-use crate::core::bayeux::session::ConnId;
 use crate::core::client::{ClientCore, Output, State};
+use crate::core::error::{Error, ErrorCode};
 use crate::core::poll::{PollId, PollTarget};
 use crate::core::Millis;
 
@@ -29,11 +30,62 @@ use crate::core::Millis;
 pub(crate) type Core = ClientCore<JsValue>;
 
 pub(crate) use clock::Clock;
-// Used by the JavaScript API only (page functions and hooks).
-#[cfg(feature = "js")]
-pub(crate) use fetch::describe;
+// Used by the JavaScript API only (page poll functions).
 #[cfg(feature = "js")]
 pub(crate) use poll::value_body;
+
+#[wasm_bindgen(module = "/src/web/io.js")]
+extern "C" {
+    /// One client's browser I/O (see `io.js`).
+    type Io;
+    #[wasm_bindgen(constructor)]
+    fn new(emit: &Function, credentials: bool) -> Io;
+    #[wasm_bindgen(method)]
+    fn stream(this: &Io, id: f64, url: &str, headers: Array);
+    #[wasm_bindgen(method)]
+    fn post(this: &Io, id: f64, url: &str, headers: Array, body: &str);
+    #[wasm_bindgen(method)]
+    fn poll(this: &Io, id: f64, url: &str, headers: Array);
+    #[wasm_bindgen(method)]
+    fn abort(this: &Io, id: f64);
+    #[wasm_bindgen(method, js_name = abortPoll)]
+    fn abort_poll(this: &Io, id: f64);
+    #[wasm_bindgen(method)]
+    fn socket(this: &Io, id: f64, url: &str);
+    #[wasm_bindgen(method)]
+    fn send(this: &Io, id: f64, text: &str);
+    #[wasm_bindgen(method, js_name = closeSocket)]
+    fn close_socket(this: &Io, id: f64);
+    #[wasm_bindgen(method)]
+    fn timer(this: &Io, ms: f64);
+    #[wasm_bindgen(method)]
+    fn watch(this: &Io, on: bool) -> u32;
+    #[wasm_bindgen(method)]
+    fn close(this: &Io);
+}
+
+/// What `io.js` reports (its `emit` kinds, in the same order).
+mod event {
+    pub const RESPONSE: u8 = 0;
+    pub const DATA: u8 = 1;
+    pub const END: u8 = 2;
+    pub const FAILED: u8 = 3;
+    pub const HTTP: u8 = 4;
+    pub const HTTP_FAILED: u8 = 5;
+    pub const POLL: u8 = 6;
+    pub const POLL_FAILED: u8 = 7;
+    pub const WS_OPEN: u8 = 8;
+    pub const WS_MESSAGE: u8 = 9;
+    pub const WS_CLOSED: u8 = 10;
+    pub const TIMER: u8 = 11;
+    pub const ONLINE: u8 = 12;
+    pub const VISIBLE: u8 = 13;
+    pub const SHOWN: u8 = 14;
+    pub const HIDDEN: u8 = 15;
+}
+
+/// The callback `io.js` reports through: kind, id, and up to four values.
+type Emit = Closure<dyn Fn(u8, f64, JsValue, JsValue, JsValue, JsValue)>;
 
 /// Receives what the page must hear about (deliveries, readiness, state, errors, resets).
 pub(crate) trait Sink {
@@ -50,59 +102,38 @@ pub(crate) struct FetchOptions {
     pub headers: Vec<(String, String)>,
 }
 
-impl FetchOptions {
-    /// The init of every `fetch()` tidings makes: `method`, the HTTP cache bypassed (the
-    /// protocols' own ids and validators decide what is new), aborted through `ctrl`, cookies
-    /// when the page asked for them, and `headers` (a later one of the same name wins).
-    pub(crate) fn request<'a>(
-        &self,
-        method: &str,
-        ctrl: &AbortController,
-        headers: impl IntoIterator<Item = &'a (String, String)>,
-    ) -> RequestInit {
-        let init = RequestInit::new();
-        init.set_method(method);
-        init.set_cache(RequestCache::NoStore);
-        init.set_signal(Some(&ctrl.signal()));
-        if self.with_credentials {
-            init.set_credentials(RequestCredentials::Include);
-        }
-        let h = js_sys::Object::new();
-        for (k, v) in headers {
-            let _ = js_sys::Reflect::set(&h, &k.into(), &v.into());
-        }
-        init.set_headers(&h);
-        init
+/// Header names and values in turn, as `io.js` takes them.
+fn header_array<'a>(headers: impl IntoIterator<Item = &'a (String, String)>) -> Array {
+    let out = Array::new();
+    for (k, v) in headers {
+        out.push(&JsValue::from_str(k));
+        out.push(&JsValue::from_str(v));
     }
+    out
 }
 
 struct Inner {
     core: Core,
     clock: Clock,
-    fetch: FetchOptions,
-    /// Requests in flight (SSE streams and Bayeux POSTs: a client has one protocol, so their
-    /// ids never mix).
-    requests: Vec<(u64, AbortController)>,
-    sockets: Vec<(ConnId, ws::Socket)>,
-    /// Polls in flight (function polls have no controller).
-    polls: Vec<(PollId, Option<AbortController>)>,
-    /// Page listeners, while the client is active.
-    lifecycle: Option<lifecycle::Lifecycle>,
-    timer: Option<(Millis, Timeout)>,
+    /// Extra headers of Bayeux POSTs and URL polls.
+    headers: Vec<(String, String)>,
+    /// Polls in flight, URL and page-function polls alike (a function poll's answer comes
+    /// through the page side, which asks [`Driver::finish_poll`]).
+    polls: Vec<PollId>,
+    /// Whether the page listeners are on.
+    watching: bool,
+    /// The deadline the timer is set for.
+    timer: Option<Millis>,
+    io: Io,
     sink: Rc<dyn Sink>,
+    /// Dropped after `io` is closed (see `Drop`).
+    _emit: Emit,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for (_, ctrl) in self.requests.drain(..) {
-            ctrl.abort();
-        }
-        for (_, ctrl) in self.polls.drain(..) {
-            if let Some(ctrl) = ctrl {
-                ctrl.abort();
-            }
-        }
-        // Sockets close themselves, and listeners remove themselves, when dropped.
+        // Nothing is reported after this, so the callback can go.
+        self.io.close();
     }
 }
 
@@ -110,7 +141,7 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub(crate) struct Driver(Rc<RefCell<Inner>>);
 
-/// A handle that does not keep the client alive (held by timers and request tasks).
+/// A handle that does not keep the client alive (held by the `io.js` callback).
 #[derive(Clone)]
 pub(crate) struct WeakDriver(Weak<RefCell<Inner>>);
 
@@ -122,21 +153,26 @@ impl WeakDriver {
 
 impl Driver {
     pub(crate) fn new(core: Core, fetch: FetchOptions, sink: Rc<dyn Sink>) -> Self {
-        Driver(Rc::new(RefCell::new(Inner {
-            core,
-            clock: Clock::default(),
-            fetch,
-            requests: Vec::new(),
-            sockets: Vec::new(),
-            polls: Vec::new(),
-            lifecycle: None,
-            timer: None,
-            sink,
-        })))
-    }
-
-    pub(crate) fn downgrade(&self) -> WeakDriver {
-        WeakDriver(Rc::downgrade(&self.0))
+        Driver(Rc::new_cyclic(|weak: &Weak<RefCell<Inner>>| {
+            let weak = WeakDriver(weak.clone());
+            let emit: Emit = Closure::new(move |kind, id, a, b, c, d| {
+                if let Some(driver) = weak.upgrade() {
+                    driver.on_event(kind, id as u64, a, b, c, d);
+                }
+            });
+            let io = Io::new(emit.as_ref().unchecked_ref(), fetch.with_credentials);
+            RefCell::new(Inner {
+                core,
+                clock: Clock::default(),
+                headers: fetch.headers,
+                polls: Vec::new(),
+                watching: false,
+                timer: None,
+                io,
+                sink,
+                _emit: emit,
+            })
+        }))
     }
 
     /// Runs `f` on the core with the current time, then carries out what it asked for.
@@ -158,134 +194,125 @@ impl Driver {
         f(&self.0.borrow().core)
     }
 
-    /// Whether request `id` is still wanted.
-    pub(crate) fn is_current(&self, id: u64) -> bool {
-        self.0.borrow().requests.iter().any(|(r, _)| *r == id)
-    }
-
-    /// Request `id` completed: nothing to abort any more.
-    pub(crate) fn finish(&self, id: u64) {
-        self.0.borrow_mut().requests.retain(|(r, _)| *r != id);
-    }
-
     /// Poll `id` ended; false when nobody waits for it any more (aborted).
     pub(crate) fn finish_poll(&self, id: PollId) -> bool {
         let mut inner = self.0.borrow_mut();
         let before = inner.polls.len();
-        inner.polls.retain(|(p, _)| *p != id);
+        inner.polls.retain(|p| *p != id);
         inner.polls.len() != before
     }
 
     /// A function poll started by the page side.
     #[cfg(feature = "js")]
     pub(crate) fn track_poll(&self, id: PollId) {
-        self.0.borrow_mut().polls.push((id, None));
+        self.0.borrow_mut().polls.push(id);
     }
 
-    /// WebSocket `conn` closed by itself: drop its handlers.
-    pub(crate) fn forget_socket(&self, conn: ConnId) {
-        // Taken out first so the socket's own Drop runs with no borrow held.
-        let socket = {
-            let mut inner = self.0.borrow_mut();
-            let i = inner.sockets.iter().position(|(c, _)| *c == conn);
-            i.map(|i| inner.sockets.remove(i))
-        };
-        drop(socket);
+    /// What `io.js` reported, fed to the core.
+    fn on_event(&self, kind: u8, id: u64, a: JsValue, b: JsValue, c: JsValue, d: JsValue) {
+        let text = |v: &JsValue| v.as_string().unwrap_or_default();
+        let status = |v: &JsValue| v.as_f64().unwrap_or(0.0) as u16;
+        match kind {
+            event::RESPONSE => self.with_core(|core, now| {
+                core.handle_response(id, status(&a), b.as_string().as_deref(), now)
+            }),
+            event::DATA => {
+                let bytes = a.dyn_into::<Uint8Array>().map(|a| a.to_vec());
+                self.with_core(|core, now| core.handle_data(id, &bytes.unwrap_or_default(), now))
+            }
+            event::END => self.with_core(|core, now| core.handle_end(id, now)),
+            event::FAILED => self.with_core(|core, now| core.handle_error(id, &text(&a), now)),
+            event::HTTP => {
+                let parsed = bayeux_json::decode(&text(&b));
+                self.with_core(|core, now| core.handle_http_response(id, status(&a), parsed, now))
+            }
+            event::HTTP_FAILED => {
+                self.with_core(|core, now| core.handle_http_error(id, &text(&a), now))
+            }
+            event::POLL | event::POLL_FAILED => {
+                if !self.finish_poll(id) {
+                    return;
+                }
+                let answer = if kind == event::POLL {
+                    poll::answer(status(&a), b.as_string(), c.as_string(), d.as_string())
+                } else {
+                    Err(Error::new(ErrorCode::Network, text(&a)))
+                };
+                self.with_core(|core, now| match answer {
+                    Ok((etag, modified, body)) => {
+                        core.handle_poll_response(id, etag, modified, body, now)
+                    }
+                    Err(e) => core.handle_poll_error(id, e, now),
+                })
+            }
+            event::WS_OPEN => self.with_core(|core, now| core.handle_ws_open(id, now)),
+            event::WS_MESSAGE => {
+                let parsed = match a.as_string() {
+                    Some(frame) => bayeux_json::decode(&frame),
+                    None => Err(String::from("a binary frame")),
+                };
+                self.with_core(|core, now| core.handle_ws_messages(id, parsed, now))
+            }
+            event::WS_CLOSED => self.with_core(|core, now| core.handle_ws_closed(id, now)),
+            event::TIMER => {
+                self.0.borrow_mut().timer = None;
+                self.with_core(|core, now| core.handle_timeout(now))
+            }
+            event::ONLINE => self.with_core(|core, now| core.set_online(a.is_truthy(), now)),
+            event::VISIBLE => self.with_core(|core, now| core.set_visible(a.is_truthy(), now)),
+            event::SHOWN => self.with_core(|core, now| core.resume(now)),
+            event::HIDDEN if a.is_truthy() => self.with_core(|core, now| core.suspend(now)),
+            event::HIDDEN => self.with_core(|core, _| core.close()),
+            _ => {}
+        }
     }
 
-    /// Drains the core's outputs: IO is started here, page events go to the sink with no borrow
-    /// held (a callback may subscribe or unsubscribe).
+    /// Drains the core's outputs: I/O goes to `io.js`, page events go to the sink with no
+    /// borrow held (a callback may subscribe or unsubscribe).
     pub(crate) fn run(&self) {
         loop {
             let (page, sink) = {
                 let mut guard = self.0.borrow_mut();
                 let inner = &mut *guard;
-                if self.watch_page(inner) {
-                    // The facts as they are now (a client started in a hidden tab).
-                    let now = inner.clock.now();
-                    if !lifecycle::visible() {
-                        inner.core.set_visible(false, now);
-                    }
-                    if !lifecycle::online() {
-                        inner.core.set_online(false, now);
-                    }
-                }
+                Self::watch_page(inner);
                 let mut page = Vec::new();
                 while let Some(out) = inner.core.poll_output() {
+                    let io = &inner.io;
                     match out {
                         Output::Open(req) => {
-                            let ctrl = fetch::start(self.downgrade(), req, &inner.fetch);
-                            if let Some((id, ctrl)) = ctrl {
-                                inner.requests.push((id, ctrl));
-                            }
+                            io.stream(req.id as f64, &req.url, header_array(&req.headers))
                         }
-                        Output::Abort(id) | Output::HttpAbort(id) => {
-                            inner.requests.retain(|(r, ctrl)| {
-                                if *r == id {
-                                    ctrl.abort();
-                                }
-                                *r != id
-                            });
-                        }
+                        Output::Abort(id) | Output::HttpAbort(id) => io.abort(id as f64),
                         Output::HttpSend { req, url, messages } => {
-                            match http::post(self.downgrade(), req, url, &messages, &inner.fetch) {
-                                Some(ctrl) => inner.requests.push((req, ctrl)),
-                                None => later(self.downgrade(), move |core, now| {
-                                    core.handle_http_error(
-                                        req,
-                                        "the request could not be made",
-                                        now,
-                                    )
-                                }),
-                            }
+                            let json = (
+                                String::from("Content-Type"),
+                                String::from("application/json;charset=UTF-8"),
+                            );
+                            let headers = header_array(inner.headers.iter().chain([&json]));
+                            io.post(req as f64, &url, headers, &bayeux_json::encode(&messages));
                         }
-                        Output::WsOpen { conn, url } => {
-                            match ws::Socket::open(self.downgrade(), conn, &url) {
-                                Some(socket) => inner.sockets.push((conn, socket)),
-                                None => later(self.downgrade(), move |core, now| {
-                                    core.handle_ws_closed(conn, now)
-                                }),
-                            }
-                        }
+                        Output::WsOpen { conn, url } => io.socket(conn as f64, &url),
                         Output::WsSend { conn, messages } => {
-                            if let Some((_, socket)) =
-                                inner.sockets.iter().find(|(c, _)| *c == conn)
-                            {
-                                socket.send(&messages);
-                            }
+                            io.send(conn as f64, &bayeux_json::encode(&messages))
                         }
-                        Output::WsClose(conn) => {
-                            // Dropping the socket closes it and removes its handlers.
-                            inner.sockets.retain(|(c, _)| *c != conn);
-                        }
+                        Output::WsClose(conn) => io.close_socket(conn as f64),
                         Output::Poll(req) => match req.target {
                             PollTarget::Url(url) => {
-                                let ctrl = poll::get(
-                                    self.downgrade(),
-                                    req.id,
-                                    url,
-                                    &req.headers,
-                                    &inner.fetch,
-                                );
-                                inner.polls.push((req.id, ctrl));
+                                let headers = inner.headers.iter().chain(&req.headers);
+                                io.poll(req.id as f64, &url, header_array(headers));
+                                inner.polls.push(req.id);
                             }
                             // A page function: the page side calls it.
                             PollTarget::Function(_) => page.push(Output::Poll(req)),
                         },
                         Output::PollAbort(id) => {
-                            inner.polls.retain(|(p, ctrl)| {
-                                if *p == id {
-                                    if let Some(ctrl) = ctrl {
-                                        ctrl.abort();
-                                    }
-                                }
-                                *p != id
-                            });
+                            io.abort_poll(id as f64);
+                            inner.polls.retain(|p| *p != id);
                         }
                         other => page.push(other),
                     }
                 }
-                self.arm_timer(inner);
+                Self::arm_timer(inner);
                 (page, inner.sink.clone())
             };
             if page.is_empty() {
@@ -297,51 +324,41 @@ impl Driver {
         }
     }
 
-    /// Listens to the page while the client is active, and not otherwise; true when the
-    /// listeners were just added.
-    fn watch_page(&self, inner: &mut Inner) -> bool {
+    /// Listens to the page while the client is active, and not otherwise. When the listeners
+    /// start, the core hears the facts as they are now (a client started in a hidden tab).
+    fn watch_page(inner: &mut Inner) {
         let active = !matches!(inner.core.state(), State::Idle | State::Closed);
-        match (active, inner.lifecycle.is_some()) {
-            (true, false) => {
-                inner.lifecycle = Some(lifecycle::Lifecycle::start(&self.downgrade()));
-                true
+        if active == inner.watching {
+            return;
+        }
+        inner.watching = active;
+        let facts = inner.io.watch(active);
+        if active {
+            let now = inner.clock.now();
+            if facts & 1 != 0 {
+                inner.core.set_visible(false, now);
             }
-            (false, true) => {
-                inner.lifecycle = None;
-                false
+            if facts & 2 != 0 {
+                inner.core.set_online(false, now);
             }
-            _ => false,
         }
     }
 
     /// Keeps one timer armed at the core's next deadline. A timer that fires early is harmless
     /// (the core reports its next deadline), so a later deadline does not re-arm it: a stream
     /// that pushes its idle deadline on every read costs no timer churn.
-    fn arm_timer(&self, inner: &mut Inner) {
+    fn arm_timer(inner: &mut Inner) {
         let Some(at) = inner.core.poll_timeout() else {
-            inner.timer = None;
+            if inner.timer.take().is_some() {
+                inner.io.timer(-1.0);
+            }
             return;
         };
-        if inner.timer.as_ref().is_some_and(|(t, _)| *t <= at) {
+        if inner.timer.is_some_and(|t| t <= at) {
             return;
         }
         let delay = at.saturating_sub(inner.clock.now());
-        let weak = self.downgrade();
-        let timeout = Timeout::new(delay.min(i32::MAX as u64) as u32, move || {
-            if let Some(driver) = weak.upgrade() {
-                driver.0.borrow_mut().timer = None;
-                driver.with_core(|core, now| core.handle_timeout(now));
-            }
-        });
-        inner.timer = Some((at, timeout));
+        inner.io.timer(delay.min(i32::MAX as u64) as f64);
+        inner.timer = Some(at);
     }
-}
-
-/// Feeds the core on the next turn (never while it is borrowed).
-fn later(driver: WeakDriver, f: impl FnOnce(&mut Core, Millis) + 'static) {
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Some(d) = driver.upgrade() {
-            d.with_core(f);
-        }
-    });
 }

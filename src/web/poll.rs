@@ -1,56 +1,23 @@
-//! Interval polling in the browser: a conditional `fetch()` GET, its answer read and sorted
-//! into "not modified", tidings-relay's message format, or a whole body.
+//! Interval polling: a poll GET's answer (made by `io.js`) sorted into "not modified",
+//! tidings-relay's message format, or a whole body.
 
 use js_sys::{Array, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{AbortController, RequestInit, Response};
 
-use super::fetch::describe;
-use super::{FetchOptions, WeakDriver};
 use crate::core::error::{Error, ErrorCode};
-use crate::core::poll::{PollBody, PollId};
+use crate::core::poll::PollBody;
 
-/// Starts the GET of `url`; returns its abort controller.
-pub(super) fn get(
-    driver: WeakDriver,
-    id: PollId,
-    url: String,
-    headers: &[(String, String)],
-    opts: &FetchOptions,
-) -> Option<AbortController> {
-    let ctrl = AbortController::new().ok()?;
-    let init = opts.request("GET", &ctrl, headers);
-    spawn_local(run(driver, id, url, init));
-    Some(ctrl)
-}
+/// A poll's ETag, Last-Modified and body, or its error.
+pub(super) type Answer = Result<(Option<String>, Option<String>, PollBody<JsValue>), Error>;
 
-async fn run(driver: WeakDriver, id: PollId, url: String, init: RequestInit) {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let result = JsFuture::from(window.fetch_with_str_and_init(&url, &init)).await;
-    let outcome = match result {
-        Ok(r) => read(r.unchecked_into()).await,
-        Err(e) => Err(Error::new(ErrorCode::Network, describe(&e))),
-    };
-    let Some(d) = driver.upgrade() else { return };
-    if !d.finish_poll(id) {
-        return;
-    }
-    d.with_core(|core, now| match outcome {
-        Ok((etag, modified, body)) => core.handle_poll_response(id, etag, modified, body, now),
-        Err(e) => core.handle_poll_error(id, e, now),
-    });
-}
-
-type Read = Result<(Option<String>, Option<String>, PollBody<JsValue>), Error>;
-
-async fn read(response: Response) -> Read {
-    let status = response.status();
-    let headers = response.headers();
-    let etag = headers.get("etag").ok().flatten();
-    let modified = headers.get("last-modified").ok().flatten();
+/// What a poll GET answered, sorted: validators and body, or the error (any status but 304
+/// and 2xx). `text` is the body, read for 2xx answers only.
+pub(super) fn answer(
+    status: u16,
+    etag: Option<String>,
+    modified: Option<String>,
+    text: Option<String>,
+) -> Answer {
     if status == 304 {
         return Ok((etag, modified, PollBody::NotModified));
     }
@@ -61,13 +28,7 @@ async fn read(response: Response) -> Read {
         )
         .with_status(status));
     }
-    let text = match response.text() {
-        Ok(p) => JsFuture::from(p).await,
-        Err(e) => Err(e),
-    }
-    .map_err(|e| Error::new(ErrorCode::Network, describe(&e)))?;
-    let text = text.as_string().unwrap_or_default();
-    Ok((etag, modified, body(&text)))
+    Ok((etag, modified, body(&text.unwrap_or_default())))
 }
 
 /// Sorts a body: tidings-relay's `{messages, last}` becomes messages; anything else is

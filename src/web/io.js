@@ -1,0 +1,218 @@
+// The browser I/O of one client: fetch streams, Bayeux POSTs, poll GETs, WebSockets, one timer
+// and the page listeners. The Rust driver (src/web/mod.rs) decides what to start and stop; this
+// module does it and reports what happened through one function, `emit(kind, id, a, b, c, d)`.
+//
+// Written in JavaScript rather than with web-sys: the async readers, closures and bindings cost
+// the wasm about a fifth of its size in Rust. Nothing here decides anything.
+//
+// Ownership: `close()` aborts every request, closes every socket, clears the timer and removes
+// the listeners, and no event is reported after it (the driver drops its callback then).
+
+// What `emit` reports (kept in step with `Event` in src/web/mod.rs).
+const RESPONSE = 0; // a stream's response: a = status, b = content type
+const DATA = 1; // a stream's bytes: a = Uint8Array
+const END = 2; // a stream ended
+const FAILED = 3; // a stream failed: a = message
+const HTTP = 4; // a POST's answer: a = status, b = text
+const HTTP_FAILED = 5; // a POST failed: a = message
+const POLL = 6; // a poll's answer: a = status, b = ETag, c = Last-Modified, d = text
+const POLL_FAILED = 7; // a poll failed: a = message
+const WS_OPEN = 8;
+const WS_MESSAGE = 9; // a = the frame (text, or something else)
+const WS_CLOSED = 10;
+const TIMER = 11;
+const ONLINE = 12; // a = whether online
+const VISIBLE = 13; // a = whether visible
+const SHOWN = 14; // back from the back/forward cache
+const HIDDEN = 15; // a = whether into the back/forward cache (else: leaving for good)
+
+const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
+
+export class Io {
+  constructor(emit, credentials) {
+    this._emit = emit;
+    this._credentials = credentials;
+    // id -> AbortController of streams and POSTs (one protocol per client: ids never mix),
+    // and of polls (their own ids).
+    this._requests = new Map();
+    this._polls = new Map();
+    this._sockets = new Map();
+    this._timer = 0;
+    this._listeners = null;
+    this._closed = false;
+  }
+
+  _report(kind, id, a, b, c, d) {
+    if (!this._closed) this._emit(kind, id, a, b, c, d);
+  }
+
+  // The init of every fetch: the HTTP cache bypassed (the protocols' ids and validators decide
+  // what is new), aborted through `ctrl`, cookies when asked for; `headers` are names and values
+  // in turn (a later one of the same name wins).
+  _fetch(map, id, url, method, headers, body) {
+    const ctrl = new AbortController();
+    map.set(id, ctrl);
+    const h = {};
+    for (let i = 0; i + 1 < headers.length; i += 2) h[headers[i]] = headers[i + 1];
+    const init = { method, headers: h, cache: 'no-store', signal: ctrl.signal, body };
+    if (this._credentials) init.credentials = 'include';
+    // Still wanted: not aborted, not superseded, client not closed.
+    const live = () => map.get(id) === ctrl && !this._closed;
+    // fetch() itself may throw (a bad URL): reported on a later turn like any failure.
+    return { live, ctrl, response: Promise.resolve().then(() => fetch(url, init)) };
+  }
+
+  /** A streaming GET: the response, then every chunk of its body, then its end. */
+  stream(id, url, headers) {
+    const { live, response } = this._fetch(this._requests, id, url, 'GET', headers);
+    const failed = (e) => live() && (this._requests.delete(id), this._report(FAILED, id, describe(e)));
+    response.then((r) => {
+      if (!live()) return;
+      this._report(RESPONSE, id, r.status, r.headers.get('content-type'));
+      if (!live()) return;
+      if (!r.body) {
+        this._requests.delete(id);
+        return this._report(END, id);
+      }
+      const reader = r.body.getReader();
+      const next = () =>
+        reader.read().then(({ done, value }) => {
+          // An aborted request's body stream is already errored by its signal.
+          if (!live()) return;
+          if (done) {
+            this._requests.delete(id);
+            return this._report(END, id);
+          }
+          this._report(DATA, id, value);
+          next();
+        }, failed);
+      next();
+    }, failed);
+  }
+
+  /** A Bayeux long-polling POST of `body` (JSON text); its answer is read as text. */
+  post(id, url, headers, body) {
+    const { live, response } = this._fetch(this._requests, id, url, 'POST', headers, body);
+    const done = (kind, a, b) => {
+      if (!live()) return;
+      this._requests.delete(id);
+      this._report(kind, id, a, b);
+    };
+    response
+      .then((r) => r.text().then((text) => done(HTTP, r.status, text)))
+      .catch((e) => done(HTTP_FAILED, describe(e)));
+  }
+
+  /** A conditional poll GET; the body is read unless the answer is 304 or not 2xx. */
+  poll(id, url, headers) {
+    const { live, response } = this._fetch(this._polls, id, url, 'GET', headers);
+    const done = (kind, a, b, c, d) => {
+      if (!live()) return;
+      this._polls.delete(id);
+      this._report(kind, id, a, b, c, d);
+    };
+    response
+      .then((r) => {
+        const h = r.headers;
+        const answer = (text) => done(POLL, r.status, h.get('etag'), h.get('last-modified'), text);
+        return r.status >= 200 && r.status < 300 ? r.text().then(answer) : answer();
+      })
+      .catch((e) => done(POLL_FAILED, describe(e)));
+  }
+
+  /** Stops request `id` (a stream or a POST); nothing more is reported for it. */
+  abort(id) {
+    this._requests.get(id)?.abort();
+    this._requests.delete(id);
+  }
+
+  /** Stops poll `id`. */
+  abortPoll(id) {
+    this._polls.get(id)?.abort();
+    this._polls.delete(id);
+  }
+
+  /** Opens a WebSocket; a socket the browser refuses at once (a bad URL, CSP) reports closed. */
+  socket(id, url) {
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      Promise.resolve().then(() => this._report(WS_CLOSED, id));
+      return;
+    }
+    this._sockets.set(id, ws);
+    ws.onopen = () => this._report(WS_OPEN, id);
+    ws.onmessage = (e) => this._report(WS_MESSAGE, id, e.data);
+    // `error` is always followed by `close`: one handler covers both.
+    ws.onclose = () => {
+      this._drop(id);
+      this._report(WS_CLOSED, id);
+    };
+  }
+
+  /** Sends one text frame (dropped if the socket is not open any more: its close reports it). */
+  send(id, text) {
+    try {
+      this._sockets.get(id)?.send(text);
+    } catch {
+      // Not open yet or any more.
+    }
+  }
+
+  /** Closes socket `id`, silently. */
+  closeSocket(id) {
+    this._drop(id)?.close();
+  }
+
+  _drop(id) {
+    const ws = this._sockets.get(id);
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      this._sockets.delete(id);
+    }
+    return ws;
+  }
+
+  /** Sets the one timer to fire in `ms` (replacing any other); negative: clears it. */
+  timer(ms) {
+    clearTimeout(this._timer);
+    this._timer = ms < 0 ? 0 : setTimeout(() => this._report(TIMER, 0), ms);
+  }
+
+  /** Listens to the page (`on`) or stops. Returns 1 when the page is hidden now, plus 2 when
+   *  the browser is offline now (a client started in a hidden tab must know at once). */
+  watch(on) {
+    const doc = globalThis.document;
+    if (!on) {
+      for (const [target, kind, f] of this._listeners || []) target.removeEventListener(kind, f);
+      this._listeners = null;
+      return 0;
+    }
+    if (!this._listeners) {
+      this._listeners = [
+        [globalThis, 'online', () => this._report(ONLINE, 0, true)],
+        [globalThis, 'offline', () => this._report(ONLINE, 0, false)],
+        [globalThis, 'pageshow', (e) => e.persisted && this._report(SHOWN, 0)],
+        // Into the back/forward cache: the driver closes everything so the page stays eligible;
+        // leaving for good: it closes, which says goodbye to a Bayeux server.
+        [globalThis, 'pagehide', (e) => this._report(HIDDEN, 0, !!e.persisted)],
+      ];
+      if (doc) this._listeners.push([doc, 'visibilitychange', () => this._report(VISIBLE, 0, !doc.hidden)]);
+      for (const [target, kind, f] of this._listeners) target.addEventListener(kind, f);
+    }
+    return (doc && doc.hidden ? 1 : 0) | (globalThis.navigator?.onLine === false ? 2 : 0);
+  }
+
+  /** Stops everything; nothing is reported after this. */
+  close() {
+    this._closed = true;
+    for (const c of this._requests.values()) c.abort();
+    for (const c of this._polls.values()) c.abort();
+    for (const id of [...this._sockets.keys()]) this.closeSocket(id);
+    this._requests.clear();
+    this._polls.clear();
+    this.timer(-1);
+    this.watch(false);
+  }
+}
