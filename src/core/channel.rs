@@ -38,9 +38,11 @@ impl fmt::Display for ChannelError {
             ChannelError::NoLeadingSlash => f.write_str("channel name must start with '/'"),
             ChannelError::EmptySegment => f.write_str("channel name has an empty segment"),
             ChannelError::BadChar(c, at) => {
+                // The code point, not `{c:?}`: Debug escaping costs the wasm about 2 KB.
+                let code = u32::from(*c);
                 write!(
                     f,
-                    "channel name has {c:?} at byte {at}, which is not allowed"
+                    "channel name has U+{code:04X} at byte {at}, which is not allowed"
                 )
             }
             ChannelError::MisplacedWildcard => {
@@ -95,7 +97,10 @@ pub fn parse_bayeux(name: &str) -> Result<ChannelKind, ChannelError> {
                 ChannelKind::DeepWildcard
             };
         } else if let Some(i) = seg.bytes().position(|c| !segment_char(c)) {
-            let c = seg[i..].chars().next().unwrap_or('\u{fffd}');
+            let c = seg
+                .get(i..)
+                .and_then(|s| s.chars().next())
+                .unwrap_or('\u{fffd}');
             if c == '*' {
                 return Err(ChannelError::MisplacedWildcard);
             }

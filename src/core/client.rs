@@ -381,13 +381,13 @@ impl<P: Clone> ClientCore<P> {
         checked.map_err(|e| {
             Error::new(
                 ErrorCode::InvalidChannel,
-                format!("invalid channel {channel:?}: {e}"),
+                format!("invalid channel \"{channel}\": {e}"),
             )
         })?;
         if matches!(self.proto, Proto::Bayeux(_)) && channel.starts_with("/meta/") {
             return Err(Error::new(
                 ErrorCode::InvalidChannel,
-                format!("invalid channel {channel:?}: /meta channels are the protocol's own"),
+                format!("invalid channel \"{channel}\": /meta channels are the protocol's own"),
             ));
         }
         let id = self.next_sub;

@@ -21,6 +21,12 @@ const COMMON = ['protocol', 'headers', 'withCredentials', 'backoff', 'throttleMs
 const SSE_ONLY = ['channelParam', 'maxChannelsPerStream', 'lastEventIdInQuery', 'idleTimeoutMs', 'maxEventBytes'];
 const BAYEUX_ONLY = ['transports', 'ext', 'auth'];
 const EVENTS = ['state', 'error', 'reset'];
+// Clients that are connecting or connected. Like an open EventSource, an active client stays
+// alive without the page keeping a reference (`new Client(…).subscribe(…)` keeps delivering);
+// an idle or closed one is left to the GC, which frees its wasm side.
+const LIVE = new Set();
+// What the wasm calls on the page side (`Page` in src/js/mod.rs).
+const PAGE = ['_deliver', '_settle', '_published', '_state', '_error', '_reset', '_auth', '_poll', '_fail'];
 
 /** Throws unless `o` is absent or an object whose keys are all in `allowed`. */
 function checkKeys(o, what, allowed) {
@@ -99,7 +105,7 @@ function bayeuxUrls(url) {
 const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
 
 /** A subscription: `ready` and `unsubscribe()`. */
-class Subscription {
+export class Subscription {
   constructor(client, id, channel, ready) {
     this._client = client;
     this._id = id;
@@ -195,8 +201,13 @@ export class Client {
     this._subs = new Map();
     this._publishes = new Map();
     this._listeners = [];
+    // The wasm holds the page side through a WeakRef: a client the page dropped without
+    // close() is still collected, and its wasm side freed (closing its connection).
+    const ref = new WeakRef(this);
+    const page = {};
+    for (const m of PAGE) page[m] = (...a) => ref.deref()?.[m](...a);
     try {
-      this._core = new Core(this, kind, urls, h, n, ext, poll[0]);
+      this._core = new Core(page, kind, urls, h, n, ext, poll[0]);
     } catch (e) {
       throw typeof e == 'string' ? typeError(e) : e;
     }
@@ -347,6 +358,8 @@ export class Client {
   }
 
   _state(state, transport) {
+    if (state == 'idle' || state == 'closed') LIVE.delete(this);
+    else LIVE.add(this);
     this._emit('state', state, transport ?? null);
   }
 
@@ -391,7 +404,7 @@ export class Client {
 }
 
 /** What `poll()` returns: `stop()`, `state`, `transport`, `ready`, `on(…)`. */
-class Poller {
+export class Poller {
   constructor(client, sub) {
     this._client = client;
     this._sub = sub;

@@ -258,6 +258,7 @@ describe('leaks', () => {
     await cycles(page, { from: 0, count: 1_000, awaitEvery });
     const heap0 = await settledHeap(page, cdp);
     const wasm0 = await wasmBytes(page);
+    assert.equal(await page.evaluate(() => typeof window.tidings.Subscription), 'function', 'the module exports the Subscription class the count below looks for');
     const subs0 = await instances(cdp, 'tidings.Subscription.prototype');
     const streams0 = streams(requests).length;
 
@@ -297,16 +298,50 @@ describe('leaks', () => {
     await leakRun(t, { awaitEvery: 1 });
   });
 
-  // A subscription unsubscribed before its `ready` settled is never freed. unsubscribe()
-  // rejects `ready` with an Error created inside Subscription.unsubscribe; V8 keeps that
-  // Error's not-yet-formatted stack trace, whose frames hold their receivers, the Subscription
-  // wrapper among them. The Rust Subscription holds `ready` in wasm-bindgen's heap table (a GC
-  // root): root -> ready -> Error -> stack frame -> wrapper -> (FinalizationRegistry never
-  // fires) -> the Rust Subscription and its heap slot stay. About 460 B of JS heap and 80 B of
-  // wasm memory per such subscription. (Error.stackTraceLimit = 0, or reading err.stack, makes
-  // the leak disappear.)
+  // The hazard: a subscription unsubscribed before its `ready` settled. unsubscribe() rejects
+  // `ready` with an Error created inside Subscription.unsubscribe; V8 keeps that Error's
+  // not-yet-formatted stack trace, whose frames hold their receivers, the Subscription among
+  // them. Anything the wasm keeps (a GC root) that reaches `ready` keeps the Subscription
+  // forever: about 460 B of JS heap and 80 B of wasm memory each, which this run would show.
   test('10,000 subscribe/unsubscribe cycles, every 5th batch awaiting ready: nothing left behind', async (t) => {
     await leakRun(t, { awaitEvery: 5 });
+  });
+
+  test('a client the page keeps no reference to delivers while subscribed, and is collected once idle', async (t) => {
+    const relay = await startRelay();
+    t.after(() => relay.kill());
+    const { page, context, cdp, problems } = await lifecyclePage(relay);
+    t.after(() => context.close());
+    await cdp.send('HeapProfiler.enable');
+    const clients = () => instances(cdp, 'tidings.Client.prototype');
+
+    // Made and subscribed inside a function: nothing of the page holds the client or the
+    // subscription, only the callback's array and `ready`.
+    await page.evaluate(async () => {
+      window.gcGot = [];
+      const ready = (() => {
+        const c = new window.tidings.Client('/events/', { protocol: 'sse', throttleMs: 0 });
+        return c.subscribe('/gc/a', (d) => window.gcGot.push(d)).ready;
+      })();
+      await ready;
+    });
+    await settledHeap(page, cdp);
+    assert.equal(await clients(), 1, 'the subscribed client is alive');
+    await relay.publish('/gc/a', { n: 1 });
+    await waitFor(() => page.evaluate(() => window.gcGot.length >= 1), { what: 'a message after a collection' });
+    assert.deepEqual(await page.evaluate(() => window.gcGot), [{ n: 1 }]);
+
+    // Idle clients the page dropped: never subscribed, and subscribed then unsubscribed.
+    await page.evaluate(async () => {
+      for (let i = 0; i < 3; i += 1) new window.tidings.Client('/events/', { protocol: 'sse' });
+      const c = new window.tidings.Client('/events/', { protocol: 'sse' });
+      const sub = c.subscribe('/gc/b', () => {});
+      await sub.ready;
+      sub.unsubscribe();
+    });
+    await settledHeap(page, cdp);
+    assert.equal(await clients(), 1, 'only the subscribed client is left');
+    assert.deepEqual(problems, []);
   });
 });
 

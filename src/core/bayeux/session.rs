@@ -393,13 +393,13 @@ impl<P: Clone> BayeuxSession<P> {
         if let Err(e) = parse_bayeux_concrete(channel) {
             return Err(Error::new(
                 ErrorCode::InvalidChannel,
-                format!("cannot publish to {channel:?}: {e}"),
+                format!("cannot publish to \"{channel}\": {e}"),
             ));
         }
         if channel.starts_with("/meta/") {
             return Err(Error::new(
                 ErrorCode::InvalidChannel,
-                format!("cannot publish to the meta channel {channel:?}"),
+                format!("cannot publish to the meta channel \"{channel}\""),
             ));
         }
 
