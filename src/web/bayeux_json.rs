@@ -1,4 +1,5 @@
-//! Bayeux messages to and from JSON text, through the browser's `JSON` and plain objects.
+//! Bayeux messages to and from JSON, through the browser's `JSON` and plain objects. Bodies and
+//! frames are parsed by `io.js` where they arrive, so their text never crosses into the wasm.
 //!
 //! `data` and the page's `ext` stay JavaScript values end to end: nothing is re-encoded in
 //! Rust, which keeps serde off the per-message path (and out of the wasm build). A message that
@@ -109,9 +110,12 @@ fn to_js(m: &Message<JsValue>) -> JsValue {
     o.into()
 }
 
-/// The messages of a JSON body (an array of messages, or one message).
-pub(crate) fn decode(text: &str) -> Result<Vec<Message<JsValue>>, String> {
-    let value = JSON::parse(text).map_err(|_| String::from("the body is not JSON"))?;
+/// The messages of a body `io.js` parsed (an array of messages, or one message), or why it
+/// could not parse it.
+pub(crate) fn decode(value: JsValue, error: JsValue) -> Result<Vec<Message<JsValue>>, String> {
+    if let Some(why) = error.as_string() {
+        return Err(why);
+    }
     if Array::is_array(&value) {
         let array: Array = value.unchecked_into();
         Ok(array.iter().filter_map(|v| from_js(&v)).collect())

@@ -13,18 +13,28 @@ const RESPONSE = 0; // a stream's response: a = status, b = content type
 const DATA = 1; // a stream's bytes: a = Uint8Array
 const END = 2; // a stream ended
 const FAILED = 3; // a stream failed: a = message
-const HTTP = 4; // a POST's answer: a = status, b = text
+const HTTP = 4; // a POST's answer: a = status, b = the parsed body, c = why it did not parse
 const HTTP_FAILED = 5; // a POST failed: a = message
 const POLL = 6; // a poll's answer: a = status, b = ETag, c = Last-Modified, d = text
 const POLL_FAILED = 7; // a poll failed: a = message
 const WS_OPEN = 8;
-const WS_MESSAGE = 9; // a = the frame (text, or something else)
+const WS_MESSAGE = 9; // a = the parsed frame, b = why it did not parse
 const WS_CLOSED = 10;
 const TIMER = 11;
 const ONLINE = 12; // a = whether online
 const VISIBLE = 13; // a = whether visible
 const SHOWN = 14; // back from the back/forward cache
 const HIDDEN = 15; // a = whether into the back/forward cache (else: leaving for good)
+
+// JSON text parsed here, where it arrives: [value] or [undefined, why not].
+const parse = (text) => {
+  if (typeof text != 'string') return [undefined, 'a binary frame'];
+  try {
+    return [JSON.parse(text)];
+  } catch {
+    return [undefined, 'the body is not JSON'];
+  }
+};
 
 const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
 
@@ -93,13 +103,13 @@ export class Io {
   /** A Bayeux long-polling POST of `body` (JSON text); its answer is read as text. */
   post(id, url, headers, body) {
     const { live, response } = this._fetch(this._requests, id, url, 'POST', headers, body);
-    const done = (kind, a, b) => {
+    const done = (kind, a, b, c) => {
       if (!live()) return;
       this._requests.delete(id);
-      this._report(kind, id, a, b);
+      this._report(kind, id, a, b, c);
     };
     response
-      .then((r) => r.text().then((text) => done(HTTP, r.status, text)))
+      .then((r) => r.text().then((text) => done(HTTP, r.status, ...parse(text))))
       .catch((e) => done(HTTP_FAILED, describe(e)));
   }
 
@@ -143,7 +153,7 @@ export class Io {
     }
     this._sockets.set(id, ws);
     ws.onopen = () => this._report(WS_OPEN, id);
-    ws.onmessage = (e) => this._report(WS_MESSAGE, id, e.data);
+    ws.onmessage = (e) => this._report(WS_MESSAGE, id, ...parse(e.data));
     // `error` is always followed by `close`: one handler covers both.
     ws.onclose = () => {
       this._drop(id);

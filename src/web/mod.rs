@@ -223,7 +223,7 @@ impl Driver {
             event::END => self.with_core(|core, now| core.handle_end(id, now)),
             event::FAILED => self.with_core(|core, now| core.handle_error(id, &text(&a), now)),
             event::HTTP => {
-                let parsed = bayeux_json::decode(&text(&b));
+                let parsed = bayeux_json::decode(b, c);
                 self.with_core(|core, now| core.handle_http_response(id, status(&a), parsed, now))
             }
             event::HTTP_FAILED => {
@@ -247,10 +247,7 @@ impl Driver {
             }
             event::WS_OPEN => self.with_core(|core, now| core.handle_ws_open(id, now)),
             event::WS_MESSAGE => {
-                let parsed = match a.as_string() {
-                    Some(frame) => bayeux_json::decode(&frame),
-                    None => Err(String::from("a binary frame")),
-                };
+                let parsed = bayeux_json::decode(a, b);
                 self.with_core(|core, now| core.handle_ws_messages(id, parsed, now))
             }
             event::WS_CLOSED => self.with_core(|core, now| core.handle_ws_closed(id, now)),
