@@ -81,7 +81,8 @@ pub mod core;
 mod rust;
 
 pub use rust::{
-    ClientBuilder, Error, Failure, Message, Meta, PollFallback, Protocol, SubscribeOptions,
+    ClientBuilder, Error, Failure, Message, Meta, PollFallback, PollFn, PollSource, Protocol,
+    SubscribeOptions,
 };
 
 #[cfg(all(target_arch = "wasm32", feature = "serde"))]

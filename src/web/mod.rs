@@ -34,6 +34,8 @@ pub(crate) use clock::Clock;
 pub(crate) use fetch::describe;
 #[cfg(feature = "js")]
 pub(crate) use poll::value_body;
+// The Rust API's poll functions give text, sorted like a poll URL's body.
+pub(crate) use poll::body as poll_body;
 
 /// Receives what the page must hear about (deliveries, readiness, state, errors, resets).
 pub(crate) trait Sink {
@@ -177,7 +179,6 @@ impl Driver {
     }
 
     /// A function poll started by the page side.
-    #[cfg(feature = "js")]
     pub(crate) fn track_poll(&self, id: PollId) {
         self.0.borrow_mut().polls.push((id, None));
     }
@@ -273,14 +274,20 @@ impl Driver {
                             PollTarget::Function(_) => page.push(Output::Poll(req)),
                         },
                         Output::PollAbort(id) => {
+                            let mut function = false;
                             inner.polls.retain(|(p, ctrl)| {
                                 if *p == id {
-                                    if let Some(ctrl) = ctrl {
-                                        ctrl.abort();
+                                    match ctrl {
+                                        Some(ctrl) => ctrl.abort(),
+                                        None => function = true,
                                     }
                                 }
                                 *p != id
                             });
+                            // A function poll is the page side's to stop (its future).
+                            if function {
+                                page.push(Output::PollAbort(id));
+                            }
                         }
                         other => page.push(other),
                     }
