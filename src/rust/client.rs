@@ -17,6 +17,19 @@ use crate::web::{Driver, FetchOptions, Sink};
 /// A realtime client: one connection (or one per batch of SSE channels), any number of
 /// subscriptions. Clones share the client; it closes when the last clone and the last
 /// [`Subscription`] are dropped, or on [`close`](Self::close).
+///
+/// ```
+/// # #[cfg(target_arch = "wasm32")] {
+/// use tidings::core::client::State;
+/// use tidings::{Client, Error};
+///
+/// let client = Client::new("/events/")?;
+/// // A bad name is refused before anything is sent; nothing connected.
+/// assert!(matches!(client.subscribe(""), Err(Error::InvalidChannel(_))));
+/// assert_eq!(client.state(), State::Idle);
+/// # }
+/// # Ok::<(), tidings::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Client {
     pub(crate) driver: Driver,
