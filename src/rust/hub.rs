@@ -215,6 +215,7 @@ impl Hub {
 impl Hub {
     /// Calls the auth hook (from a task) and hands its outcome to the core; without a hook,
     /// the static ext at once.
+    #[inline]
     fn authenticate(&self, driver: &Driver) {
         let Some(hook) = self.auth.clone() else {
             let ext = self.ext.clone();
@@ -244,6 +245,7 @@ impl Hub {
 
     /// Calls the poll function `req` names (from a task) and hands its outcome to the core,
     /// unless the core aborted the poll meanwhile.
+    #[inline]
     fn poll_function(&self, driver: &Driver, req: PollRequest) {
         let PollTarget::Function(n) = req.target else {
             return;
@@ -279,6 +281,7 @@ impl Hub {
     }
 
     /// The core gave up on function poll `id`: its future is dropped.
+    #[inline]
     fn abort_poll(&self, id: PollId) {
         let task = {
             let mut tasks = self.poll_tasks.borrow_mut();

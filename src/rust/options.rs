@@ -37,6 +37,7 @@ impl AuthHook {
 }
 
 impl fmt::Debug for AuthHook {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AuthHook(..)")
     }
@@ -89,6 +90,7 @@ impl PollFn {
 }
 
 impl fmt::Debug for PollFn {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PollFn(..)")
     }
@@ -159,7 +161,8 @@ impl PollFallback {
 
     /// Polls by calling the async function `f` (see [`PollFn::new`] for what it returns),
     /// with the default intervals. A poll the client gives up on (the subscription went, push
-    /// took over, the client closed) drops `f`'s future and delivers nothing of it.
+    /// took over, the client closed) delivers nothing of it, and its future is dropped (with
+    /// the `js` feature also on, it runs to its end first).
     #[inline]
     pub fn function<F, Fut, E>(f: F) -> Self
     where

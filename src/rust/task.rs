@@ -21,6 +21,7 @@ pub(crate) struct Task(Rc<State>);
 
 impl Task {
     /// Runs `fut` on the browser's executor.
+    #[inline]
     pub(crate) fn spawn(fut: impl Future<Output = ()> + 'static) -> Task {
         let state = Rc::new(State::default());
         let shared = state.clone();
@@ -42,12 +43,14 @@ impl Task {
     }
 
     /// Whether the future ran to its end.
+    #[inline]
     pub(crate) fn is_done(&self) -> bool {
         self.0.done.get()
     }
 }
 
 impl Drop for Task {
+    #[inline]
     fn drop(&mut self) {
         self.0.cancelled.set(true);
         // Woken, the task sees the flag and returns, which drops the future.

@@ -274,20 +274,20 @@ impl Driver {
                             PollTarget::Function(_) => page.push(Output::Poll(req)),
                         },
                         Output::PollAbort(id) => {
-                            let mut function = false;
                             inner.polls.retain(|(p, ctrl)| {
                                 if *p == id {
-                                    match ctrl {
-                                        Some(ctrl) => ctrl.abort(),
-                                        None => function = true,
+                                    if let Some(ctrl) = ctrl {
+                                        ctrl.abort();
                                     }
                                 }
                                 *p != id
                             });
-                            // A function poll is the page side's to stop (its future).
-                            if function {
-                                page.push(Output::PollAbort(id));
-                            }
+                            // The Rust API drops an aborted poll function's future (its
+                            // answer is discarded either way: `finish_poll`). Not in the npm
+                            // build: a page's promise cannot be cancelled, and the 45 bytes of
+                            // gzip are not worth it there.
+                            #[cfg(not(feature = "js"))]
+                            page.push(Output::PollAbort(id));
                         }
                         other => page.push(other),
                     }
