@@ -42,10 +42,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `Client` and `Subscription` exist only on `wasm32`, and doctests run on the host, so that
-//! example's body is configured out there (the example apps under `examples/`, built for
-//! wasm32 by `cargo xtask test`, use the same API). The options, messages and errors are plain
-//! Rust and run anywhere:
+//! `Client` and `Subscription` exist only on `wasm32`: native doctests configure their
+//! examples out, and `cargo xtask test` also compiles every doctest for wasm32 (with the
+//! `yew`, `leptos` and `serde` features) and runs it in Node. Examples that need a server,
+//! like the one above, are `no_run` there: compiled and linked, not run. The example apps under
+//! `examples/`, built and tested in a browser by `cargo xtask test`, use the same API. The
+//! options, messages and errors are plain Rust and run anywhere:
 //!
 //! ```
 //! use std::time::Duration;
@@ -58,8 +60,46 @@
 //! # let _ = builder;
 //! // Checked before anything connects (on wasm32, `build()` returns this error):
 //! let bad = ClientBuilder::new("/bayeux").protocol(Protocol::Bayeux).max_channels_per_stream(5);
-//! # #[cfg(not(target_arch = "wasm32"))]
 //! assert!(matches!(bad.check(), Err(Error::InvalidOption(_))));
+//! ```
+//!
+//! # Tokens and polling the app's way
+//!
+//! A Bayeux server that wants a token in the handshake gets it from an async
+//! [`auth`](ClientBuilder::auth) hook, called before every handshake (so a reconnect after the
+//! server forgot the session fetches a fresh one); its error is an [`Error::Auth`] event and
+//! the client retries. When push cannot work, a subscription can poll through an async
+//! function of the app's ([`PollFallback::function`]) instead of a URL:
+//!
+//! ```
+//! # #[cfg(target_arch = "wasm32")]
+//! # fn main() -> Result<(), tidings::Error> {
+//! use std::time::Duration;
+//! use tidings::core::client::State;
+//! use tidings::{Client, PollFallback, Protocol};
+//!
+//! let client = Client::builder("https://example.com/bayeux")
+//!     .protocol(Protocol::Bayeux)
+//!     // Its JSON object is the `ext` of the handshake and of the messages after it.
+//!     .auth(|| async {
+//!         let token = fetch_token().await?;
+//!         Ok::<_, String>(Some(format!(r#"{{"token": "{token}"}}"#)))
+//!     })
+//!     // While push is down: what the function returns is delivered (when it changed).
+//!     .poll_fallback(PollFallback::function(fetch_comments).interval(Duration::from_secs(10)))
+//!     .build()?;
+//! // Lazy: nothing connects, and nothing is called, before the first subscription.
+//! assert_eq!(client.state(), State::Idle);
+//! # Ok(()) }
+//! # #[cfg(not(target_arch = "wasm32"))]
+//! # fn main() {}
+//! /// The app's own calls (a `fetch()` to its server, say).
+//! async fn fetch_token() -> Result<String, String> {
+//!     Ok("t0k3n".into())
+//! }
+//! async fn fetch_comments() -> Result<String, String> {
+//!     Ok(r#"{"count": 3}"#.into())
+//! }
 //! ```
 //!
 //! # Features
@@ -81,7 +121,8 @@ pub mod core;
 mod rust;
 
 pub use rust::{
-    ClientBuilder, Error, Failure, Message, Meta, PollFallback, Protocol, SubscribeOptions,
+    ClientBuilder, Error, Failure, Message, Meta, PollFallback, PollFn, PollSource, Protocol,
+    SubscribeOptions,
 };
 
 #[cfg(all(target_arch = "wasm32", feature = "serde"))]

@@ -17,6 +17,19 @@ use crate::web::{Driver, FetchOptions, Sink};
 /// A realtime client: one connection (or one per batch of SSE channels), any number of
 /// subscriptions. Clones share the client; it closes when the last clone and the last
 /// [`Subscription`] are dropped, or on [`close`](Self::close).
+///
+/// ```
+/// # #[cfg(target_arch = "wasm32")] {
+/// use tidings::core::client::State;
+/// use tidings::{Client, Error};
+///
+/// let client = Client::new("/events/")?;
+/// // A bad name is refused before anything is sent; nothing connected.
+/// assert!(matches!(client.subscribe(""), Err(Error::InvalidChannel(_))));
+/// assert_eq!(client.state(), State::Idle);
+/// # }
+/// # Ok::<(), tidings::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Client {
     pub(crate) driver: Driver,
@@ -45,6 +58,7 @@ impl ClientBuilder {
     #[inline]
     pub fn build(self) -> Result<Client, Error> {
         let settings = self.settings()?;
+        let mut static_ext = None;
         let config = match settings.config {
             ClientConfig::Sse(sse) => ClientConfig::Sse(sse),
             ClientConfig::PollOnly => ClientConfig::PollOnly,
@@ -59,6 +73,7 @@ impl ClientBuilder {
                     ),
                     None => None,
                 };
+                static_ext.clone_from(&ext);
                 ClientConfig::Bayeux(bayeux, ext)
             }
         };
@@ -67,7 +82,12 @@ impl ClientBuilder {
             ClientConfig::Sse(_) => Vec::new(),
             _ => settings.headers,
         };
-        let hub = Rc::new(Hub::default());
+        let hub = Rc::new(Hub {
+            auth: settings.auth,
+            ext: static_ext,
+            functions: RefCell::new(settings.functions),
+            ..Hub::default()
+        });
         let seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
         let core = ClientCore::with_options(config, settings.client, seed);
         let sink: Rc<dyn Sink> = hub.clone();
@@ -103,13 +123,15 @@ impl Client {
     }
 
     /// Subscribes to `channel` with options of its own (throttle, poll fallback, hints, since).
+    /// A poll function given here stays with the client until it closes (subscriptions that
+    /// name clones of one [`PollFn`](crate::PollFn) share it, and one poller).
     #[inline]
     pub fn subscribe_with(
         &self,
         channel: &str,
         options: SubscribeOptions,
     ) -> Result<Subscription, Error> {
-        let options = options.to_core()?;
+        let options = options.to_core(&mut self.hub.functions.borrow_mut())?;
         // The core may decide `Ready` at once: the queue is registered before its outputs run.
         let result = self
             .driver

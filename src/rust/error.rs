@@ -40,7 +40,8 @@ pub enum Error {
     BadResponse(Failure),
     /// Nothing was read for longer than the idle timeout; the client reconnects.
     Timeout(Failure),
-    /// A callback failed (the core's `callback` code; the Rust API runs none of its own).
+    /// A function of the app's failed: in the Rust API, a poll function (see
+    /// [`PollFallback::function`](crate::PollFallback::function)); polling goes on.
     Callback(Failure),
     /// The subscription or client was closed before it was ready.
     Closed(Failure),

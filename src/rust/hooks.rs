@@ -58,6 +58,12 @@ pub(crate) fn feed(
             wasm_bindgen_futures::spawn_local(async move {
                 let mut ready_seen = false;
                 while let Some(change) = sub.next_change(&mut ready_seen).await {
+                    // Stopped (a new channel, or cleanup): what is left, such as the
+                    // "unsubscribed before it was ready" that stopping settles, is not this
+                    // component's any more.
+                    if sub.inner.unsubscribed.get() {
+                        break;
+                    }
                     apply(change);
                 }
             });

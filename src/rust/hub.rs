@@ -1,6 +1,8 @@
 //! The Rust side of a client: queues for each subscription's stream, the settled `ready`s and
-//! publishes, and the event streams. It is the driver's [`Sink`]. Nothing here runs user code
-//! synchronously: it queues and wakes, so the driver is never re-entered from a delivery.
+//! publishes, the event streams, and the app's async functions (the `auth` hook, poll
+//! functions). It is the driver's [`Sink`]. Nothing here runs user code synchronously: it
+//! queues and wakes, and the app's functions are first called from a task, so the driver is
+//! never re-entered from a delivery.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -12,9 +14,13 @@ use wasm_bindgen::JsValue;
 
 use super::error::Error;
 use super::message::{Message, Meta};
+use super::options::{AuthHook, PollFn};
+use super::task::Task;
 use crate::core::bayeux::session::PubId;
 use crate::core::client::{Delivery, Output, Payload, State, SubId, Transport};
-use crate::web::{Driver, Sink};
+use crate::core::error::{Error as CoreError, ErrorCode};
+use crate::core::poll::{PollId, PollRequest, PollTarget};
+use crate::web::{poll_body, Driver, Sink};
 
 /// Something the client reports besides messages (see [`Client::events`](crate::Client::events)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +72,21 @@ pub(crate) struct PubShared {
     pub waker: Option<Waker>,
 }
 
-/// Everything the Rust faces wait on.
+/// Everything the Rust faces wait on, and the app's functions the core asks for.
 #[derive(Default)]
 pub(crate) struct Hub {
     pub subs: RefCell<Vec<(SubId, Rc<RefCell<SubShared>>)>>,
     pub events: RefCell<Vec<Weak<RefCell<EventQueue>>>>,
     pub publishes: RefCell<Vec<(PubId, Rc<RefCell<PubShared>>)>>,
+    /// Bayeux: the hook called before every handshake, and the static `ext` it falls back to.
+    pub auth: Option<AuthHook>,
+    pub ext: Option<JsValue>,
+    /// Poll functions, by the index the core's targets name them by.
+    pub functions: RefCell<Vec<PollFn>>,
+    /// The auth hook's call in progress (one at most: a new handshake replaces it).
+    pub auth_task: RefCell<Option<Task>>,
+    /// Poll functions' calls in progress; dropping one drops its future.
+    pub poll_tasks: RefCell<Vec<(PollId, Task)>>,
 }
 
 /// The JSON text of a payload the browser holds as a value.
@@ -109,6 +124,10 @@ impl Hub {
     /// Ends every stream and publish (the client is closed).
     #[inline]
     pub(crate) fn end_all(&self) {
+        // The app's calls in progress are of no use any more (dropped with no borrow held).
+        let auth = self.auth_task.borrow_mut().take();
+        let polls = std::mem::take(&mut *self.poll_tasks.borrow_mut());
+        drop((auth, polls));
         let subs = std::mem::take(&mut *self.subs.borrow_mut());
         for (_, s) in subs {
             let mut s = s.borrow_mut();
@@ -193,6 +212,86 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Calls the auth hook (from a task) and hands its outcome to the core; without a hook,
+    /// the static ext at once.
+    #[inline]
+    fn authenticate(&self, driver: &Driver) {
+        let Some(hook) = self.auth.clone() else {
+            let ext = self.ext.clone();
+            driver.with_core(|core, now| core.auth_done(Ok(ext), now));
+            return;
+        };
+        let fallback = self.ext.clone();
+        let weak = driver.downgrade();
+        let task = Task::spawn(async move {
+            let result = match hook.call().await {
+                Ok(Some(json)) => match JSON::parse(&json) {
+                    Ok(ext) if ext.is_object() && !js_sys::Array::is_array(&ext) => Ok(Some(ext)),
+                    _ => Err(String::from("its ext is not a JSON object")),
+                },
+                Ok(None) => Ok(fallback),
+                Err(e) => Err(e),
+            };
+            if let Some(d) = weak.upgrade() {
+                d.with_core(|core, now| core.auth_done(result, now));
+            }
+        });
+        // A handshake after an unfinished call (the client closed and started again): the
+        // old call's answer would belong to the old attempt.
+        let old = self.auth_task.replace(Some(task));
+        drop(old);
+    }
+
+    /// Calls the poll function `req` names (from a task) and hands its outcome to the core,
+    /// unless the core aborted the poll meanwhile.
+    #[inline]
+    fn poll_function(&self, driver: &Driver, req: PollRequest) {
+        let PollTarget::Function(n) = req.target else {
+            return;
+        };
+        let Some(f) = self.functions.borrow().get(n as usize).cloned() else {
+            return;
+        };
+        let id = req.id;
+        driver.track_poll(id);
+        let weak = driver.downgrade();
+        let task = Task::spawn(async move {
+            let result = f.call().await;
+            let Some(d) = weak.upgrade() else { return };
+            // False when the core aborted it (its task is being dropped, but may finish first).
+            if !d.finish_poll(id) {
+                return;
+            }
+            d.with_core(|core, now| match result {
+                Ok(text) => core.handle_poll_response(id, None, None, poll_body(&text), now),
+                Err(e) => core.handle_poll_error(
+                    id,
+                    CoreError::new(
+                        ErrorCode::Callback,
+                        format!("the poll function failed: {e}"),
+                    ),
+                    now,
+                ),
+            });
+        });
+        let mut tasks = self.poll_tasks.borrow_mut();
+        tasks.retain(|(_, t)| !t.is_done());
+        tasks.push((id, task));
+    }
+
+    /// The core gave up on function poll `id`: its future is dropped.
+    #[inline]
+    fn abort_poll(&self, id: PollId) {
+        let task = {
+            let mut tasks = self.poll_tasks.borrow_mut();
+            let i = tasks.iter().position(|(p, _)| *p == id);
+            i.map(|i| tasks.remove(i))
+        };
+        drop(task);
+    }
+}
+
 #[inline]
 pub(crate) fn closed(message: &str) -> Error {
     Error::from(crate::core::error::Error::new(
@@ -209,8 +308,9 @@ impl Sink for Hub {
             Output::Ready(id) => self.settle(id, Ok(())),
             Output::Rejected(id, err) => self.settle(id, Err(err.into())),
             Output::Published(id, result) => self.published(id, result.map_err(Error::from)),
-            // The Rust API has no auth hook: the static ext is used.
-            Output::Authenticate => driver.with_core(|core, now| core.auth_done(Ok(None), now)),
+            Output::Authenticate => self.authenticate(driver),
+            Output::Poll(req) => self.poll_function(driver, req),
+            Output::PollAbort(id) => self.abort_poll(id),
             Output::State(state, transport) => {
                 self.emit(Event::State(state, transport));
                 // Closed for good (by the page or the server): the streams end.
@@ -220,7 +320,7 @@ impl Sink for Hub {
             }
             Output::Error(err) => self.emit(Event::Error(err.into())),
             Output::Reset(channels) => self.emit(Event::Reset(channels)),
-            // IO is the driver's; the Rust API names no poll functions.
+            // IO is the driver's.
             _ => {}
         }
     }

@@ -18,15 +18,25 @@
 //!     };
 //!     view! { <p>{price}</p> }
 //! }
+//!
+//! /// The channel can follow a signal: choosing another room drops the old subscription and
+//! /// subscribes to the new one.
+//! #[component]
+//! pub fn Room(room: ReadSignal<String>) -> impl IntoView {
+//!     let client = tidings::leptos::use_client().expect("a client is provided");
+//!     let sub = use_subscription(&client, Signal::derive(move || format!("/rooms/{}", room.get())), 20);
+//!     view! { <p>{move || sub.with(|s| s.received)}" messages"</p> }
+//! }
 //! # }
 //! ```
 
 use ::leptos::prelude::{
-    on_cleanup, provide_context, signal, use_context, GetValue, LocalStorage, ReadSignal,
-    StoredValue, Update, WithValue,
+    on_cleanup, provide_context, signal, use_context, Effect, Get, GetUntracked, GetValue,
+    LocalStorage, ReadSignal, Set, Signal, StoredValue, Update, UpdateValue, WithValue,
 };
 
 use super::client::Client;
+use super::subscription::Stopper;
 
 pub use super::hooks::SubscriptionState;
 
@@ -50,20 +60,54 @@ pub fn use_client() -> Option<Client> {
 /// the returned signal updates on every message with the last `keep` messages. When the
 /// component unmounts, the subscription is dropped (the stream closes when it was the last
 /// one) and the signal stops changing.
+///
+/// `channel` is a name (`"/ticker"`, a `String`) or anything reactive that gives one (a
+/// `ReadSignal<String>`, a `Memo`, `Signal::derive(…)`). When it changes, the subscription to
+/// the old channel is dropped, the state starts over, and the new channel is subscribed. The
+/// first subscription is made at once, the later ones when the reactive system runs effects.
 pub fn use_subscription(
     client: &Client,
-    channel: &str,
+    channel: impl Into<Signal<String>>,
     keep: usize,
 ) -> ReadSignal<SubscriptionState> {
+    let channel: Signal<String> = channel.into();
     let (state, set_state) = signal(SubscriptionState::default());
-    let stopper = super::hooks::feed(client, channel, move |change| {
-        // After the owner is gone the signal is disposed: nothing to update.
-        set_state.try_update(|s| s.apply(change, keep));
+    let subscribe = {
+        let client = client.clone();
+        move |name: &str| {
+            super::hooks::feed(&client, name, move |change| {
+                // After the owner is gone the signal is disposed: nothing to update.
+                set_state.try_update(|s| s.apply(change, keep));
+            })
+        }
+    };
+    // The channel subscribed now and its subscription (local storage: the stopper holds the
+    // client, which never leaves the browser's thread).
+    let first = channel.get_untracked();
+    let stopper = subscribe(&first);
+    let current: StoredValue<(String, Option<Stopper>), LocalStorage> =
+        StoredValue::new_local((first, stopper));
+    Effect::new(move |_| {
+        let name = channel.get();
+        if current.with_value(|(now, _)| *now == name) {
+            return;
+        }
+        // Stopped first: the old subscription's last changes do not reach the new state.
+        let old = current
+            .try_update_value(|(now, stopper)| {
+                *now = name.clone();
+                stopper.take()
+            })
+            .flatten();
+        if let Some(old) = old {
+            old.stop();
+        }
+        set_state.set(SubscriptionState::default());
+        let stopper = subscribe(&name);
+        current.update_value(|(_, s)| *s = stopper);
     });
-    // Local storage: the stopper holds the client, which never leaves the browser's thread.
-    let stopper = StoredValue::new_local(stopper);
     on_cleanup(move || {
-        stopper.try_with_value(|s| {
+        current.try_with_value(|(_, s)| {
             if let Some(s) = s {
                 s.stop();
             }

@@ -22,6 +22,8 @@ mod client;
 mod hub;
 #[cfg(target_arch = "wasm32")]
 mod subscription;
+#[cfg(target_arch = "wasm32")]
+mod task;
 
 #[cfg(all(target_arch = "wasm32", any(feature = "yew", feature = "leptos")))]
 mod hooks;
@@ -32,7 +34,7 @@ pub mod yew;
 
 pub use error::{Error, Failure};
 pub use message::{Message, Meta};
-pub use options::{ClientBuilder, PollFallback, Protocol, SubscribeOptions};
+pub use options::{ClientBuilder, PollFallback, PollFn, PollSource, Protocol, SubscribeOptions};
 
 #[cfg(target_arch = "wasm32")]
 pub use client::Client;

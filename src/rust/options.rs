@@ -3,8 +3,13 @@
 //!
 //! Nothing here touches serde: even uncalled, serde code in this crate grows the npm build's
 //! wasm (a generic `ext<T: Serialize>` cost it 850 bytes, a `serde_json::Value` 190), so
-//! `ext` takes JSON text.
+//! `ext`, the [`auth`](ClientBuilder::auth) hook and [poll functions](PollFallback::function)
+//! take and give JSON text.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::error::Error;
@@ -14,6 +19,101 @@ use crate::core::client::{ClientConfig, ClientOptions, SubOptions};
 use crate::core::poll::{PollSpec, PollTarget};
 use crate::core::sse_stream::SseConfig;
 use crate::core::Millis;
+
+/// A boxed future of the browser's thread (nothing in a page is `Send`).
+pub(crate) type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// The `auth` hook as the client keeps it: errors already turned into text.
+#[derive(Clone)]
+pub(crate) struct AuthHook(Rc<dyn Fn() -> LocalFuture<Result<Option<String>, String>>>);
+
+impl AuthHook {
+    /// Starts one call of the hook.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn call(&self) -> LocalFuture<Result<Option<String>, String>> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for AuthHook {
+    #[inline]
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthHook(..)")
+    }
+}
+
+/// A poll function: an async function that fetches a channel's current payload the app's own
+/// way, polled instead of a URL (see [`PollFallback::function`]). Clones are the same
+/// function: subscriptions whose fallbacks name clones of one `PollFn` share one poller.
+#[derive(Clone)]
+pub struct PollFn(Rc<dyn Fn() -> LocalFuture<Result<String, String>>>);
+
+impl PollFn {
+    /// Wraps `f`, called once per poll (never twice at once). Its `Ok` is the payload as text,
+    /// sorted like a poll URL's body: tidings-relay's `{"messages": …, "last": …}` answer
+    /// becomes its messages, any other text is delivered whole (parsed when it is JSON) unless
+    /// it is the same as the last time. An `Err` is reported as an [`Error::Callback`] event
+    /// and polling goes on.
+    #[inline]
+    pub fn new<F, Fut, E>(f: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<String, E>> + 'static,
+        E: fmt::Display,
+    {
+        PollFn(Rc::new(move || {
+            let fut = f();
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        }))
+    }
+
+    /// Starts one poll.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn call(&self) -> LocalFuture<Result<String, String>> {
+        (self.0)()
+    }
+
+    /// The number `functions` knows this function by, adding it when it is new.
+    #[inline]
+    fn index_in(&self, functions: &mut Vec<PollFn>) -> u32 {
+        let i = match functions.iter().position(|f| f == self) {
+            Some(i) => i,
+            None => {
+                functions.push(self.clone());
+                functions.len() - 1
+            }
+        };
+        i as u32
+    }
+}
+
+impl fmt::Debug for PollFn {
+    #[inline]
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PollFn(..)")
+    }
+}
+
+/// The same function (clones of one `PollFn`), not functions that behave alike.
+impl PartialEq for PollFn {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PollFn {}
+
+/// What a [`PollFallback`] polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollSource {
+    /// A conditional GET of this URL (tidings-relay: `/poll/<channel>`).
+    Url(String),
+    /// An async function of the app's (the JavaScript API's `poll: { fn }`).
+    Function(PollFn),
+}
 
 /// The wire protocol of a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,10 +128,24 @@ pub enum Protocol {
 }
 
 /// Where and how often to poll when push cannot work.
+///
+/// ```
+/// use std::time::Duration;
+/// use tidings::PollFallback;
+///
+/// // tidings-relay's poll endpoint: the client adds `?since=` to resume where it was.
+/// let url = PollFallback::new("/poll/comments/123").interval(Duration::from_secs(10));
+/// // Or the app's own async function (it gets no position: it keeps its own if it needs one).
+/// let function = PollFallback::function(|| async {
+///     Ok::<_, String>(r#"{"count": 3}"#.to_owned())
+/// });
+/// assert_eq!(function.interval, Duration::from_secs(5));
+/// # let _ = url;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollFallback {
-    /// The URL to GET (tidings-relay: `/poll/<channel>`).
-    pub url: String,
+    /// What to poll.
+    pub source: PollSource,
     /// Between polls while push is down (default 5 s).
     pub interval: Duration,
     /// Between safety-net polls while push works (default 5 min; zero: none).
@@ -42,8 +156,28 @@ impl PollFallback {
     /// Polls `url` with the default intervals.
     #[inline]
     pub fn new(url: impl Into<String>) -> Self {
+        PollFallback::with_source(PollSource::Url(url.into()))
+    }
+
+    /// Polls by calling the async function `f` (see [`PollFn::new`] for what it returns),
+    /// with the default intervals. A poll the client gives up on (the subscription went, push
+    /// took over, the client closed) delivers nothing of it, and its future is dropped (with
+    /// the `js` feature also on, it runs to its end first).
+    #[inline]
+    pub fn function<F, Fut, E>(f: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<String, E>> + 'static,
+        E: fmt::Display,
+    {
+        PollFallback::with_source(PollSource::Function(PollFn::new(f)))
+    }
+
+    /// Polls `source` with the default intervals.
+    #[inline]
+    pub fn with_source(source: PollSource) -> Self {
         PollFallback {
-            url: url.into(),
+            source,
             interval: Duration::from_secs(5),
             push_interval: Duration::from_secs(300),
         }
@@ -63,13 +197,18 @@ impl PollFallback {
         self
     }
 
+    /// The core's spec; a function target names its index in `functions`.
     #[inline]
-    fn spec(&self) -> Result<PollSpec, Error> {
-        if self.url.is_empty() {
-            return Err(invalid("poll fallback: the URL must not be empty"));
-        }
+    fn spec(&self, functions: &mut Vec<PollFn>) -> Result<PollSpec, Error> {
+        let target = match &self.source {
+            PollSource::Url(url) if url.is_empty() => {
+                return Err(invalid("poll fallback: the URL must not be empty"))
+            }
+            PollSource::Url(url) => PollTarget::Url(url.clone()),
+            PollSource::Function(f) => PollTarget::Function(f.index_in(functions)),
+        };
         Ok(PollSpec {
-            target: PollTarget::Url(self.url.clone()),
+            target,
             interval_ms: ms(self.interval, "poll fallback interval", 100, 86_400_000)?,
             push_interval_ms: ms(
                 self.push_interval,
@@ -95,16 +234,16 @@ pub struct SubscribeOptions {
 }
 
 impl SubscribeOptions {
-    /// The core's options, checked.
+    /// The core's options, checked; a poll function is added to the client's `functions`.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     #[inline]
-    pub(crate) fn to_core(&self) -> Result<SubOptions, Error> {
+    pub(crate) fn to_core(&self, functions: &mut Vec<PollFn>) -> Result<SubOptions, Error> {
         Ok(SubOptions {
             throttle_ms: self
                 .throttle
                 .map(|t| ms(t, "throttle", 0, 3_600_000))
                 .transpose()?,
-            poll: self.poll.as_ref().map(PollFallback::spec).transpose()?,
+            poll: self.poll.as_ref().map(|p| p.spec(functions)).transpose()?,
             hints: self.hints,
             since: self.since.clone(),
         })
@@ -133,6 +272,7 @@ pub struct ClientBuilder {
     // Bayeux only.
     transports: Option<Vec<TransportKind>>,
     ext: Option<String>,
+    auth: Option<AuthHook>,
 }
 
 /// What [`ClientBuilder::settings`] checked: the core's configuration, the Bayeux `ext` as
@@ -146,6 +286,10 @@ pub(crate) struct Settings {
     pub with_credentials: bool,
     /// Extra headers on Bayeux long-polling POSTs and on polls (SSE keeps its own).
     pub headers: Vec<(String, String)>,
+    /// Bayeux: the hook called before every handshake.
+    pub auth: Option<AuthHook>,
+    /// Poll functions the client's fallback names (by index, as the core's targets do).
+    pub functions: Vec<PollFn>,
 }
 
 #[inline]
@@ -186,6 +330,7 @@ impl ClientBuilder {
             max_event_bytes: None,
             transports: None,
             ext: None,
+            auth: None,
         }
     }
 
@@ -290,6 +435,40 @@ impl ClientBuilder {
         self
     }
 
+    /// Bayeux: an async hook called before every handshake (the first, and each one after the
+    /// server forgot the session), e.g. to fetch a fresh token. What it resolves to is the
+    /// `ext` of that handshake and of the messages after it:
+    /// - `Ok(Some(json))`: this JSON object (as text) is the `ext`;
+    /// - `Ok(None)`: the static [`ext`](Self::ext), if any;
+    /// - `Err(e)`: no handshake; an [`Error::Auth`] event (retrying) says `e`, and the client
+    ///   tries again after its back-off, calling the hook again. Text that is not a JSON
+    ///   object fails the same way.
+    ///
+    /// ```
+    /// use tidings::{ClientBuilder, Protocol};
+    ///
+    /// let builder = ClientBuilder::new("/bayeux")
+    ///     .protocol(Protocol::Bayeux)
+    ///     .auth(|| async {
+    ///         let token = "t0k3n"; // e.g. fetched from the app's server
+    ///         Ok::<_, String>(Some(format!(r#"{{"token": "{token}"}}"#)))
+    ///     });
+    /// assert!(builder.check().is_ok());
+    /// ```
+    #[inline]
+    pub fn auth<F, Fut, E>(mut self, f: F) -> Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<Option<String>, E>> + 'static,
+        E: fmt::Display,
+    {
+        self.auth = Some(AuthHook(Rc::new(move || {
+            let fut = f();
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        })));
+        self
+    }
+
     /// Checks every option against the protocol without building anything (what `build()`
     /// checks first; `build()` exists on `wasm32` only).
     #[inline]
@@ -303,12 +482,17 @@ impl ClientBuilder {
         if self.url.is_empty() {
             return Err(invalid("the URL must not be empty"));
         }
+        let mut functions = Vec::new();
         let mut client = ClientOptions {
             throttle_ms: match self.throttle {
                 Some(t) => ms(t, "throttle", 0, 3_600_000)?,
                 None => 500,
             },
-            poll: self.poll.as_ref().map(PollFallback::spec).transpose()?,
+            poll: self
+                .poll
+                .as_ref()
+                .map(|p| p.spec(&mut functions))
+                .transpose()?,
             ..ClientOptions::default()
         };
         if let Some(d) = self.downshift {
@@ -345,6 +529,7 @@ impl ClientBuilder {
         let bayeux_only = [
             ("transports", self.transports.is_some()),
             ("ext", self.ext.is_some()),
+            ("auth", self.auth.is_some()),
         ];
         let (name, not_for) = match self.protocol {
             Protocol::Sse => ("sse", bayeux_only.to_vec()),
@@ -411,6 +596,7 @@ impl ClientBuilder {
                     config.transports = seen;
                 }
                 config.backoff = backoff;
+                config.auth_hook = self.auth.is_some();
                 let ext = match &self.ext {
                     None => None,
                     Some(v) if v.trim_start().starts_with('{') => Some(v.clone()),
@@ -424,6 +610,8 @@ impl ClientBuilder {
             client,
             with_credentials: self.with_credentials,
             headers: self.headers.clone(),
+            auth: self.auth.clone(),
+            functions,
         })
     }
 }

@@ -69,6 +69,18 @@ impl Drop for SubInner {
 /// library). The stream ends when the server refuses the subscription (see
 /// [`ready`](Self::ready)), when the client closes, or after
 /// [`unsubscribe`](Self::unsubscribe). Dropping it unsubscribes.
+///
+/// ```no_run
+/// # #[cfg(target_arch = "wasm32")]
+/// # async fn show(client: tidings::Client) -> Result<(), tidings::Error> {
+/// let mut comments = client.subscribe("/comments/123")?;
+/// comments.ready().await?; // the server confirmed it
+/// while let Some(message) = comments.next().await {
+///     web_sys::console::log_1(&format!("{:?}: {}", message.id, message.text()).into());
+/// }
+/// // The stream ended: the server refused it, or the client closed.
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping a Subscription unsubscribes"]
 pub struct Subscription {
     pub(crate) inner: Rc<SubInner>,

@@ -158,18 +158,179 @@ fn subscribe_options_are_checked() {
         hints: true,
         since: Some("7".into()),
     }
-    .to_core()
+    .to_core(&mut Vec::new())
     .unwrap();
     assert_eq!(o.throttle_ms, Some(250));
     assert!(o.hints);
     assert_eq!(o.since.as_deref(), Some("7"));
     assert_eq!(
-        SubscribeOptions::default().to_core().unwrap().throttle_ms,
+        SubscribeOptions::default()
+            .to_core(&mut Vec::new())
+            .unwrap()
+            .throttle_ms,
         None
     );
     let bad = SubscribeOptions {
         throttle: Some(Duration::from_secs(7_200)),
         ..SubscribeOptions::default()
     };
-    assert!(matches!(bad.to_core(), Err(Error::InvalidOption(_))));
+    assert!(matches!(
+        bad.to_core(&mut Vec::new()),
+        Err(Error::InvalidOption(_))
+    ));
+}
+
+/// Runs a future that never waits (the hooks below answer at once).
+fn now<T>(fut: impl std::future::Future<Output = T>) -> T {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(fut).poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the future waited"),
+    }
+}
+
+#[derive(Debug)]
+struct TokenServiceDown;
+
+impl std::fmt::Display for TokenServiceDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the token service is down")
+    }
+}
+
+#[test]
+fn the_auth_hook_is_bayeux_only_and_turns_on_the_handshake_hook() {
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counted = calls.clone();
+    let s = ClientBuilder::new("/bayeux")
+        .protocol(Protocol::Bayeux)
+        .ext(r#"{"app":"demo"}"#)
+        .auth(move || {
+            counted.set(counted.get() + 1);
+            let n = counted.get();
+            async move {
+                if n == 1 {
+                    Err(TokenServiceDown)
+                } else {
+                    Ok(Some(format!(r#"{{"token":"t{n}"}}"#)))
+                }
+            }
+        })
+        .settings()
+        .unwrap();
+    let ClientConfig::Bayeux(b, ext) = &s.config else {
+        panic!("Bayeux")
+    };
+    assert!(b.auth_hook, "the core asks before every handshake");
+    assert_eq!(
+        ext.as_deref(),
+        Some(r#"{"app":"demo"}"#),
+        "the static ext stays"
+    );
+    let hook = s.auth.expect("the hook reaches the client");
+    // Each handshake calls it again; an error becomes its Display text.
+    assert_eq!(
+        now(hook.call()),
+        Err("the token service is down".to_owned())
+    );
+    assert_eq!(now(hook.call()), Ok(Some(r#"{"token":"t2"}"#.to_owned())));
+    assert_eq!(calls.get(), 2);
+
+    let none = ClientBuilder::new("/bayeux")
+        .protocol(Protocol::Bayeux)
+        .settings()
+        .unwrap();
+    let ClientConfig::Bayeux(b, _) = none.config else {
+        panic!("Bayeux")
+    };
+    assert!(!b.auth_hook, "no hook: the handshake goes at once");
+    assert!(none.auth.is_none());
+
+    let hook = || async { Ok::<_, String>(None) };
+    let m = refused(ClientBuilder::new("/events/").auth(hook));
+    assert!(m.contains("auth") && m.contains("sse"), "{m}");
+    let m = refused(
+        ClientBuilder::new("/x")
+            .protocol(Protocol::Poll)
+            .poll_fallback(PollFallback::new("/poll/a"))
+            .auth(hook),
+    );
+    assert!(m.contains("auth") && m.contains("poll"), "{m}");
+}
+
+#[test]
+fn poll_functions_are_targets_numbered_per_client() {
+    let counter = std::rc::Rc::new(std::cell::Cell::new(0));
+    let c = counter.clone();
+    let room = PollFn::new(move || {
+        c.set(c.get() + 1);
+        let n = c.get();
+        async move {
+            if n > 1 {
+                return Err(TokenServiceDown);
+            }
+            Ok(r#"{"count":1}"#.to_owned())
+        }
+    });
+    let s = ClientBuilder::new("/events/")
+        .poll_fallback(
+            PollFallback::with_source(PollSource::Function(room.clone()))
+                .interval(Duration::from_secs(2)),
+        )
+        .settings()
+        .unwrap();
+    let poll = s.client.poll.expect("the fallback");
+    assert_eq!(poll.target, PollTarget::Function(0));
+    assert_eq!((poll.interval_ms, poll.push_interval_ms), (2_000, 300_000));
+    assert_eq!(s.functions, vec![room.clone()]);
+    // What it returns is the payload text; an error becomes its Display text.
+    assert_eq!(now(s.functions[0].call()), Ok(r#"{"count":1}"#.to_owned()));
+    assert_eq!(
+        now(s.functions[0].call()),
+        Err("the token service is down".to_owned())
+    );
+
+    // A subscription naming the same function (a clone) shares its number, so its poller;
+    // another function gets the next number.
+    let mut functions = s.functions;
+    let same = SubscribeOptions {
+        poll: Some(PollFallback::with_source(PollSource::Function(
+            room.clone(),
+        ))),
+        ..SubscribeOptions::default()
+    }
+    .to_core(&mut functions)
+    .unwrap();
+    assert_eq!(same.poll.unwrap().target, PollTarget::Function(0));
+    let other = SubscribeOptions {
+        poll: Some(PollFallback::function(|| async {
+            Ok::<_, String>(String::new())
+        })),
+        ..SubscribeOptions::default()
+    }
+    .to_core(&mut functions)
+    .unwrap();
+    assert_eq!(other.poll.unwrap().target, PollTarget::Function(1));
+    assert_eq!(functions.len(), 2);
+    assert_ne!(functions[0], functions[1], "functions compare by identity");
+
+    // Checked like a URL fallback, and enough for protocol poll.
+    let f = || async { Ok::<_, String>(String::new()) };
+    assert!(refused(
+        ClientBuilder::new("/e").poll_fallback(PollFallback::function(f).interval(Duration::ZERO))
+    )
+    .contains("interval"));
+    let s = ClientBuilder::new("/x")
+        .protocol(Protocol::Poll)
+        .poll_fallback(PollFallback::function(f))
+        .settings()
+        .unwrap();
+    assert!(matches!(s.config, ClientConfig::PollOnly));
+    assert_eq!(s.functions.len(), 1);
+    // A URL fallback names no function.
+    let s = ClientBuilder::new("/e")
+        .poll_fallback(PollFallback::new("/poll/a"))
+        .settings()
+        .unwrap();
+    assert!(s.functions.is_empty());
 }

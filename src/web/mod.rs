@@ -33,6 +33,8 @@ pub(crate) use clock::Clock;
 // Used by the JavaScript API only (page poll functions).
 #[cfg(feature = "js")]
 pub(crate) use poll::value_body;
+// The Rust API's poll functions give text, sorted like a poll URL's body.
+pub(crate) use poll::body as poll_body;
 
 #[wasm_bindgen(module = "/src/web/io.js")]
 extern "C" {
@@ -141,7 +143,8 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub(crate) struct Driver(Rc<RefCell<Inner>>);
 
-/// A handle that does not keep the client alive (held by the `io.js` callback).
+/// A handle that does not keep the client alive (held by the `io.js` callback and the Rust
+/// API's tasks).
 #[derive(Clone)]
 pub(crate) struct WeakDriver(Weak<RefCell<Inner>>);
 
@@ -175,6 +178,11 @@ impl Driver {
         }))
     }
 
+    /// A handle that does not keep the client alive (for tasks that outlive a call).
+    pub(crate) fn downgrade(&self) -> WeakDriver {
+        WeakDriver(Rc::downgrade(&self.0))
+    }
+
     /// Runs `f` on the core with the current time, then carries out what it asked for.
     pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
         let r = self.call(f);
@@ -203,7 +211,6 @@ impl Driver {
     }
 
     /// A function poll started by the page side.
-    #[cfg(feature = "js")]
     pub(crate) fn track_poll(&self, id: PollId) {
         self.0.borrow_mut().polls.push(id);
     }
@@ -305,6 +312,12 @@ impl Driver {
                         Output::PollAbort(id) => {
                             io.abort_poll(id as f64);
                             inner.polls.retain(|p| *p != id);
+                            // The Rust API drops an aborted poll function's future (its
+                            // answer is discarded either way: `finish_poll`). Not in the npm
+                            // build: a page's promise cannot be cancelled, and the 45 bytes of
+                            // gzip are not worth it there.
+                            #[cfg(not(feature = "js"))]
+                            page.push(Output::PollAbort(id));
                         }
                         other => page.push(other),
                     }

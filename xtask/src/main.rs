@@ -8,6 +8,8 @@
 //! - `setup [--browser]`: only install what is missing.
 //! - `size`: the size report of the builds, failing over the budget.
 //! - `bench [clients|pushpin]`: the benchmarks, written under `bench/`.
+//! - `wasm-doctest FILE.wasm`: runs one doctest compiled for wasm32 in Node (cargo's runner
+//!   for them in `test`).
 
 mod bench;
 mod bench_pushpin;
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         "build" => setup::ensure(false).and_then(|tools| build::package(&tools)),
         "size" => size::run(rest),
         "bench" => bench::run(rest),
+        "wasm-doctest" => test::wasm_doctest(rest),
         "setup" => setup::ensure(rest.iter().any(|a| a == "--browser")).map(|_| ()),
         _ => {
             eprintln!("usage: cargo xtask <demo [--port N] | test | build | setup [--browser] | size | bench [clients|pushpin]>");

@@ -124,6 +124,36 @@ pub fn run(args: &[String]) -> Result<()> {
         clippy_hooks.is_ok(),
         &mut total,
     );
+    // Doctests compiled for wasm32 with the hooks' features: the examples of the wasm-only
+    // items (`Client`, `Subscription`, the hooks) are configured out natively and compiled
+    // here; they, and the ones that also run natively, run in Node (`xtask wasm-doctest`).
+    // Examples that need a server are `no_run`: compiled and linked, not run.
+    let runner =
+        std::env::current_exe().map_err(|e| format!("cannot find the xtask binary: {e}"))?;
+    let runner = format!(
+        "target.wasm32-unknown-unknown.runner = [{:?}, \"wasm-doctest\"]",
+        runner.to_string_lossy()
+    );
+    let (docs, ok) = proc::run_tests(
+        cargo()
+            .current_dir(&root)
+            .env("TIDINGS_WASM_BINDGEN", &tools.wasm_bindgen)
+            .args([
+                "test",
+                "--doc",
+                "-p",
+                "tidings",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--features",
+                "yew,leptos,serde",
+                "--config",
+                &runner,
+            ]),
+        Duration::from_secs(10 * 60),
+    );
+    add(&mut total, docs);
+    check("doctests (wasm32)", ok && docs.passed > 0, &mut total);
     let example_apps = crate::examples::build(&tools);
     check("example apps build", example_apps.is_ok(), &mut total);
     if let (Ok(dist), true) = (&example_apps, built.is_ok()) {
@@ -168,6 +198,64 @@ pub fn run(args: &[String]) -> Result<()> {
         Ok(())
     } else {
         Err(format!("{} step(s) failed", failed_steps.len()))
+    }
+}
+
+/// Loads a wasm module with no imports and runs its `main` (a doctest that reaches nothing of
+/// wasm-bindgen's); `process.argv[1]` is the file.
+const RUN_BARE_WASM: &str = "const m = new WebAssembly.Module(require('fs').readFileSync(process.argv[1])); \
+if (WebAssembly.Module.imports(m).length > 0) { console.error('it imports from JS, and wasm-bindgen failed'); process.exit(2); } \
+new WebAssembly.Instance(m, {}).exports.main(0, 0);";
+
+/// `cargo xtask wasm-doctest FILE.wasm`: cargo's runner for doctests compiled for wasm32
+/// (`cargo test --doc --target wasm32-unknown-unknown`; see the step in [`run`]). It runs the
+/// doctest's `main` in Node: through wasm-bindgen's `nodejs` glue, which calls `main` on load,
+/// or as it is when the doctest uses nothing of wasm-bindgen's (wasm-bindgen then finds no
+/// intrinsics and fails). A panic traps and Node exits non-zero, which fails the doctest.
+pub fn wasm_doctest(args: &[String]) -> Result<()> {
+    let [wasm] = args else {
+        return Err("usage: cargo xtask wasm-doctest FILE.wasm".into());
+    };
+    let wasm = PathBuf::from(wasm);
+    let bindgen = std::env::var_os("TIDINGS_WASM_BINDGEN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths::tools_dir().join("bin").join("wasm-bindgen"));
+    // Doctests run in parallel: one directory each.
+    let out = paths::target_dir()
+        .join("tmp")
+        .join(format!("wasm-doctest-{}", std::process::id()));
+    let glue = Command::new(&bindgen)
+        .args(["--target", "nodejs", "--no-typescript", "--out-dir"])
+        .arg(&out)
+        .arg(&wasm)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bindgen.display()))?;
+    let status = if glue.status.success() {
+        let stem = wasm
+            .file_stem()
+            .ok_or("the doctest has no file name")?
+            .to_string_lossy()
+            .into_owned();
+        Command::new("node")
+            .arg(out.join(format!("{stem}.js")))
+            .status()
+    } else {
+        Command::new("node")
+            .args(["-e", RUN_BARE_WASM])
+            .arg(&wasm)
+            .status()
+    };
+    let _ = std::fs::remove_dir_all(&out);
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => {
+            if !glue.status.success() {
+                let why = String::from_utf8_lossy(&glue.stderr);
+                eprintln!("wasm-bindgen: {}", why.lines().next().unwrap_or(""));
+            }
+            Err(format!("the doctest failed in Node ({s})"))
+        }
+        Err(e) => Err(format!("cannot run node: {e}")),
     }
 }
 

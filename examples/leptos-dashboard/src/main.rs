@@ -1,7 +1,8 @@
 //! A live dashboard in Leptos on tidings' Rust API: one SSE stream to tidings-relay carries
 //! every tile's channel; each tile is a component with its own `use_subscription`. Hiding a
 //! tile drops its subscription (the stream reopens without that channel); hiding the whole
-//! dashboard drops them all and the stream closes.
+//! dashboard drops them all and the stream closes. The sales tile's channel follows the
+//! region chosen: choosing another moves the tile to that region's channel.
 //!
 //! Values are rendered as text nodes only.
 
@@ -47,6 +48,42 @@ fn Tile(title: &'static str, channel: &'static str) -> impl IntoView {
     }
 }
 
+/// The regions the sales tile can show, each on a channel of its own.
+const REGIONS: &[&str] = &["eu", "us"];
+
+/// A tile whose channel is reactive: `/dashboard/sales/<region>`, following the buttons.
+#[component]
+fn SalesTile() -> impl IntoView {
+    let client = use_client().expect("App provides the client");
+    let (region, set_region) = signal(REGIONS[0]);
+    let channel = Signal::derive(move || format!("/dashboard/sales/{}", region.get()));
+    let sub = use_subscription(&client, channel, 1);
+    let value = move || {
+        sub.with(|s| match s.latest().map(|m| m.data_as::<Reading>()) {
+            None => "…".to_owned(),
+            Some(Ok(r)) => format!("{} {}", r.value, r.unit).trim_end().to_owned(),
+            Some(Err(e)) => e.to_string(),
+        })
+    };
+    let received = move || sub.with(|s| s.received.to_string());
+    let ready = move || sub.with(|s| s.ready.to_string());
+    let buttons = REGIONS
+        .iter()
+        .map(|&r| {
+            view! {
+                <button id=format!("region-{r}") on:click=move |_| set_region.set(r)>{r}</button>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="tile" id="tile-sales" data-channel=channel data-ready=ready data-received=received>
+            <h2>"Sales (" {move || region.get()} ")"</h2>
+            <p class="value">{value}</p>
+            {buttons}
+        </div>
+    }
+}
+
 #[component]
 fn App() -> impl IntoView {
     // One client for the page; its SSE stream carries every mounted tile's channel.
@@ -81,7 +118,7 @@ fn App() -> impl IntoView {
                 {move || if orders.get() { "Hide orders" } else { "Show orders" }}
             </button>
             <Show when=move || shown.get()>
-                <section id="tiles">{tiles}</section>
+                <section id="tiles">{tiles}<SalesTile /></section>
             </Show>
         </main>
     }
