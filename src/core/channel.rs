@@ -38,11 +38,12 @@ impl fmt::Display for ChannelError {
             ChannelError::NoLeadingSlash => f.write_str("channel name must start with '/'"),
             ChannelError::EmptySegment => f.write_str("channel name has an empty segment"),
             ChannelError::BadChar(c, at) => {
-                // The code point, not `{c:?}`: Debug escaping costs the wasm about 2 KB.
+                // The character and its code point, not `{c:?}`: Debug escaping costs the wasm
+                // about 2 KB.
                 let code = u32::from(*c);
                 write!(
                     f,
-                    "channel name has U+{code:04X} at byte {at}, which is not allowed"
+                    "channel name has '{c}' (U+{code:04X}) at byte {at}, which is not allowed"
                 )
             }
             ChannelError::MisplacedWildcard => {

@@ -125,7 +125,7 @@ async fn bad_publishes_are_refused_whole_and_store_nothing() {
         (
             json!({"messages": [ok, {"channel": "/a b", "data": 1}]}).to_string(),
             StatusCode::BAD_REQUEST,
-            "messages[1]: invalid channel \"/a b\": channel name has ' ' at byte 2",
+            "messages[1]: invalid channel \"/a b\": channel name has ' ' (U+0020) at byte 2",
         ),
         (
             json!({"messages": [ok, {"channel": "/a/**", "data": 1}]}).to_string(),
