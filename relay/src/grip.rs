@@ -31,10 +31,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
-use percent_encoding::utf8_percent_encode;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tidings::core::event_id::{Positions, URL_QUOTE};
+use tidings::core::event_id::{quote_into, Positions};
 use tokio::sync::Notify;
 
 use crate::history::Message;
@@ -132,7 +131,9 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 
 /// The channel's name for Pushpin (URL-quoted, as in event ids).
 pub(crate) fn pushpin_channel(channel: &str) -> String {
-    utf8_percent_encode(channel, URL_QUOTE).to_string()
+    let mut out = String::new();
+    quote_into(&mut out, channel);
+    out
 }
 
 /// The positions named by `Grip-Last` headers (`<channel>; last-id=<n>`, one or several per

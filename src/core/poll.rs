@@ -273,10 +273,9 @@ fn with_query(url: &str, key: &str, value: &str) -> String {
         .filter(|p| !p.is_empty() && p.split('=').next() != Some(key))
         .map(str::to_owned)
         .collect();
-    parts.push(format!(
-        "{key}={}",
-        percent_encoding::utf8_percent_encode(value, super::event_id::URL_QUOTE)
-    ));
+    let mut part = format!("{key}=");
+    super::event_id::quote_into(&mut part, value);
+    parts.push(part);
     format!("{path}?{}{fragment}", parts.join("&"))
 }
 

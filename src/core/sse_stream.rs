@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 use super::backoff::{Backoff, BackoffConfig};
 use super::error::{Error, ErrorCode};
-use super::event_id::{Positions, URL_QUOTE};
+use super::event_id::{quote_into, Positions};
 use super::rng::Rng;
 use super::sse::{SseEvent, SseItem, SseParser, DEFAULT_MAX_BYTES};
 use super::Millis;
@@ -467,7 +467,7 @@ impl SseStream {
             url.push(sep);
             url.push_str(&self.config.channel_param);
             url.push('=');
-            url.extend(percent_encoding::utf8_percent_encode(c, URL_QUOTE));
+            quote_into(&mut url, c);
             sep = '&';
         }
         let mut headers = self.config.headers.clone();
@@ -476,7 +476,7 @@ impl SseStream {
             if self.config.last_event_id_query {
                 url.push(sep);
                 url.push_str("lastEventId=");
-                url.extend(percent_encoding::utf8_percent_encode(&resume, URL_QUOTE));
+                quote_into(&mut url, &resume);
             } else {
                 headers.push(("Last-Event-ID".into(), resume));
             }

@@ -206,6 +206,9 @@ export class Client {
     const ref = new WeakRef(this);
     const page = {};
     for (const m of PAGE) page[m] = (...a) => ref.deref()?.[m](...a);
+    // The per-message call, without the rest array.
+    page._deliver = (sub, data, text, channel, id, event, poll, coalesced) =>
+      ref.deref()?._deliver(sub, data, text, channel, id, event, poll, coalesced);
     try {
       this._core = new Core(page, kind, urls, h, n, ext, poll[0]);
     } catch (e) {
@@ -331,7 +334,7 @@ export class Client {
       }
     }
     try {
-      s.callback(data, { channel, id, event, via: poll ? 'poll' : 'push', coalesced });
+      s.callback(data, { channel, id, event: event ?? 'message', via: poll ? 'poll' : 'push', coalesced });
     } catch (e) {
       const err = this._fail('callback', `a callback for ${channel} threw`, undefined, false);
       err.cause = e;

@@ -7,6 +7,7 @@
 //! the wasm takes already-checked plain values, and tells the page what happened through a few
 //! methods of the object `client.js` hands it ([`Page`]).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
@@ -27,7 +28,7 @@ extern "C" {
     pub type Page;
 
     /// A message for subscription `sub`; `text` when `data` is the raw text (the page parses
-    /// it as JSON when it can).
+    /// it as JSON when it can). `event` is absent for `message`.
     #[wasm_bindgen(method, js_name = _deliver)]
     #[allow(clippy::too_many_arguments)]
     fn deliver(
@@ -35,9 +36,9 @@ extern "C" {
         sub: f64,
         data: JsValue,
         text: bool,
-        channel: &str,
+        channel: &JsValue,
         id: Option<String>,
-        event: &str,
+        event: Option<String>,
         poll: bool,
         coalesced: u32,
     );
@@ -74,24 +75,40 @@ impl Page {
     }
 }
 
-struct PageSink(Page);
+struct PageSink {
+    page: Page,
+    /// The channel name last delivered, as a JS string: a burst on one channel makes it once
+    /// rather than once per message (each is a UTF-8 decode).
+    channel: RefCell<(String, JsValue)>,
+}
+
+impl PageSink {
+    fn channel(&self, name: &str) -> JsValue {
+        let mut last = self.channel.borrow_mut();
+        if last.0 != name {
+            *last = (name.to_owned(), JsValue::from_str(name));
+        }
+        last.1.clone()
+    }
+}
 
 impl Sink for PageSink {
     fn dispatch(&self, driver: &Driver, output: Output<JsValue>) {
-        let page = &self.0;
+        let page = &self.page;
         match output {
             Output::Deliver(d) => {
                 let (data, text) = match d.data {
                     Payload::Text(t) => (JsValue::from(t), true),
                     Payload::Value(v) => (v, false),
                 };
+                let event = (d.event != "message").then_some(d.event);
                 page.deliver(
                     d.sub as f64,
                     data,
                     text,
-                    &d.channel,
+                    &self.channel(&d.channel),
                     d.id,
-                    &d.event,
+                    event,
                     d.via == Via::Poll,
                     d.coalesced,
                 );
@@ -268,7 +285,10 @@ impl Core {
         };
         let seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
         let core = ClientCore::with_options(config, client, seed);
-        let page = Rc::new(PageSink(page));
+        let page = Rc::new(PageSink {
+            page,
+            channel: RefCell::new((String::new(), JsValue::UNDEFINED)),
+        });
         let sink: Rc<dyn Sink> = page.clone();
         Ok(Core {
             driver: Driver::new(core, fetch, sink),
@@ -302,7 +322,7 @@ impl Core {
         self.driver
             .call(|core, now| core.subscribe_with(channel, options, now))
             .map(|id| id as f64)
-            .map_err(|e| self.page.0.js_error(&e))
+            .map_err(|e| self.page.page.js_error(&e))
     }
 
     /// Carries out what the last `subscribe` or `publish` decided.
@@ -322,7 +342,7 @@ impl Core {
         self.driver
             .call(|core, now| core.publish(channel, data, now))
             .map(|id| id as f64)
-            .map_err(|e| self.page.0.js_error(&e))
+            .map_err(|e| self.page.page.js_error(&e))
     }
 
     /// The state's name.

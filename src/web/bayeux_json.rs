@@ -1,5 +1,6 @@
 //! Bayeux messages to and from JSON, through the browser's `JSON` and plain objects. Bodies and
-//! frames are parsed by `io.js` where they arrive, so their text never crosses into the wasm.
+//! frames are parsed by `io.js` where they arrive, which hands each message over as an array of
+//! its fields: neither the text nor a key string per field crosses into the wasm.
 //!
 //! `data` and the page's `ext` stay JavaScript values end to end: nothing is re-encoded in
 //! Rust, which keeps serde off the per-message path (and out of the wasm build). A message that
@@ -110,38 +111,27 @@ fn to_js(m: &Message<JsValue>) -> JsValue {
     o.into()
 }
 
-/// The messages of a body `io.js` parsed (an array of messages, or one message), or why it
-/// could not parse it.
+/// The messages of a body or frame `io.js` parsed (each as the array of fields its `fields`
+/// makes), or why it could not parse it.
 pub(crate) fn decode(value: JsValue, error: JsValue) -> Result<Vec<Message<JsValue>>, String> {
     if let Some(why) = error.as_string() {
         return Err(why);
     }
-    if Array::is_array(&value) {
-        let array: Array = value.unchecked_into();
-        Ok(array.iter().filter_map(|v| from_js(&v)).collect())
-    } else if value.is_object() {
-        Ok(from_js(&value).into_iter().collect())
-    } else {
-        Err(String::from(
-            "the body is neither a message nor an array of them",
-        ))
-    }
+    let list: Array = value.dyn_into().map_err(|_| String::from("no messages"))?;
+    Ok(list.iter().filter_map(|v| from_fields(&v)).collect())
 }
 
-fn from_js(v: &JsValue) -> Option<Message<JsValue>> {
-    if !v.is_object() {
-        return None;
-    }
-    let mut m = Message::new(get(v, "channel").as_string()?);
-    m.id = string_or_number(&get(v, "id"));
-    m.client_id = get(v, "clientId").as_string();
-    m.successful = get(v, "successful").as_bool();
-    m.error = get(v, "error").as_string();
-    let sub = get(v, "subscription");
-    m.subscription = sub
-        .as_string()
-        .or_else(|| sub.dyn_ref::<Array>().and_then(|a| a.get(0).as_string()));
-    let advice = get(v, "advice");
+/// One message from its fields: channel, id, clientId, successful, error, subscription,
+/// advice, data, supportedConnectionTypes, ext.tidings.
+fn from_fields(v: &JsValue) -> Option<Message<JsValue>> {
+    let f: &Array = v.dyn_ref()?;
+    let mut m = Message::new(f.get(0).as_string()?);
+    m.id = string_or_number(&f.get(1));
+    m.client_id = f.get(2).as_string();
+    m.successful = f.get(3).as_bool();
+    m.error = f.get(4).as_string();
+    m.subscription = f.get(5).as_string();
+    let advice = f.get(6);
     if advice.is_object() {
         m.advice = Some(Advice {
             reconnect: get(&advice, "reconnect")
@@ -151,14 +141,14 @@ fn from_js(v: &JsValue) -> Option<Message<JsValue>> {
             timeout: millis(&get(&advice, "timeout")),
         });
     }
-    let data = get(v, "data");
+    let data = f.get(7);
     if !data.is_undefined() {
         m.data = Some(data);
     }
-    if let Some(types) = get(v, "supportedConnectionTypes").dyn_ref::<Array>() {
+    if let Some(types) = f.get(8).dyn_ref::<Array>() {
         m.supported_connection_types = types.iter().filter_map(|t| t.as_string()).collect();
     }
-    let tidings = get(&get(v, "ext"), "tidings");
+    let tidings = f.get(9);
     if tidings.is_object() {
         m.tidings.replay_offered = get(&tidings, "replay").is_truthy();
         if let Some(reset) = get(&tidings, "reset").dyn_ref::<Array>() {

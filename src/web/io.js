@@ -13,12 +13,12 @@ const RESPONSE = 0; // a stream's response: a = status, b = content type
 const DATA = 1; // a stream's bytes: a = Uint8Array
 const END = 2; // a stream ended
 const FAILED = 3; // a stream failed: a = message
-const HTTP = 4; // a POST's answer: a = status, b = the parsed body, c = why it did not parse
+const HTTP = 4; // a POST's answer: a = status, b = its messages (see `parse`), c = why none
 const HTTP_FAILED = 5; // a POST failed: a = message
 const POLL = 6; // a poll's answer: a = status, b = ETag, c = Last-Modified, d = text
 const POLL_FAILED = 7; // a poll failed: a = message
 const WS_OPEN = 8;
-const WS_MESSAGE = 9; // a = the parsed frame, b = why it did not parse
+const WS_MESSAGE = 9; // a = the frame's messages (see `parse`), b = why none
 const WS_CLOSED = 10;
 const TIMER = 11;
 const ONLINE = 12; // a = whether online
@@ -26,14 +26,28 @@ const VISIBLE = 13; // a = whether visible
 const SHOWN = 14; // back from the back/forward cache
 const HIDDEN = 15; // a = whether into the back/forward cache (else: leaving for good)
 
-// JSON text parsed here, where it arrives: [value] or [undefined, why not].
+// A Bayeux message as the fields the session reads, in the order bayeux_json.rs reads them:
+// the wasm takes them by index, so no key string crosses into it per field.
+const fields = (m) => [
+  m.channel, m.id, m.clientId, m.successful, m.error,
+  Array.isArray(m.subscription) ? m.subscription[0] : m.subscription,
+  m.advice, m.data, m.supportedConnectionTypes, m.ext?.tidings,
+];
+const isMessage = (m) => typeof m == 'object' && m !== null && typeof m.channel == 'string';
+
+// A Bayeux body or frame, parsed here where it arrives: [messages as fields] or
+// [undefined, why not]. A message that is not a Bayeux object is skipped (the rest of its batch
+// still counts); a body that is not JSON, or not an object or array, fails whole.
 const parse = (text) => {
   if (typeof text != 'string') return [undefined, 'a binary frame'];
+  let v;
   try {
-    return [JSON.parse(text)];
+    v = JSON.parse(text);
   } catch {
     return [undefined, 'the body is not JSON'];
   }
+  if (typeof v != 'object' || v === null) return [undefined, 'the body is neither a message nor an array of them'];
+  return [(Array.isArray(v) ? v : [v]).filter(isMessage).map(fields)];
 };
 
 const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
