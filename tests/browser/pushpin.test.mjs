@@ -156,10 +156,16 @@ describe('tidings through Pushpin', () => {
     assert.equal(streams.length, 1, 'Pushpin kept the stream');
   });
 
+  // A Pushpin that was just restarted can accept a stream request before its handler is up and
+  // never answer it; the client then only gives up on it at its idle timeout (45 s by default),
+  // longer than these tests wait. So the relay keeps streams alive every second and the client
+  // gives up after 5 s of silence, as a deployment that wants fast recovery would set it.
+  const FAST_RECOVERY = { backoff: { minMs: 100, maxMs: 1000 }, idleTimeoutMs: 5000 };
+
   test('Pushpin restarted: the client reconnects and misses nothing the relay still holds', async (t) => {
-    const d = await deployment(t);
+    const d = await deployment(t, { relayArgs: ['--keepalive-ms', '1000'] });
     const { page, streams } = await pageThrough(t, d.pp);
-    await subscribe(page, ['/r/a', '/r/b'], { backoff: { minMs: 100, maxMs: 1000 } });
+    await subscribe(page, ['/r/a', '/r/b'], FAST_RECOVERY);
     for (let i = 1; i <= 4; i += 1) await d.relay.publish(i % 2 ? '/r/a' : '/r/b', i);
     await waitForDeliveries(page, { '/r/a': 2, '/r/b': 2 }, 'messages before the restart');
 
@@ -197,7 +203,7 @@ describe('tidings through Pushpin', () => {
     const [portA, portB] = [await freePort(), await freePort()];
     const pp = await startPushpin({ origins: [`127.0.0.1:${portA}`, `127.0.0.1:${portB}`] });
     t.after(() => pp.kill());
-    const args = ['--grip', '--grip-key', 'changeme', '--grip-publish', pp.publishUrl];
+    const args = ['--grip', '--grip-key', 'changeme', '--grip-publish', pp.publishUrl, '--keepalive-ms', '1000'];
     const a = await startRelay({ port: portA, args });
     t.after(() => a.kill());
     const b = await startRelay({ port: portB, args });
@@ -209,7 +215,7 @@ describe('tidings through Pushpin', () => {
       assert.ok(ids.every((id) => id === ids[0]), `the relays number alike: ${ids}`);
     };
     const { page, streams } = await pageThrough(t, pp);
-    await subscribe(page, ['/two/a'], { backoff: { minMs: 100, maxMs: 1000 } });
+    await subscribe(page, ['/two/a'], FAST_RECOVERY);
     for (let i = 1; i <= 3; i += 1) await publishAll([a, b], '/two/a', i);
     await waitForDeliveries(page, { '/two/a': 3 }, 'messages forwarded by both relays');
 
