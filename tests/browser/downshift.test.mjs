@@ -3,20 +3,11 @@
 // again when it is back, with nothing delivered twice.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KEY, launchBrowser, loadTidings, openPage, startRelay, waitFor } from './harness.mjs';
+import { launchBrowser, loadTidings, openPage, setFaults, startRelay, waitFor } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
-
-async function setFaults(relay, faults) {
-  const res = await fetch(`${relay.url}/admin/faults`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
-    body: JSON.stringify(faults),
-  });
-  assert.equal(res.status, 200, await res.text());
-}
 
 // A dropped connect is given up after the advised timeout plus a margin: the Bayeux relay runs
 // with a short connect timeout so the test does not wait 40 s for it.

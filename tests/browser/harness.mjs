@@ -66,6 +66,17 @@ export async function publish(base, channel, data) {
   return body.messages[0].id;
 }
 
+/** Sets the relay's fault injection (`/admin/faults`: refused WebSockets, dropped connects,
+ *  5xx answers…); fails the test unless the relay took it. */
+export async function setFaults(relay, faults) {
+  const res = await fetch(`${relay.url}/admin/faults`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
+    body: JSON.stringify(faults),
+  });
+  if (res.status !== 200) throw new Error(`setting faults: ${res.status} ${await res.text()}`);
+}
+
 /** Headless Debian Chromium with the flags a closed network needs. */
 export async function launchBrowser() {
   return chromium.launch({

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { KEY, launchBrowser, loadTidings, openPage, startRelay, waitFor } from './harness.mjs';
+import { launchBrowser, loadTidings, openPage, setFaults, startRelay, waitFor } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -94,15 +94,6 @@ function assertClientListeners(baseline, active) {
     }
     assert.ok(extra.every((x) => LIFECYCLE_EVENTS.includes(x) && extra.indexOf(x) === extra.lastIndexOf(x)), `only lifecycle listeners, once each, on ${target}: ${extra}`);
   }
-}
-
-async function setFaults(relay, faults) {
-  const res = await fetch(`${relay.url}/admin/faults`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
-    body: JSON.stringify(faults),
-  });
-  assert.equal(res.status, 200, await res.text());
 }
 
 const pathOf = (u) => new URL(u).pathname;

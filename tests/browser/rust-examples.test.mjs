@@ -8,7 +8,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startRelay, launchBrowser, tempDir, waitFor, KEY } from './harness.mjs';
+import { startRelay, launchBrowser, setFaults, tempDir, waitFor, KEY } from './harness.mjs';
 
 const DIST = process.env.TIDINGS_EXAMPLES;
 const skip = DIST ? false : 'run by the examples step of cargo xtask test (TIDINGS_EXAMPLES unset)';
@@ -53,15 +53,6 @@ async function open(browser, url) {
   });
   await page.goto(url);
   return { context, page, problems, streams, sockets, sent, polls };
-}
-
-async function setFaults(relay, faults) {
-  const res = await fetch(`${relay.url}/admin/faults`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
-    body: JSON.stringify(faults),
-  });
-  assert.equal(res.status, 200, await res.text());
 }
 
 const handshakes = (sent) => sent.filter((m) => m.channel === '/meta/handshake');

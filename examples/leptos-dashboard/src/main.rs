@@ -26,11 +26,15 @@ struct Reading {
     unit: String,
 }
 
-#[component]
-fn Tile(title: &'static str, channel: &'static str) -> impl IntoView {
-    let client = use_client().expect("App provides the client");
-    let sub = use_subscription(&client, channel, 1);
-    let id = channel.trim_start_matches("/dashboard/");
+/// What a tile shows of its subscription: the latest reading as text, how many arrived, and
+/// whether the subscription is ready.
+fn readings(
+    sub: ReadSignal<tidings::leptos::SubscriptionState>,
+) -> (
+    impl Fn() -> String + Copy,
+    impl Fn() -> String + Copy,
+    impl Fn() -> String + Copy,
+) {
     let value = move || {
         sub.with(|s| match s.latest().map(|m| m.data_as::<Reading>()) {
             None => "…".to_owned(),
@@ -40,6 +44,14 @@ fn Tile(title: &'static str, channel: &'static str) -> impl IntoView {
     };
     let received = move || sub.with(|s| s.received.to_string());
     let ready = move || sub.with(|s| s.ready.to_string());
+    (value, received, ready)
+}
+
+#[component]
+fn Tile(title: &'static str, channel: &'static str) -> impl IntoView {
+    let client = use_client().expect("App provides the client");
+    let (value, received, ready) = readings(use_subscription(&client, channel, 1));
+    let id = channel.trim_start_matches("/dashboard/");
     view! {
         <div class="tile" id=format!("tile-{id}") data-ready=ready data-received=received>
             <h2>{title}</h2>
@@ -57,16 +69,7 @@ fn SalesTile() -> impl IntoView {
     let client = use_client().expect("App provides the client");
     let (region, set_region) = signal(REGIONS[0]);
     let channel = Signal::derive(move || format!("/dashboard/sales/{}", region.get()));
-    let sub = use_subscription(&client, channel, 1);
-    let value = move || {
-        sub.with(|s| match s.latest().map(|m| m.data_as::<Reading>()) {
-            None => "…".to_owned(),
-            Some(Ok(r)) => format!("{} {}", r.value, r.unit).trim_end().to_owned(),
-            Some(Err(e)) => e.to_string(),
-        })
-    };
-    let received = move || sub.with(|s| s.received.to_string());
-    let ready = move || sub.with(|s| s.ready.to_string());
+    let (value, received, ready) = readings(use_subscription(&client, channel, 1));
     let buttons = REGIONS
         .iter()
         .map(|&r| {
