@@ -27,9 +27,9 @@ const later = (pending, event, callback) => {
     if (i >= 0) pending.splice(i, 1);
   };
 };
-// The client could not be made: the wasm did not load ('network'), or an option was bad (the
-// wasm checks the options, so with the lazy entry a bad option surfaces here, a TypeError
-// from the wasm's `new Client` or `poll`, and not from the lazy `new Client`).
+// The client could not be made: the module did not load ('network'), or an option was bad (the
+// loaded module checks the options, so with the lazy entry a bad option surfaces here, a
+// TypeError from its `new Client` or `poll`, and not from the lazy `new Client`).
 const failed = (pending, err) => {
   if (!err.code) err.code = 'invalid-option';
   for (const e of pending) if (e.event == 'error') e.callback(err);
@@ -57,7 +57,7 @@ class Client {
     this._closed = false;
     this._started = null;
   }
-  // Resolves to the wasm Client, made on first need with the early listeners attached; the
+  // Resolves to the loaded module's Client, made on first need with the early listeners attached; the
   // subscribes that waited for it then go out together, in order (one request).
   _start() {
     if (!this._started) {
@@ -85,7 +85,7 @@ class Client {
     if (typeof channel != 'string') throw new TypeError('subscribe(): channel must be a string');
     if (typeof callback != 'function') throw new TypeError('subscribe(): callback must be a function');
     const sub = new Subscription(channel);
-    // Like the wasm client's: a rejection the page never looks at is not an unhandled one.
+    // Like the loaded client's: a rejection the page never looks at is not an unhandled one.
     sub.ready = quiet(new Promise((resolve, reject) => {
       this._queue.push((c, err) => {
         if (err || sub._gone) return reject(err || closed());
@@ -119,7 +119,7 @@ class Client {
   }
 }
 
-// tidings.poll(url, callback, options): the handle is returned at once; the wasm poll() is made
+// tidings.poll(url, callback, options): the handle is returned at once; the loaded poll() is made
 // when the client has loaded, with the early listeners handed to it before it starts.
 const poll = (url, callback, options) => {
   let real = null;
