@@ -23,6 +23,16 @@ pub fn quote_into(out: &mut String, s: &str) {
     }
 }
 
+/// The number `id` spells when it is a plain counter that a JavaScript number holds exactly and
+/// writes back as the same text: digits only, no leading zero, below 2^53.
+pub fn counter(id: &str) -> Option<u64> {
+    let digits = !id.is_empty() && id.len() <= 15 && id.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (id.len() > 1 && id.starts_with('0')) {
+        return None;
+    }
+    id.parse().ok()
+}
+
 /// A position per channel, in the order they were first set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Positions {
@@ -119,7 +129,36 @@ mod tests {
         .remove(b'~')
         .remove(b'/');
 
+    #[test]
+    fn counters_are_digits_a_js_number_writes_back_alike() {
+        assert_eq!(counter("0"), Some(0));
+        assert_eq!(counter("42"), Some(42));
+        assert_eq!(counter("999999999999999"), Some(999_999_999_999_999));
+        for not in [
+            "",
+            "+5",
+            "-1",
+            "05",
+            "00",
+            "1.0",
+            "1e3",
+            " 1",
+            "/a:5",
+            "9999999999999999",
+        ] {
+            assert_eq!(counter(not), None, "{not:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn counter_round_trips_through_a_js_number(n in 0u64..(1 << 53)) {
+            let text = n.to_string();
+            // What the page does with the number: f64, then its decimal text.
+            let back = counter(&text).map(|c| (c as f64).to_string());
+            prop_assert!(back.is_none() || back.as_deref() == Some(text.as_str()));
+        }
+
         #[test]
         fn quote_into_escapes_what_urllib_quote_does(s in "([ -~]|\\PC){0,24}") {
             let mut out = String::new();

@@ -334,6 +334,7 @@ export class Client {
       }
     }
     try {
+      if (typeof id == 'number') id = String(id);
       s.callback(data, { channel, id, event: event ?? 'message', via: poll ? 'poll' : 'push', coalesced });
     } catch (e) {
       const err = this._fail('callback', `a callback for ${channel} threw`, undefined, false);

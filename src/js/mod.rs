@@ -28,7 +28,8 @@ extern "C" {
     pub type Page;
 
     /// A message for subscription `sub`; `text` when `data` is the raw text (the page parses
-    /// it as JSON when it can). `event` is absent for `message`.
+    /// it as JSON when it can). `id` is a string, a number standing for its digits, or
+    /// undefined; `event` is absent for `message`.
     #[wasm_bindgen(method, js_name = _deliver)]
     #[allow(clippy::too_many_arguments)]
     fn deliver(
@@ -37,7 +38,7 @@ extern "C" {
         data: JsValue,
         text: bool,
         channel: &JsValue,
-        id: Option<String>,
+        id: JsValue,
         event: Option<String>,
         poll: bool,
         coalesced: u32,
@@ -107,7 +108,7 @@ impl Sink for PageSink {
                     data,
                     text,
                     &self.channel(&d.channel),
-                    d.id,
+                    id_value(d.id),
                     event,
                     d.via == Via::Poll,
                     d.coalesced,
@@ -134,6 +135,18 @@ impl Sink for PageSink {
             // IO is the driver's.
             _ => {}
         }
+    }
+}
+
+/// A message id for the page. Plain counters (most ids) cross as numbers, which the page turns
+/// back into the same digits: cheaper than decoding a string from wasm memory per message.
+fn id_value(id: Option<String>) -> JsValue {
+    let Some(id) = id else {
+        return JsValue::UNDEFINED;
+    };
+    match crate::core::event_id::counter(&id) {
+        Some(n) => JsValue::from_f64(n as f64),
+        None => JsValue::from_str(&id),
     }
 }
 
