@@ -10,8 +10,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use base64::Engine as _;
 use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use tidings::core::sse::{SseEvent, SseItem, SseParser};
 use tidings_relay::{app, Config, Relay};
 use tokio::net::TcpListener;
@@ -38,19 +39,9 @@ async fn serve(router: axum::Router) -> String {
 }
 
 fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-    let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::new()
-        .chain_update(&ipad)
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(&opad)
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(msg);
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// A `Grip-Sig` as Pushpin makes it: HS256 over `{"iss":"pushpin","exp":…}`.
