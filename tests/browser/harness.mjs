@@ -66,6 +66,21 @@ export async function publish(base, channel, data) {
   return body.messages[0].id;
 }
 
+/**
+ * The requests (`requests`, in order) a page made before a marker: after 300 ms of observation
+ * for requests that should not happen, the page fetches `/favicon.svg?marker`, later than
+ * anything it started at load. Returns the marker's index and the URLs before it.
+ */
+export async function requestsBeforeMarker(page, requests) {
+  await page.evaluate(async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    await fetch('/favicon.svg?marker', { cache: 'no-store' });
+  });
+  const marker = requests.findIndex((u) => u.endsWith('?marker'));
+  if (marker < 0) throw new Error(`the marker request was not seen: ${requests}`);
+  return { marker, before: requests.slice(0, marker) };
+}
+
 /** Sets the relay's fault injection (`/admin/faults`: refused WebSockets, dropped connects,
  *  5xx answers…); fails the test unless the relay took it. */
 export async function setFaults(relay, faults) {

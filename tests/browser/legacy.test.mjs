@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PAGES, ROOT, launchBrowser, openPage, startRelay, tempDir, waitFor } from './harness.mjs';
+import { PAGES, ROOT, launchBrowser, openPage, requestsBeforeMarker, startRelay, tempDir, waitFor } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -84,16 +84,9 @@ describe('the script-tag build', () => {
 
     assert.equal(await page.evaluate(() => window.legacy.loaded), true, 'the SRI-checked loader ran');
     assert.deepEqual(await page.evaluate(() => Object.keys(window.tidings).sort()), ['Client', 'load', 'poll']);
-    // Observation window for the absence of requests after load, closed by a marker request
-    // (a request made later than anything the page started at load).
-    await page.evaluate(async () => {
-      await new Promise((r) => setTimeout(r, 300));
-      await fetch('/favicon.svg?marker', { cache: 'no-store' });
-    });
-    const marker = requests.findIndex((u) => u.endsWith('?marker'));
-    assert.ok(marker >= 0);
-    assert.deepEqual(requests.slice(0, marker).filter(isClient), [], `nothing of the client before tidings.poll: ${requests}`);
-    assert.deepEqual(requests.slice(0, marker).map(pathOf).filter((p) => p.startsWith('/poll/')), []);
+    const { marker, before } = await requestsBeforeMarker(page, requests);
+    assert.deepEqual(before.filter(isClient), [], `nothing of the client before tidings.poll: ${requests}`);
+    assert.deepEqual(before.map(pathOf).filter((p) => p.startsWith('/poll/')), []);
 
     await page.click('#start');
     assert.equal(await page.evaluate(() => window.legacy.stateBeforeLoad), 'idle');

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { build } from 'vite';
-import { KEY, PAGES, ROOT, launchBrowser, openPage, startRelay, tempDir, waitFor } from './harness.mjs';
+import { KEY, PAGES, ROOT, launchBrowser, openPage, requestsBeforeMarker, startRelay, tempDir, waitFor } from './harness.mjs';
 
 const run = promisify(execFile);
 const PKG = path.join(ROOT, 'pkg');
@@ -188,15 +188,8 @@ describe('the npm package', () => {
       t.after(() => context.close());
 
       await waitFor(() => page.evaluate(() => window.seen?.loaded), { what: 'the page script' });
-      // Observation window for the absence of requests after load, closed by a marker request
-      // made later than anything the page started at load.
-      await page.evaluate(async () => {
-        await new Promise((r) => setTimeout(r, 300));
-        await fetch('/favicon.svg?marker', { cache: 'no-store' });
-      });
-      const marker = requests.findIndex((u) => u.endsWith('?marker'));
-      assert.ok(marker >= 0);
-      const before = requests.slice(0, marker).map(pathOf);
+      const { marker, before: loaded } = await requestsBeforeMarker(page, requests);
+      const before = loaded.map(pathOf);
       assert.ok(before.includes(`/${manifest['lazy.html'].file}`), `the lazy entry loaded: ${before}`);
       assert.deepEqual(before.filter((p) => p === wasm || p === glue || p.startsWith('/events/')), [], `no client, wasm or stream before subscribe: ${before}`);
       assert.equal(await page.evaluate(() => window.seen.states.length), 0);
@@ -280,13 +273,8 @@ describe('the versioned script-tag build (pkg/cdn)', () => {
 
     assert.equal(await page.evaluate(() => window.seen.loaded), true, 'the SRI-checked loader ran');
     assert.deepEqual(await page.evaluate(() => Object.keys(window.tidings).sort()), ['Client', 'load', 'poll']);
-    await page.evaluate(async () => {
-      await new Promise((r) => setTimeout(r, 300));
-      await fetch('/favicon.svg?marker', { cache: 'no-store' });
-    });
-    const marker = requests.findIndex((u) => u.endsWith('?marker'));
-    assert.ok(marker >= 0);
-    const before = requests.slice(0, marker).map(pathOf);
+    const { marker, before: loaded } = await requestsBeforeMarker(page, requests);
+    const before = loaded.map(pathOf);
     assert.deepEqual(before.filter((p) => p.startsWith('/pkg/')), [`${stem}.global.js`], 'only the loader before subscribe');
 
     await page.evaluate(() => window.start('/p/cdn'));
