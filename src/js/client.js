@@ -150,6 +150,9 @@ export class Client {
     let urls = [url];
     let transports = 0;
     let ext;
+    // The numbers `Core` takes, laid out as `mod n` in src/js/mod.rs says: throttle, downshift,
+    // back-off min and max, idle timeout, max event bytes, channels per stream, then (pushed
+    // below) flags, transports and the poll function, interval and push interval.
     const n = [throttle, downshift, NONE, NONE, NONE, NONE, NONE];
     if (kind == 0) {
       const param = get(options, 'channelParam');
