@@ -112,14 +112,24 @@
 //!   payloads are text (`Message::text`) and `Client::publish_json` takes JSON text.
 //! - `js`: the wasm-bindgen JavaScript API (the npm build).
 //!
+//! - `std` (default): the Rust API. Without it the crate is `no_std` + `alloc`: the core and
+//!   the JavaScript API, which is how the npm build is made.
+//!
 //! The default build pulls in neither framework nor the JavaScript classes.
 
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
 
 pub mod core;
 
+mod prelude;
+
+#[cfg(feature = "std")]
 mod rust;
 
+#[cfg(feature = "std")]
 pub use rust::{
     ClientBuilder, Error, Failure, Message, Meta, PollFallback, PollFn, PollSource, Protocol,
     SubscribeOptions,
@@ -127,7 +137,7 @@ pub use rust::{
 
 #[cfg(all(target_arch = "wasm32", feature = "serde"))]
 pub use rust::Typed;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "std"))]
 pub use rust::{Client, Event, Events, Stopper, Subscription};
 
 #[cfg(all(target_arch = "wasm32", feature = "leptos"))]
@@ -140,3 +150,12 @@ mod web;
 
 #[cfg(all(target_arch = "wasm32", feature = "js"))]
 pub mod js;
+
+/// Without std (the npm build) a panic is a trap: nothing formats its message, so neither
+/// std's panic machinery nor most of `core::fmt` is linked. The core does not panic on any
+/// input (its parsers are fuzzed and property-tested); a trap would be a bug.
+#[cfg(all(target_arch = "wasm32", not(feature = "std"), not(test)))]
+#[panic_handler]
+fn panic(_: &::core::panic::PanicInfo) -> ! {
+    ::core::arch::wasm32::unreachable()
+}

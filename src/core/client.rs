@@ -8,7 +8,8 @@
 //! `P` is the payload type of Bayeux messages (a JavaScript value in the browser); SSE payloads
 //! are text.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use super::bayeux::message::Message;
 use super::bayeux::session::{
@@ -21,6 +22,7 @@ use super::seen::Seen;
 use super::sse_group::SseGroup;
 use super::sse_stream::{SseConfig, StreamEvent, StreamId, StreamPhase, StreamRequest};
 use super::supervisor::{Joined, Mode, Supervisor, SupervisorConfig};
+use super::text;
 use super::throttle::{Release, Throttle};
 use super::Millis;
 
@@ -381,13 +383,17 @@ impl<P: Clone> ClientCore<P> {
         checked.map_err(|e| {
             Error::new(
                 ErrorCode::InvalidChannel,
-                format!("invalid channel \"{channel}\": {e}"),
+                text::concat(&["invalid channel \"", channel, "\": ", &e.message()]),
             )
         })?;
         if matches!(self.proto, Proto::Bayeux(_)) && channel.starts_with("/meta/") {
             return Err(Error::new(
                 ErrorCode::InvalidChannel,
-                format!("invalid channel \"{channel}\": /meta channels are the protocol's own"),
+                text::concat(&[
+                    "invalid channel \"",
+                    channel,
+                    "\": /meta channels are the protocol's own",
+                ]),
             ));
         }
         let id = self.next_sub;

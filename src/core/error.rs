@@ -1,5 +1,6 @@
 //! Typed errors that reach the page (`err.code`) or the Rust caller.
 
+use crate::prelude::*;
 use core::fmt;
 
 /// What went wrong, as a stable code (`err.code` in JS).
@@ -107,4 +108,4 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}

@@ -4,6 +4,7 @@
 //! here and by django-eventstream are byte-for-byte alike. On a stream of several channels the
 //! channel of an event is the one whose position advanced.
 
+use crate::prelude::*;
 use percent_encoding::percent_decode_str;
 
 /// Appends `s` the way `urllib.parse.quote(s)` writes it: every byte but ASCII letters, digits
@@ -104,7 +105,7 @@ impl Positions {
             }
             quote_into(&mut out, c);
             out.push(':');
-            out.push_str(&p.to_string());
+            super::text::push_decimal(&mut out, p);
         }
         out
     }

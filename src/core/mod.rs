@@ -18,6 +18,7 @@ pub mod sse;
 pub mod sse_group;
 pub mod sse_stream;
 pub mod supervisor;
+pub mod text;
 pub mod throttle;
 
 /// Milliseconds on the caller's clock. The core only ever compares and adds them, so any

@@ -8,7 +8,9 @@
 //! a safety net while push works) and whether to poll at all (not while the page is hidden).
 
 use super::rng::Rng;
+use super::text;
 use super::Millis;
+use crate::prelude::*;
 
 /// Identifies one poll request.
 pub type PollId = u64;
@@ -273,10 +275,10 @@ fn with_query(url: &str, key: &str, value: &str) -> String {
         .filter(|p| !p.is_empty() && p.split('=').next() != Some(key))
         .map(str::to_owned)
         .collect();
-    let mut part = format!("{key}=");
+    let mut part = text::concat(&[key, "="]);
     super::event_id::quote_into(&mut part, value);
     parts.push(part);
-    format!("{path}?{}{fragment}", parts.join("&"))
+    text::concat(&[path, "?", &parts.join("&"), fragment])
 }
 
 #[cfg(test)]
@@ -376,7 +378,7 @@ mod tests {
             PollTarget::Url("/poll/a?x=1&since=6".into())
         );
         let mut rng = Rng::new(4);
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = alloc::collections::BTreeSet::new();
         for _ in 0..200 {
             p.schedule(1_000, 5_000, &mut rng);
             let t = p.next_at().unwrap();

@@ -6,7 +6,8 @@
 //! checked against a bounded window of recent ids. Memory is bounded in both directions: a
 //! window per channel and a cap on channels (the oldest is forgotten first).
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 const RECENT: usize = 64;
 const MAX_CHANNELS: usize = 1024;

@@ -9,6 +9,7 @@
 //! Memory is bounded: a line or an event's data longer than the limit is reported once as an
 //! [`SseError`] and the rest of that event is skipped; the stream carries on with the next event.
 
+use crate::prelude::*;
 use core::fmt;
 
 /// The default limit for one line and for one event's data: 1 MiB.
@@ -40,16 +41,27 @@ pub enum SseError {
     EventTooLarge(usize),
 }
 
-impl fmt::Display for SseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SseError::LineTooLong(n) => write!(f, "event-stream line longer than {n} bytes"),
-            SseError::EventTooLarge(n) => write!(f, "event larger than {n} bytes"),
-        }
+impl SseError {
+    /// What was skipped, in English (built without `core::fmt`; see [`text`](super::text)).
+    pub fn message(&self) -> String {
+        let (what, n) = match self {
+            SseError::LineTooLong(n) => ("event-stream line longer than ", n),
+            SseError::EventTooLarge(n) => ("event larger than ", n),
+        };
+        let mut m = String::from(what);
+        super::text::push_decimal(&mut m, *n as u64);
+        m.push_str(" bytes");
+        m
     }
 }
 
-impl std::error::Error for SseError {}
+impl fmt::Display for SseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl core::error::Error for SseError {}
 
 /// What the parser produced from a chunk, in stream order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 
 use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase};
 use super::Millis;
+use crate::prelude::*;
 
 /// Stream ids of different streams never collide: each stream numbers from its own base.
 const ID_SPACE: StreamId = 1 << 40;

@@ -5,13 +5,15 @@
 //! (`Last-Event-ID`), when a silent stream is dead, and how long to wait before reconnecting.
 //! The caller performs the requests it asks for and feeds back what happened.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use super::backoff::{Backoff, BackoffConfig};
 use super::error::{Error, ErrorCode};
 use super::event_id::{quote_into, Positions};
 use super::rng::Rng;
 use super::sse::{SseEvent, SseItem, SseParser, DEFAULT_MAX_BYTES};
+use super::text;
 use super::Millis;
 
 /// Identifies one HTTP request; answers for a request that is no longer current are ignored.
@@ -337,25 +339,25 @@ impl SseStream {
             401 | 403 => self.halt(
                 Error::new(
                     ErrorCode::Auth,
-                    format!("the server refused the stream ({status})"),
+                    text::with_number("the server refused the stream (", status.into(), ")"),
                 )
                 .with_status(status),
             ),
             400..=499 if status != 408 && status != 429 => self.halt(
                 Error::new(
                     ErrorCode::Http,
-                    format!("the server refused the stream ({status})"),
+                    text::with_number("the server refused the stream (", status.into(), ")"),
                 )
                 .with_status(status),
             ),
             _ => {
                 let why = if (200..300).contains(&status) {
-                    format!(
-                        "expected text/event-stream, got {}",
-                        content_type.unwrap_or("no content type")
-                    )
+                    text::concat(&[
+                        "expected text/event-stream, got ",
+                        content_type.unwrap_or("no content type"),
+                    ])
                 } else {
-                    format!("the server answered {status}")
+                    text::with_number("the server answered ", status.into(), "")
                 };
                 self.fail(
                     now,
@@ -393,7 +395,7 @@ impl SseStream {
                 }
                 SseItem::Retry(ms) => self.retry_floor = Some(ms),
                 SseItem::Error(e) => self.events.push_back(StreamEvent::Error(
-                    Error::new(ErrorCode::TooLarge, e.to_string()).retrying(),
+                    Error::new(ErrorCode::TooLarge, e.message()).retrying(),
                 )),
             }
         }
@@ -556,7 +558,7 @@ impl SseStream {
                 self.advance(&ev.id);
                 self.halt(Error::new(
                     ErrorCode::StreamError,
-                    format!("the server ended the stream: {}", ev.data),
+                    text::concat(&["the server ended the stream: ", &ev.data]),
                 ));
                 return false;
             }
@@ -641,7 +643,7 @@ impl SseStream {
                 channel: Some(channel),
                 event,
                 data,
-                id: Some(pos.to_string()),
+                id: Some(text::decimal(pos)),
             });
         }
     }

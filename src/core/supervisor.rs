@@ -7,7 +7,8 @@
 //! on return. Push itself is retried by its own state machine all along; the supervisor only
 //! watches whether it is up.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use super::client::SubId;
 use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec, Poller};

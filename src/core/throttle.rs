@@ -8,6 +8,7 @@
 //! so memory follows the channels active in the last window, not all channels ever seen.
 
 use super::Millis;
+use crate::prelude::*;
 
 /// What to deliver: the message and how many earlier messages were folded into it.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,8 +7,9 @@
 //! the wasm takes already-checked plain values, and tells the page what happened through a few
 //! methods of the object `client.js` hands it ([`Page`]).
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use crate::prelude::*;
+use alloc::rc::Rc;
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 

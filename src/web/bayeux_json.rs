@@ -7,6 +7,7 @@
 //! is not a Bayeux object is skipped (the rest of its batch still counts); a body that is not
 //! JSON, or not an object or array, is an error for the whole batch.
 
+use crate::prelude::*;
 use js_sys::{Array, Object, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -25,8 +26,9 @@ fn string_or_number(v: &JsValue) -> Option<String> {
     // Whole numbers only: ids are counters, and f64 formatting would cost the wasm 14 KB.
     v.as_string().or_else(|| {
         v.as_f64()
-            .filter(|n| n.is_finite() && n.fract() == 0.0 && n.abs() < 9.0e15)
-            .map(|n| (n as i64).to_string())
+            // (`f64::fract` is std-only; NaN and infinities fail the range check.)
+            .filter(|&n| n.abs() < 9.0e15 && n == (n as i64) as f64)
+            .map(|n| crate::core::text::signed_decimal(n as i64))
     })
 }
 

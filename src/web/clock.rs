@@ -4,7 +4,7 @@
 //! as silence for the idle watchdog; the clamp keeps a clock step backwards from confusing the
 //! core's deadlines.
 
-use std::cell::Cell;
+use core::cell::Cell;
 
 use crate::core::Millis;
 

@@ -11,12 +11,14 @@
 //! closed, the timer cleared, the listeners removed, nothing reported after) before the
 //! callback goes. The callback holds only a `Weak` to the driver.
 
+use crate::prelude::*;
+
 mod bayeux_json;
 mod clock;
 mod poll;
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use js_sys::{Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -34,6 +36,7 @@ pub(crate) use clock::Clock;
 #[cfg(feature = "js")]
 pub(crate) use poll::value_body;
 // The Rust API's poll functions give text, sorted like a poll URL's body.
+#[cfg(feature = "std")]
 pub(crate) use poll::body as poll_body;
 
 #[wasm_bindgen(module = "/src/web/io.js")]
@@ -178,7 +181,9 @@ impl Driver {
         }))
     }
 
-    /// A handle that does not keep the client alive (for tasks that outlive a call).
+    /// A handle that does not keep the client alive (for the Rust API's tasks that outlive a
+    /// call).
+    #[cfg(feature = "std")]
     pub(crate) fn downgrade(&self) -> WeakDriver {
         WeakDriver(Rc::downgrade(&self.0))
     }

@@ -1,6 +1,7 @@
 //! Interval polling: a poll GET's answer (made by `io.js`) sorted into "not modified",
 //! tidings-relay's message format, or a whole body.
 
+use crate::prelude::*;
 use js_sys::{Array, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -24,7 +25,7 @@ pub(super) fn answer(
     if !(200..300).contains(&status) {
         return Err(Error::new(
             ErrorCode::BadResponse,
-            format!("the poll URL answered {status}"),
+            crate::core::text::with_number("the poll URL answered ", status.into(), ""),
         )
         .with_status(status));
     }

@@ -24,6 +24,7 @@ pub fn package(tools: &Tools) -> Result<()> {
         "-p",
         "tidings",
         "--lib",
+        "--no-default-features",
         "--features",
         "js",
         "--target",

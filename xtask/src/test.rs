@@ -46,6 +46,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "-p",
         "tidings",
         "--lib",
+        "--no-default-features",
         "--features",
         "js",
         "--target",

@@ -5,6 +5,7 @@
 //! protocol itself needs (ids, advice, the tidings extension) is typed.
 
 use crate::core::Millis;
+use crate::prelude::*;
 
 /// Meta channel names.
 pub mod meta {

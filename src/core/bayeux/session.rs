@@ -11,7 +11,8 @@
 //! kills it), moves the session to long-polling without losing its client id or subscriptions;
 //! WebSocket is probed again later with back-off, and used for the next connect once it opens.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use super::message::{meta, Advice, Message, Reconnect};
 use crate::core::backoff::{Backoff, BackoffConfig};
@@ -19,6 +20,7 @@ use crate::core::channel::{matches, parse_bayeux_concrete};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::rng::Rng;
 use crate::core::seen::Seen;
+use crate::core::text;
 use crate::core::Millis;
 
 /// Identifies an HTTP request (one POST of a batch).
@@ -393,13 +395,13 @@ impl<P: Clone> BayeuxSession<P> {
         if let Err(e) = parse_bayeux_concrete(channel) {
             return Err(Error::new(
                 ErrorCode::InvalidChannel,
-                format!("cannot publish to \"{channel}\": {e}"),
+                text::concat(&["cannot publish to \"", channel, "\": ", &e.message()]),
             ));
         }
         if channel.starts_with("/meta/") {
             return Err(Error::new(
                 ErrorCode::InvalidChannel,
-                format!("cannot publish to the meta channel \"{channel}\""),
+                text::concat(&["cannot publish to the meta channel \"", channel, "\""]),
             ));
         }
 
@@ -434,7 +436,11 @@ impl<P: Clone> BayeuxSession<P> {
             }
             Err(message) => {
                 self.events.push_back(SessionEvent::Error(
-                    Error::new(ErrorCode::Auth, format!("auth() failed: {message}")).retrying(),
+                    Error::new(
+                        ErrorCode::Auth,
+                        text::concat(&["auth() failed: ", &message]),
+                    )
+                    .retrying(),
                 ));
                 let at = now + self.next_delay();
                 self.phase = Phase::Starting { at };
@@ -548,7 +554,7 @@ impl<P: Clone> BayeuxSession<P> {
                     req,
                     Error::new(
                         ErrorCode::BadResponse,
-                        format!("the server answered {status}"),
+                        text::with_number("the server answered ", status.into(), ""),
                     )
                     .with_status(status),
                     now,
@@ -629,7 +635,7 @@ impl<P: Clone> BayeuxSession<P> {
             Err(why) => self.events.push_back(SessionEvent::Error(
                 Error::new(
                     ErrorCode::BadResponse,
-                    format!("a WebSocket frame was not Bayeux: {why}"),
+                    text::concat(&["a WebSocket frame was not Bayeux: ", &why]),
                 )
                 .retrying(),
             )),
@@ -893,7 +899,7 @@ impl<P: Clone> BayeuxSession<P> {
             Carrier::Http(req)
         };
         for (mut m, msg, kind) in batch {
-            m.id = Some(msg.to_string());
+            m.id = Some(text::decimal(msg));
             if m.channel != meta::HANDSHAKE {
                 m.client_id = client_id.clone();
             }
@@ -1280,7 +1286,7 @@ impl<P: Clone> BayeuxSession<P> {
         if let Phase::Connected { client_id } = &self.phase {
             let mut m = Message::new(meta::DISCONNECT);
             m.client_id = Some(client_id.clone());
-            m.id = Some(self.next_msg.to_string());
+            m.id = Some(text::decimal(self.next_msg));
             m.ext = self.ext.clone();
             self.next_msg += 1;
             match self.ws {
@@ -1417,10 +1423,10 @@ impl<P: Clone> BayeuxSession<P> {
                     id,
                     Err(Error::new(
                         ErrorCode::Network,
-                        format!(
-                            "the publish may not have reached the server: {}",
-                            err.message
-                        ),
+                        text::concat(&[
+                            "the publish may not have reached the server: ",
+                            &err.message,
+                        ]),
                     )),
                 )),
             }

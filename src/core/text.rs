@@ -1,0 +1,99 @@
+//! Messages and numbers as text without `core::fmt`.
+//!
+//! The npm build links no formatting machinery as long as nothing on its path calls
+//! `format!`, `write!` or `to_string()` on a number: those pull in `core::fmt` (about 6 KB of
+//! the wasm, and the tables behind integer formatting). The core builds its error messages and
+//! ids with these instead; `Display` impls are for the Rust API and tests.
+
+use crate::prelude::*;
+
+/// The pieces one after another.
+pub fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
+}
+
+/// `before`, `n` in decimal, `after`: "the server answered 503".
+pub fn with_number(before: &str, n: u64, after: &str) -> String {
+    let mut out = String::from(before);
+    push_decimal(&mut out, n);
+    out.push_str(after);
+    out
+}
+
+/// Appends `n` in decimal.
+pub fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// `n` in decimal.
+pub fn decimal(n: u64) -> String {
+    let mut out = String::new();
+    push_decimal(&mut out, n);
+    out
+}
+
+/// `n` in decimal, with a `-` when negative.
+pub fn signed_decimal(n: i64) -> String {
+    let mut out = String::new();
+    if n < 0 {
+        out.push('-');
+    }
+    push_decimal(&mut out, n.unsigned_abs());
+    out
+}
+
+/// Appends `n` in upper-case hex, at least `width` digits (`U+0020` style).
+pub fn push_hex(out: &mut String, n: u32, width: usize) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let len = (32 - n.leading_zeros()).div_ceil(4).max(width as u32) as usize;
+    for k in (0..len).rev() {
+        out.push(char::from(HEX[((n >> (4 * k)) & 0xF) as usize]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn edges() {
+        assert_eq!(decimal(0), "0");
+        assert_eq!(decimal(u64::MAX), u64::MAX.to_string());
+        assert_eq!(signed_decimal(i64::MIN), i64::MIN.to_string());
+        let mut s = String::new();
+        push_hex(&mut s, 0x20, 4);
+        push_hex(&mut s, 0x1F600, 4);
+        push_hex(&mut s, 0, 1);
+        assert_eq!(s, "00201F6000");
+        assert_eq!(concat(&["a", "", "bc"]), "abc");
+        assert_eq!(with_number("got ", 204, "!"), "got 204!");
+    }
+
+    proptest! {
+        #[test]
+        fn numbers_as_fmt_writes_them(n: u64, i: i64, c: u32, w in 0usize..9) {
+            prop_assert_eq!(decimal(n), n.to_string());
+            prop_assert_eq!(signed_decimal(i), i.to_string());
+            let mut s = String::new();
+            push_hex(&mut s, c, w);
+            prop_assert_eq!(s, format!("{c:0w$X}"));
+        }
+    }
+}
