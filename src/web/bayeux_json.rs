@@ -120,13 +120,34 @@ pub(crate) fn decode(value: JsValue, error: JsValue) -> Result<Vec<Message<JsVal
         return Err(why);
     }
     let list: Array = value.dyn_into().map_err(|_| String::from("no messages"))?;
-    Ok(list.iter().filter_map(|v| from_fields(&v)).collect())
+    let mut last = String::new();
+    Ok(list
+        .iter()
+        .filter_map(|v| {
+            let f: &Array = v.dyn_ref()?;
+            if f.length() == 3 {
+                Some(delivery(f, &mut last))
+            } else {
+                from_fields(f)
+            }
+        })
+        .collect())
+}
+
+/// A plain delivery, as `[channel, id, data]`; channel null: the previous delivery's.
+fn delivery(f: &Array, last: &mut String) -> Message<JsValue> {
+    if let Some(channel) = f.get(0).as_string() {
+        *last = channel;
+    }
+    let mut m = Message::new(last.clone());
+    m.id = string_or_number(&f.get(1));
+    m.data = Some(f.get(2));
+    m
 }
 
 /// One message from its fields: channel, id, clientId, successful, error, subscription,
 /// advice, data, supportedConnectionTypes, ext.tidings.
-fn from_fields(v: &JsValue) -> Option<Message<JsValue>> {
-    let f: &Array = v.dyn_ref()?;
+fn from_fields(f: &Array) -> Option<Message<JsValue>> {
     let mut m = Message::new(f.get(0).as_string()?);
     m.id = string_or_number(&f.get(1));
     m.client_id = f.get(2).as_string();

@@ -23,7 +23,7 @@ use crate::{build, paths, setup, Result};
 ///
 /// The issue's budget is [`ISSUE_BUDGET_GZIP`], but the build is more than twice that, and the
 /// test run must stay green while the savings in `bench/size.md` land. So this is a ratchet:
-/// the size measured when it was last lowered (71,187 B on 2026-11-23), rounded up to the next
+/// the size measured when it was last lowered (63,863 B on 2026-11-23), rounded up to the next
 /// 500 B. Any real growth fails; lower it whenever a saving lands, until it reaches 30,000.
 pub const BUDGET_GZIP: u64 = 64_000;
 
