@@ -210,8 +210,8 @@ export class Client {
     const page = {};
     for (const m of PAGE) page[m] = (...a) => ref.deref()?.[m](...a);
     // The per-message call, without the rest array.
-    page._deliver = (sub, data, text, channel, id, event, poll, coalesced) =>
-      ref.deref()?._deliver(sub, data, text, channel, id, event, poll, coalesced);
+    page._deliver = (sub, data, text, channel, idCounter, id, event, poll, coalesced) =>
+      ref.deref()?._deliver(sub, data, text, channel, idCounter, id, event, poll, coalesced);
     try {
       this._core = new Core(page, kind, urls, h, n, ext, poll[0]);
     } catch (e) {
@@ -326,7 +326,7 @@ export class Client {
 
   // What the wasm calls (the `Page` of src/js/mod.rs).
 
-  _deliver(sub, data, text, channel, id, event, poll, coalesced) {
+  _deliver(sub, data, text, channel, idCounter, id, event, poll, coalesced) {
     const s = this._subs.get(sub);
     if (!s || s.gone) return;
     if (text) {
@@ -337,7 +337,8 @@ export class Client {
       }
     }
     try {
-      if (typeof id == 'number') id = String(id);
+      // NaN: no id.
+      if (id === undefined && idCounter === idCounter) id = String(idCounter);
       s.callback(data, { channel, id, event: event ?? 'message', via: poll ? 'poll' : 'push', coalesced });
     } catch (e) {
       const err = this._fail('callback', `a callback for ${channel} threw`, undefined, false);

@@ -29,8 +29,8 @@ extern "C" {
     pub type Page;
 
     /// A message for subscription `sub`; `text` when `data` is the raw text (the page parses
-    /// it as JSON when it can). `id` is a string, a number standing for its digits, or
-    /// undefined; `event` is absent for `message`.
+    /// it as JSON when it can). The id is `id_text`, or when that is absent `id_counter`
+    /// standing for its digits (NaN: no id); `event` is absent for `message`.
     #[wasm_bindgen(method, js_name = _deliver)]
     #[allow(clippy::too_many_arguments)]
     fn deliver(
@@ -39,7 +39,8 @@ extern "C" {
         data: JsValue,
         text: bool,
         channel: &JsValue,
-        id: JsValue,
+        id_counter: f64,
+        id_text: Option<String>,
         event: Option<String>,
         poll: bool,
         coalesced: u32,
@@ -104,12 +105,14 @@ impl Sink for PageSink {
                     Payload::Value(v) => (v, false),
                 };
                 let event = (d.event != "message").then_some(d.event);
+                let (id_counter, id_text) = id_parts(d.id);
                 page.deliver(
                     d.sub as f64,
                     data,
                     text,
                     &self.channel(&d.channel),
-                    id_value(d.id),
+                    id_counter,
+                    id_text,
                     event,
                     d.via == Via::Poll,
                     d.coalesced,
@@ -139,15 +142,14 @@ impl Sink for PageSink {
     }
 }
 
-/// A message id for the page. Plain counters (most ids) cross as numbers, which the page turns
-/// back into the same digits: cheaper than decoding a string from wasm memory per message.
-fn id_value(id: Option<String>) -> JsValue {
-    let Some(id) = id else {
-        return JsValue::UNDEFINED;
-    };
-    match crate::core::event_id::counter(&id) {
-        Some(n) => JsValue::from_f64(n as f64),
-        None => JsValue::from_str(&id),
+/// A message id for the page, as `(counter, text)`. Plain counters (most ids) cross as a
+/// plain `f64`, which the page turns back into the same digits: no string decoded from wasm
+/// memory, and no JS value made by a call out of the wasm, per message. NaN: no id.
+fn id_parts(id: Option<String>) -> (f64, Option<String>) {
+    match id.as_deref().map(crate::core::event_id::counter) {
+        None => (f64::NAN, None),
+        Some(Some(n)) => (n as f64, None),
+        Some(None) => (f64::NAN, id),
     }
 }
 
