@@ -24,7 +24,7 @@ use super::sse_stream::{SseConfig, StreamEvent, StreamId, StreamPhase, StreamReq
 use super::supervisor::{Joined, Mode, Supervisor, SupervisorConfig};
 use super::text;
 use super::throttle::{Release, Throttle};
-use super::Millis;
+use super::{BayeuxBuilt, Built, Millis, SseBuilt};
 
 /// Identifies a subscription.
 pub type SubId = u64;
@@ -199,6 +199,26 @@ pub enum ClientConfig<P> {
     PollOnly,
 }
 
+impl<P> ClientConfig<P> {
+    /// Refuses a protocol this build left out (features `sse`, `bayeux`): such a client
+    /// would connect nothing.
+    pub fn check(&self) -> Result<(), Error> {
+        let missing = match self {
+            ClientConfig::Sse(_) if !cfg!(feature = "sse") => "'sse'",
+            ClientConfig::Bayeux(..) if !cfg!(feature = "bayeux") => "'bayeux'",
+            _ => return Ok(()),
+        };
+        Err(Error::new(
+            ErrorCode::InvalidOption,
+            text::concat(&[
+                "option protocol: this build of tidings leaves out ",
+                missing,
+                " (npm: the 'tidings' entry has every protocol; Rust: the crate feature)",
+            ]),
+        ))
+    }
+}
+
 /// Client-wide behaviour (defaults for subscriptions, when to switch to polling).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
@@ -257,9 +277,13 @@ struct Pending<P> {
 
 #[derive(Debug)]
 enum Proto<P> {
-    // Boxed: the two differ a lot in size, and a client holds one of them for its life.
-    Sse(Box<SseGroup>),
-    Bayeux(Box<BayeuxSession<P>>),
+    // Boxed: the two differ a lot in size, and a client holds one of them for its life. The
+    // second field is uninhabited in a build without the protocol (see [`Absent`]): the
+    // variant cannot exist, so every arm for it, and the code it calls, is compiled out.
+    #[cfg_attr(not(feature = "sse"), allow(dead_code))]
+    Sse(Box<SseGroup>, SseBuilt),
+    #[cfg_attr(not(feature = "bayeux"), allow(dead_code))]
+    Bayeux(Box<BayeuxSession<P>>, BayeuxBuilt),
     None,
 }
 
@@ -302,11 +326,15 @@ impl<P: Clone> ClientCore<P> {
     pub fn with_options(config: ClientConfig<P>, options: ClientOptions, seed: u64) -> Self {
         let poll_only = matches!(config, ClientConfig::PollOnly);
         let proto = match config {
-            ClientConfig::Sse(c) => Proto::Sse(Box::new(SseGroup::new(c, seed))),
+            #[cfg(feature = "sse")]
+            ClientConfig::Sse(c) => Proto::Sse(Box::new(SseGroup::new(c, seed)), Built),
+            #[cfg(feature = "bayeux")]
             ClientConfig::Bayeux(c, ext) => {
-                Proto::Bayeux(Box::new(BayeuxSession::new(c, ext, seed)))
+                Proto::Bayeux(Box::new(BayeuxSession::new(c, ext, seed)), Built)
             }
-            ClientConfig::PollOnly => Proto::None,
+            // A protocol this build left out: refused before a core is made
+            // (`ClientConfig::check`); if made anyway, it connects nothing.
+            _ => Proto::None,
         };
         ClientCore {
             subs: Vec::new(),
@@ -361,7 +389,7 @@ impl<P: Clone> ClientCore<P> {
         if self.closed {
             return Err(Error::new(ErrorCode::Closed, "the client is closed"));
         }
-        if let Proto::Bayeux(b) = &self.proto {
+        if let Proto::Bayeux(b, _) = &self.proto {
             if b.status() == SessionStatus::Halted {
                 return Err(Error::new(
                     ErrorCode::Closed,
@@ -370,8 +398,8 @@ impl<P: Clone> ClientCore<P> {
             }
         }
         let checked = match self.proto {
-            Proto::Sse(_) | Proto::None => check_stream_name(channel),
-            Proto::Bayeux(_) => parse_bayeux(channel).map(|_| ()),
+            Proto::Sse(..) | Proto::None => check_stream_name(channel),
+            Proto::Bayeux(..) => parse_bayeux(channel).map(|_| ()),
         };
         let poll = options.poll.or_else(|| self.options.poll.clone());
         if matches!(self.proto, Proto::None) && poll.is_none() {
@@ -386,7 +414,7 @@ impl<P: Clone> ClientCore<P> {
                 text::concat(&["invalid channel \"", channel, "\": ", &e.message()]),
             )
         })?;
-        if matches!(self.proto, Proto::Bayeux(_)) && channel.starts_with("/meta/") {
+        if matches!(self.proto, Proto::Bayeux(..)) && channel.starts_with("/meta/") {
             return Err(Error::new(
                 ErrorCode::InvalidChannel,
                 text::concat(&[
@@ -399,8 +427,8 @@ impl<P: Clone> ClientCore<P> {
         let id = self.next_sub;
         self.next_sub += 1;
         let live = match &self.proto {
-            Proto::Sse(s) => s.is_live(channel),
-            Proto::Bayeux(b) => b.is_subscribed(channel),
+            Proto::Sse(s, _) => s.is_live(channel),
+            Proto::Bayeux(b, _) => b.is_subscribed(channel),
             // Polling alone: ready once the first answer came (or at once when it is shared).
             Proto::None => false,
         };
@@ -417,8 +445,8 @@ impl<P: Clone> ClientCore<P> {
         }
         if let Some(since) = &options.since {
             match &mut self.proto {
-                Proto::Sse(s) => s.note_position(channel, since),
-                Proto::Bayeux(b) => b.note_delivered(channel, since),
+                Proto::Sse(s, _) => s.note_position(channel, since),
+                Proto::Bayeux(b, _) => b.note_delivered(channel, since),
                 Proto::None => {}
             }
             self.seen.first_time(channel, since);
@@ -450,8 +478,8 @@ impl<P: Clone> ClientCore<P> {
         // One channel more at most: tell the transport just that (a full diff per subscribe
         // would make n subscribes cost O(n³)).
         match &mut self.proto {
-            Proto::Sse(s) => s.add_channel(channel, now),
-            Proto::Bayeux(b) => b.add_pattern(channel, now),
+            Proto::Sse(s, _) => s.add_channel(channel, now),
+            Proto::Bayeux(b, _) => b.add_pattern(channel, now),
             Proto::None => {}
         }
         self.pump(now);
@@ -484,8 +512,8 @@ impl<P: Clone> ClientCore<P> {
             return Err(Error::new(ErrorCode::Closed, "the client is closed"));
         }
         let id = match &mut self.proto {
-            Proto::Bayeux(b) => b.publish(channel, data, now)?,
-            Proto::Sse(_) | Proto::None => {
+            Proto::Bayeux(b, _) => b.publish(channel, data, now)?,
+            Proto::Sse(..) | Proto::None => {
                 return Err(Error::new(
                     ErrorCode::InvalidOption,
                     "publish needs protocol 'bayeux' (SSE and polling are one-way)",
@@ -503,8 +531,8 @@ impl<P: Clone> ClientCore<P> {
         }
         self.closed = true;
         match &mut self.proto {
-            Proto::Sse(s) => s.close(),
-            Proto::Bayeux(b) => b.close(),
+            Proto::Sse(s, _) => s.close(),
+            Proto::Bayeux(b, _) => b.close(),
             Proto::None => {}
         }
         for id in self.sup.abort_all() {
@@ -522,8 +550,8 @@ impl<P: Clone> ClientCore<P> {
     pub fn reconnect_now(&mut self, now: Millis) {
         if !self.closed {
             match &mut self.proto {
-                Proto::Sse(s) => s.reconnect_now(now),
-                Proto::Bayeux(b) => b.reconnect_now(now),
+                Proto::Sse(s, _) => s.reconnect_now(now),
+                Proto::Bayeux(b, _) => b.reconnect_now(now),
                 Proto::None => {}
             }
             self.sup.set_visible(true, now);
@@ -539,8 +567,8 @@ impl<P: Clone> ClientCore<P> {
             return;
         }
         match &mut self.proto {
-            Proto::Sse(s) => s.suspend(),
-            Proto::Bayeux(b) => b.suspend(),
+            Proto::Sse(s, _) => s.suspend(),
+            Proto::Bayeux(b, _) => b.suspend(),
             Proto::None => {}
         }
         for id in self.sup.suspend() {
@@ -558,11 +586,11 @@ impl<P: Clone> ClientCore<P> {
         // Also when nothing was suspended (a restore our `pagehide` did not see): whatever
         // waits to reconnect does it now, the connection may be stale.
         match &mut self.proto {
-            Proto::Sse(s) => {
+            Proto::Sse(s, _) => {
                 s.resume(now);
                 s.reconnect_now(now);
             }
-            Proto::Bayeux(b) => {
+            Proto::Bayeux(b, _) => {
                 b.resume(now);
                 b.reconnect_now(now);
             }
@@ -590,8 +618,8 @@ impl<P: Clone> ClientCore<P> {
         self.sup.set_online(online, now);
         if online {
             match &mut self.proto {
-                Proto::Sse(s) => s.reconnect_now(now),
-                Proto::Bayeux(b) => b.reconnect_now(now),
+                Proto::Sse(s, _) => s.reconnect_now(now),
+                Proto::Bayeux(b, _) => b.reconnect_now(now),
                 Proto::None => {}
             }
             self.handle_timeout(now);
@@ -620,8 +648,8 @@ impl<P: Clone> ClientCore<P> {
                 };
                 if let Some(pos) = self.sup.position(sub) {
                     match &mut self.proto {
-                        Proto::Sse(st) => st.note_position(&s.channel, pos),
-                        Proto::Bayeux(b) => b.note_delivered(&s.channel, pos),
+                        Proto::Sse(st, _) => st.note_position(&s.channel, pos),
+                        Proto::Bayeux(b, _) => b.note_delivered(&s.channel, pos),
                         Proto::None => {}
                     }
                 }
@@ -647,7 +675,7 @@ impl<P: Clone> ClientCore<P> {
         content_type: Option<&str>,
         now: Millis,
     ) {
-        if let Proto::Sse(s) = &mut self.proto {
+        if let Proto::Sse(s, _) = &mut self.proto {
             s.handle_response(id, status, content_type, now);
         }
         self.pump(now);
@@ -655,7 +683,7 @@ impl<P: Clone> ClientCore<P> {
 
     /// SSE: body bytes of request `id` arrived.
     pub fn handle_data(&mut self, id: StreamId, bytes: &[u8], now: Millis) {
-        if let Proto::Sse(s) = &mut self.proto {
+        if let Proto::Sse(s, _) = &mut self.proto {
             s.handle_data(id, bytes, now);
         }
         self.pump(now);
@@ -663,7 +691,7 @@ impl<P: Clone> ClientCore<P> {
 
     /// SSE: request `id` ended cleanly.
     pub fn handle_end(&mut self, id: StreamId, now: Millis) {
-        if let Proto::Sse(s) = &mut self.proto {
+        if let Proto::Sse(s, _) = &mut self.proto {
             s.handle_end(id, now);
         }
         self.pump(now);
@@ -671,7 +699,7 @@ impl<P: Clone> ClientCore<P> {
 
     /// SSE: request `id` failed.
     pub fn handle_error(&mut self, id: StreamId, message: &str, now: Millis) {
-        if let Proto::Sse(s) = &mut self.proto {
+        if let Proto::Sse(s, _) = &mut self.proto {
             s.handle_error(id, message, now);
         }
         self.pump(now);
@@ -685,7 +713,7 @@ impl<P: Clone> ClientCore<P> {
         messages: Result<Vec<Message<P>>, String>,
         now: Millis,
     ) {
-        if let Proto::Bayeux(b) = &mut self.proto {
+        if let Proto::Bayeux(b, _) = &mut self.proto {
             b.handle_http_response(req, status, messages, now);
         }
         self.pump(now);
@@ -693,7 +721,7 @@ impl<P: Clone> ClientCore<P> {
 
     /// Bayeux: POST `req` failed.
     pub fn handle_http_error(&mut self, req: ReqId, message: &str, now: Millis) {
-        if let Proto::Bayeux(b) = &mut self.proto {
+        if let Proto::Bayeux(b, _) = &mut self.proto {
             b.handle_http_error(req, message, now);
         }
         self.pump(now);
@@ -701,7 +729,7 @@ impl<P: Clone> ClientCore<P> {
 
     /// Bayeux: WebSocket `conn` opened.
     pub fn handle_ws_open(&mut self, conn: ConnId, now: Millis) {
-        if let Proto::Bayeux(b) = &mut self.proto {
+        if let Proto::Bayeux(b, _) = &mut self.proto {
             b.handle_ws_open(conn, now);
         }
         self.pump(now);
@@ -714,7 +742,7 @@ impl<P: Clone> ClientCore<P> {
         messages: Result<Vec<Message<P>>, String>,
         now: Millis,
     ) {
-        if let Proto::Bayeux(b) = &mut self.proto {
+        if let Proto::Bayeux(b, _) = &mut self.proto {
             b.handle_ws_messages(conn, messages, now);
         }
         self.pump(now);
@@ -722,7 +750,7 @@ impl<P: Clone> ClientCore<P> {
 
     /// Bayeux: WebSocket `conn` closed or failed.
     pub fn handle_ws_closed(&mut self, conn: ConnId, now: Millis) {
-        if let Proto::Bayeux(b) = &mut self.proto {
+        if let Proto::Bayeux(b, _) = &mut self.proto {
             b.handle_ws_closed(conn, now);
         }
         self.pump(now);
@@ -730,7 +758,7 @@ impl<P: Clone> ClientCore<P> {
 
     /// Bayeux: the page's `auth()` settled with an ext for the handshake, or failed.
     pub fn auth_done(&mut self, result: Result<Option<P>, String>, now: Millis) {
-        if let Proto::Bayeux(b) = &mut self.proto {
+        if let Proto::Bayeux(b, _) = &mut self.proto {
             b.auth_done(result, now);
         }
         self.pump(now);
@@ -745,8 +773,8 @@ impl<P: Clone> ClientCore<P> {
         // Offline: push retries pause (a working connection keeps going; its data still comes).
         if self.sup.online() {
             match &mut self.proto {
-                Proto::Sse(s) => s.handle_timeout(now),
-                Proto::Bayeux(b) => b.handle_timeout(now),
+                Proto::Sse(s, _) => s.handle_timeout(now),
+                Proto::Bayeux(b, _) => b.handle_timeout(now),
                 Proto::None => {}
             }
         }
@@ -767,8 +795,8 @@ impl<P: Clone> ClientCore<P> {
         }
         let proto = match &self.proto {
             _ if !self.sup.online() => None,
-            Proto::Sse(s) => s.poll_timeout(),
-            Proto::Bayeux(b) => b.poll_timeout(),
+            Proto::Sse(s, _) => s.poll_timeout(),
+            Proto::Bayeux(b, _) => b.poll_timeout(),
             Proto::None => None,
         };
         [proto, self.sup.poll_timeout()]
@@ -786,8 +814,8 @@ impl<P: Clone> ClientCore<P> {
     fn sync_channels(&mut self, now: Millis) {
         let channels = self.channels();
         match &mut self.proto {
-            Proto::Sse(s) => s.set_channels(channels, now),
-            Proto::Bayeux(b) => b.set_patterns(&channels, now),
+            Proto::Sse(s, _) => s.set_channels(channels, now),
+            Proto::Bayeux(b, _) => b.set_patterns(&channels, now),
             Proto::None => {}
         }
         self.pump(now);
@@ -797,14 +825,14 @@ impl<P: Clone> ClientCore<P> {
         self.now = self.now.max(now);
         loop {
             let progressed = match &mut self.proto {
-                Proto::Sse(s) => match s.poll_event() {
+                Proto::Sse(s, _) => match s.poll_event() {
                     Some((ev, channels)) => {
                         self.on_stream_event(ev, channels, now);
                         true
                     }
                     None => false,
                 },
-                Proto::Bayeux(b) => match b.poll_event() {
+                Proto::Bayeux(b, _) => match b.poll_event() {
                     Some(ev) => {
                         self.on_session_event(ev, now);
                         true
@@ -826,13 +854,13 @@ impl<P: Clone> ClientCore<P> {
                 self.out.push_back(Output::Poll(req));
             }
             let (state, transport) = match &self.proto {
-                Proto::Sse(s) => match s.phase() {
+                Proto::Sse(s, _) => match s.phase() {
                     StreamPhase::Idle => (State::Idle, None),
                     StreamPhase::Connecting => (State::Connecting, None),
                     StreamPhase::Open => (State::Push, Some(Transport::Sse)),
                     StreamPhase::Halted => (State::Closed, None),
                 },
-                Proto::Bayeux(b) => match b.status() {
+                Proto::Bayeux(b, _) => match b.status() {
                     SessionStatus::Idle => (State::Idle, None),
                     SessionStatus::Connecting => (State::Connecting, None),
                     SessionStatus::Up(TransportKind::WebSocket) => {
@@ -861,8 +889,8 @@ impl<P: Clone> ClientCore<P> {
     /// Whether the push connection is up.
     fn push_up(&self) -> bool {
         match &self.proto {
-            Proto::Sse(s) => s.phase() == StreamPhase::Open,
-            Proto::Bayeux(b) => matches!(b.status(), SessionStatus::Up(_)),
+            Proto::Sse(s, _) => s.phase() == StreamPhase::Open,
+            Proto::Bayeux(b, _) => matches!(b.status(), SessionStatus::Up(_)),
             Proto::None => false,
         }
     }

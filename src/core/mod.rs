@@ -24,3 +24,27 @@ pub mod throttle;
 /// Milliseconds on the caller's clock. The core only ever compares and adds them, so any
 /// monotonic origin works (the browser shell uses wall-clock time so sleeps count).
 pub type Millis = u64;
+
+/// The marker a protocol's state carries in a build that has the protocol (features `sse`,
+/// `bayeux`).
+#[derive(Debug, Clone, Copy)]
+pub struct Built;
+
+/// The marker in a build without the protocol: no value exists, so neither does the state
+/// that carries it, and the compiler drops every branch for it and the code behind them. The
+/// npm package's single-protocol builds (`tidings/sse`, `tidings/bayeux`) are smaller by it.
+#[derive(Debug, Clone, Copy)]
+pub enum Absent {}
+
+/// [`Built`] when this build has SSE, else [`Absent`].
+#[cfg(feature = "sse")]
+pub type SseBuilt = Built;
+/// [`Built`] when this build has SSE, else [`Absent`].
+#[cfg(not(feature = "sse"))]
+pub type SseBuilt = Absent;
+/// [`Built`] when this build has Bayeux, else [`Absent`].
+#[cfg(feature = "bayeux")]
+pub type BayeuxBuilt = Built;
+/// [`Built`] when this build has Bayeux, else [`Absent`].
+#[cfg(not(feature = "bayeux"))]
+pub type BayeuxBuilt = Absent;

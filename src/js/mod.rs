@@ -299,6 +299,7 @@ impl Core {
                 ClientConfig::PollOnly
             }
         };
+        config.check().map_err(|e| JsValue::from(e.message))?;
         let seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
         let core = ClientCore::with_options(config, client, seed);
         let page = Rc::new(PageSink {

@@ -605,6 +605,7 @@ impl ClientBuilder {
                 ClientConfig::Bayeux(config, ext)
             }
         };
+        config.check()?;
         Ok(Settings {
             config,
             client,

@@ -13,6 +13,7 @@
 
 use crate::prelude::*;
 
+#[cfg(feature = "bayeux")]
 mod bayeux_json;
 mod clock;
 mod poll;
@@ -20,7 +21,7 @@ mod poll;
 use alloc::rc::{Rc, Weak};
 use core::cell::RefCell;
 
-use js_sys::{Array, Function, Uint8Array};
+use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
 use crate::core::client::{ClientCore, Output, State};
@@ -70,6 +71,8 @@ extern "C" {
 }
 
 /// What `io.js` reports (its `emit` kinds, in the same order).
+// A single-protocol build leaves the other protocol's kinds unused.
+#[allow(dead_code)]
 mod event {
     pub const RESPONSE: u8 = 0;
     pub const DATA: u8 = 1;
@@ -225,19 +228,25 @@ impl Driver {
         let text = |v: &JsValue| v.as_string().unwrap_or_default();
         let status = |v: &JsValue| v.as_f64().unwrap_or(0.0) as u16;
         match kind {
+            #[cfg(feature = "sse")]
             event::RESPONSE => self.with_core(|core, now| {
                 core.handle_response(id, status(&a), b.as_string().as_deref(), now)
             }),
+            #[cfg(feature = "sse")]
             event::DATA => {
-                let bytes = a.dyn_into::<Uint8Array>().map(|a| a.to_vec());
+                let bytes = a.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec());
                 self.with_core(|core, now| core.handle_data(id, &bytes.unwrap_or_default(), now))
             }
+            #[cfg(feature = "sse")]
             event::END => self.with_core(|core, now| core.handle_end(id, now)),
+            #[cfg(feature = "sse")]
             event::FAILED => self.with_core(|core, now| core.handle_error(id, &text(&a), now)),
+            #[cfg(feature = "bayeux")]
             event::HTTP => {
                 let parsed = bayeux_json::decode(b, c);
                 self.with_core(|core, now| core.handle_http_response(id, status(&a), parsed, now))
             }
+            #[cfg(feature = "bayeux")]
             event::HTTP_FAILED => {
                 self.with_core(|core, now| core.handle_http_error(id, &text(&a), now))
             }
@@ -257,11 +266,14 @@ impl Driver {
                     Err(e) => core.handle_poll_error(id, e, now),
                 })
             }
+            #[cfg(feature = "bayeux")]
             event::WS_OPEN => self.with_core(|core, now| core.handle_ws_open(id, now)),
+            #[cfg(feature = "bayeux")]
             event::WS_MESSAGE => {
                 let parsed = bayeux_json::decode(a, b);
                 self.with_core(|core, now| core.handle_ws_messages(id, parsed, now))
             }
+            #[cfg(feature = "bayeux")]
             event::WS_CLOSED => self.with_core(|core, now| core.handle_ws_closed(id, now)),
             event::TIMER => {
                 self.0.borrow_mut().timer = None;
@@ -288,10 +300,12 @@ impl Driver {
                 while let Some(out) = inner.core.poll_output() {
                     let io = &inner.io;
                     match out {
+                        #[cfg(feature = "sse")]
                         Output::Open(req) => {
                             io.stream(req.id as f64, &req.url, header_array(&req.headers))
                         }
                         Output::Abort(id) | Output::HttpAbort(id) => io.abort(id as f64),
+                        #[cfg(feature = "bayeux")]
                         Output::HttpSend { req, url, messages } => {
                             let json = (
                                 String::from("Content-Type"),
@@ -300,10 +314,13 @@ impl Driver {
                             let headers = header_array(inner.headers.iter().chain([&json]));
                             io.post(req as f64, &url, headers, &bayeux_json::encode(&messages));
                         }
+                        #[cfg(feature = "bayeux")]
                         Output::WsOpen { conn, url } => io.socket(conn as f64, &url),
+                        #[cfg(feature = "bayeux")]
                         Output::WsSend { conn, messages } => {
                             io.send(conn as f64, &bayeux_json::encode(&messages))
                         }
+                        #[cfg(feature = "bayeux")]
                         Output::WsClose(conn) => io.close_socket(conn as f64),
                         Output::Poll(req) => match req.target {
                             PollTarget::Url(url) => {

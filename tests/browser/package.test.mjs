@@ -65,12 +65,14 @@ describe('the npm package', () => {
   test('the tarball holds only what users need, and its manifest the hand-kept fields', async () => {
     const files = tarball.files.map((f) => f.path).sort();
     assert.deepEqual(files, [
-      'LICENSE-APACHE', 'LICENSE-MIT', 'README.md', 'lazy.d.ts', 'lazy.js', 'package.json', 'tidings.d.ts', 'tidings.global.js',
-      'tidings.global.js.sri', 'tidings.js', 'tidings_bg.wasm',
+      'LICENSE-APACHE', 'LICENSE-MIT', 'README.md', 'bayeux.js', 'bayeux_bg.wasm', 'lazy.d.ts', 'lazy.js', 'package.json',
+      'sse.js', 'sse_bg.wasm', 'tidings.d.ts', 'tidings.global.js', 'tidings.global.js.sri', 'tidings.js', 'tidings_bg.wasm',
     ]);
-    // The glue is one minified module with its snippets inside: it imports nothing.
-    const glue = await readFile(path.join(PKG, 'tidings.js'), 'utf8');
-    assert.doesNotMatch(glue, /\bimport\s*[{*\w]|\bfrom\s*['"]/, 'the glue imports no other module');
+    // Each entry's glue is one minified module with its snippets inside: it imports nothing.
+    for (const entry of ['tidings', 'sse', 'bayeux']) {
+      const glue = await readFile(path.join(PKG, `${entry}.js`), 'utf8');
+      assert.doesNotMatch(glue, /\bimport\s*[{*\w]|\bfrom\s*['"]/, `${entry}.js imports no other module`);
+    }
 
     const installed = path.join(project, 'node_modules', 'tidings');
     const manifest = JSON.parse(await readFile(path.join(installed, 'package.json'), 'utf8'));
@@ -80,6 +82,8 @@ describe('the npm package', () => {
     assert.equal(manifest.type, 'module');
     assert.deepEqual(manifest.exports['.'], { types: './tidings.d.ts', import: './tidings.js' });
     assert.deepEqual(manifest.exports['./lazy'], { types: './lazy.d.ts', import: './lazy.js' });
+    assert.deepEqual(manifest.exports['./sse'], { types: './tidings.d.ts', import: './sse.js' });
+    assert.deepEqual(manifest.exports['./bayeux'], { types: './tidings.d.ts', import: './bayeux.js' });
     // The declarations shipped are the hand-written ones, with no `any`.
     const types = await readFile(path.join(installed, 'tidings.d.ts'), 'utf8');
     assert.equal(types, await readFile(path.join(ROOT, 'src', 'js', 'tidings.d.ts'), 'utf8'));

@@ -1,5 +1,6 @@
 // Type-checked by tests/browser/package.test.mjs (`tsc --noEmit`, strict) against the
-// declarations in the packed npm tarball: the whole API of 'tidings' and 'tidings/lazy', used as
+// declarations in the packed npm tarball: the whole API of 'tidings' and 'tidings/lazy' (and the
+// single-protocol entries 'tidings/sse' and 'tidings/bayeux', which share 'tidings''s), used as
 // a page would. Never run. Each `@ts-expect-error` line is a misuse the declarations must
 // refuse; an `any` anywhere on its path would make the directive unused, and tsc fails on that.
 import init, {
@@ -17,6 +18,8 @@ import init, {
 } from 'tidings';
 import loadLazy, { Client as LazyClient, poll as lazyPoll } from 'tidings/lazy';
 import type { Subscription as LazySubscription } from 'tidings/lazy';
+import initSse, { Client as SseClient } from 'tidings/sse';
+import initBayeux, { Client as BayeuxClient, type Subscription as BayeuxSubscription } from 'tidings/bayeux';
 
 interface Comment {
   text: string;
@@ -175,4 +178,19 @@ export function misuse(): void {
   new LazyClient('/events/', { protocol: 'sse', auth: () => undefined });
   // @ts-expect-error the lazy client is freed by the GC only (no wasm object of its own)
   new LazyClient('/events/').free();
+}
+
+/** The single-protocol entries: the same API, one protocol's wasm each. */
+export async function oneProtocol(): Promise<void> {
+  await initSse();
+  await initBayeux({ module_or_path: new URL('/assets/bayeux_bg.wasm', location.href) });
+  const sse = new SseClient('/events/', { protocol: 'sse', throttleMs: 0 });
+  sse.subscribe('/comments/123', (data: unknown, meta: MessageMeta) => void [data, meta.id]);
+  const bayeux = new BayeuxClient('/bayeux', { protocol: 'bayeux', transports: ['websocket'] });
+  const sub: BayeuxSubscription = bayeux.subscribe('/chat/*', () => {});
+  await sub.ready;
+  const id: string | undefined = await bayeux.publish('/chat/a', { text: 'hi' });
+  void id;
+  // @ts-expect-error the entries take the same options as 'tidings'
+  new SseClient('/events/', { protocol: 'sse', throttleMs: 'fast' });
 }

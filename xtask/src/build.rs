@@ -17,31 +17,25 @@ use crate::Result;
 /// The script-tag loader's size budget, gzip.
 const LOADER_GZIP_BUDGET: usize = 1_500;
 
+/// The package's ESM entries: the name of its module (`<name>.js`, `<name>_bg.wasm`) and the
+/// crate features of its wasm. `tidings` has every protocol; `sse` and `bayeux` (imported as
+/// `tidings/sse`, `tidings/bayeux`) compile the other protocol out, for pages that know which
+/// one their server speaks. All three have the same API (client.js) and declarations.
+/// The all-in-one build goes last: `cargo xtask size` reads its unoptimized wasm from target/.
+pub const ENTRIES: [(&str, &str); 3] = [
+    ("sse", "js,sse"),
+    ("bayeux", "js,bayeux"),
+    ("tidings", "js,sse,bayeux"),
+];
+
 /// Builds `pkg/`.
 pub fn package(tools: &Tools) -> Result<()> {
-    proc::run(cargo().current_dir(paths::root()).args([
-        "build",
-        "-p",
-        "tidings",
-        "--lib",
-        "--no-default-features",
-        "--features",
-        "js",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--profile",
-        "wasm",
-    ]))?;
-    let wasm = paths::target_dir()
-        .join("wasm32-unknown-unknown")
-        .join("wasm")
-        .join("tidings.wasm");
     // In the clone's target/ (ignored by git), on the same file system as pkg/ so the final
     // rename is one step; one per build process, so two builds at once do not mix files.
     let stage = paths::root()
         .join("target")
         .join(format!("pkg-staging-{}", std::process::id()));
-    let built = fill(tools, &wasm, &stage);
+    let built = fill(tools, &stage);
     let pkg = paths::pkg_dir();
     let moved = built.and_then(|version| {
         if pkg.exists() {
@@ -55,6 +49,10 @@ pub fn package(tools: &Tools) -> Result<()> {
     for f in [
         "tidings_bg.wasm",
         "tidings.js",
+        "sse_bg.wasm",
+        "sse.js",
+        "bayeux_bg.wasm",
+        "bayeux.js",
         "lazy.js",
         "tidings.global.js",
     ] {
@@ -66,20 +64,57 @@ pub fn package(tools: &Tools) -> Result<()> {
 }
 
 /// Writes the whole package into `stage`; returns the version.
-fn fill(tools: &Tools, wasm: &Path, stage: &Path) -> Result<String> {
+fn fill(tools: &Tools, stage: &Path) -> Result<String> {
     if stage.exists() {
         std::fs::remove_dir_all(stage)
             .map_err(|e| format!("cannot clear {}: {e}", stage.display()))?;
     }
     std::fs::create_dir_all(stage)
         .map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
+    for (name, features) in ENTRIES {
+        entry(tools, stage, name, features)?;
+    }
+    let version = crate_version()?;
+    write_manifest(stage, &version)?;
+    write_types(stage)?;
+    write_lazy(stage)?;
+    write_global(stage)?;
+    write_cdn(stage, &version)?;
+    for doc in ["README.md", "LICENSE-MIT", "LICENSE-APACHE"] {
+        copy(&paths::root().join(doc), &stage.join(doc))?;
+    }
+    Ok(version)
+}
+
+/// One ESM entry into `stage`: `<name>.js` and `<name>_bg.wasm`, the wasm built with
+/// `features`.
+fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> {
+    proc::run(cargo().current_dir(paths::root()).args([
+        "build",
+        "-p",
+        "tidings",
+        "--lib",
+        "--no-default-features",
+        "--features",
+        features,
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm",
+    ]))?;
+    // The same path for every feature set: wasm-bindgen reads it before the next build.
+    let wasm = paths::target_dir()
+        .join("wasm32-unknown-unknown")
+        .join("wasm")
+        .join("tidings.wasm");
     proc::run(
         std::process::Command::new(&tools.wasm_bindgen)
-            .args(["--target", "web", "--out-name", "tidings", "--out-dir"])
+            .args(["--target", "web", "--no-typescript", "--out-name", name])
+            .arg("--out-dir")
             .arg(stage)
-            .arg(wasm),
+            .arg(&wasm),
     )?;
-    let bg = stage.join("tidings_bg.wasm");
+    let bg = stage.join(format!("{name}_bg.wasm"));
     // No --all-features: binaryen then emits compact imports that Chromium refuses.
     // --low-memory-unused lets binaryen fold constant offsets into loads and stores: Rust's
     // stack sits below the data and grows down from 1 MiB, so the first 1 KiB is never used.
@@ -95,25 +130,15 @@ fn fill(tools: &Tools, wasm: &Path, stage: &Path) -> Result<String> {
             .arg("-o")
             .arg(&bg),
     )?;
-    bundle_js(tools, stage)?;
-    let version = crate_version()?;
-    write_manifest(stage, &version)?;
-    write_types(stage)?;
-    write_lazy(stage)?;
-    write_global(stage)?;
-    write_cdn(stage, &version)?;
-    for doc in ["README.md", "LICENSE-MIT", "LICENSE-APACHE"] {
-        copy(&paths::root().join(doc), &stage.join(doc))?;
-    }
-    Ok(version)
+    bundle_js(tools, stage, name)
 }
 
-/// The package's `tidings.js`: the hand-written API (`src/js/client.js`) bundled with
+/// An entry's `<name>.js`: the hand-written API (`src/js/client.js`) bundled with
 /// wasm-bindgen's glue and its snippets into one minified module (the glue alone shrinks by a
 /// third of its gzip size). The wasm's import names are string keys of the glue's imports
 /// object, which a minifier keeps; the snippets' directory goes, as nothing imports it any more.
-fn bundle_js(tools: &Tools, stage: &Path) -> Result<()> {
-    let glue = stage.join("tidings.js");
+fn bundle_js(tools: &Tools, stage: &Path, name: &str) -> Result<()> {
+    let glue = stage.join(format!("{name}.js"));
     // client.js imports the glue as './wasm.js'.
     let wasm_js = stage.join("wasm.js");
     std::fs::rename(&glue, &wasm_js).map_err(|e| format!("cannot move the glue: {e}"))?;
@@ -128,10 +153,14 @@ fn bundle_js(tools: &Tools, stage: &Path) -> Result<()> {
     let text = read(&glue)?;
     // One self-contained module, still finding its wasm next to itself (bundlers rely on it).
     if text.contains("import ") || text.contains("import{") {
-        return Err("the bundled tidings.js still imports another module".into());
+        return Err(format!(
+            "the bundled {name}.js still imports another module"
+        ));
     }
-    if !text.contains("tidings_bg.wasm") {
-        return Err("the bundled tidings.js no longer names tidings_bg.wasm".into());
+    if !text.contains(&format!("{name}_bg.wasm")) {
+        return Err(format!(
+            "the bundled {name}.js no longer names {name}_bg.wasm"
+        ));
     }
     for f in [&wasm_js, &entry] {
         std::fs::remove_file(f).map_err(|e| format!("cannot remove {}: {e}", f.display()))?;
@@ -172,10 +201,7 @@ fn gzip_len(bytes: &[u8]) -> usize {
 /// the lazy entry's declarations sit next to them.
 fn write_types(pkg: &Path) -> Result<()> {
     copy(&js_source("tidings.d.ts"), &pkg.join("tidings.d.ts"))?;
-    copy(&js_source("lazy.d.ts"), &pkg.join("lazy.d.ts"))?;
-    // Declarations of the wasm module's raw exports: not part of the API.
-    let _ = std::fs::remove_file(pkg.join("tidings_bg.wasm.d.ts"));
-    Ok(())
+    copy(&js_source("lazy.d.ts"), &pkg.join("lazy.d.ts"))
 }
 
 /// `tidings/lazy`: the ESM lazy entry, as written (bundlers minify it).

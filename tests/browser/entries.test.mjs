@@ -1,0 +1,60 @@
+// The package's single-protocol entries, `tidings/sse` (pkg/sse.js) and `tidings/bayeux`
+// (pkg/bayeux.js): each delivers over its own protocol through the relay, loads its own wasm
+// (smaller than the all-in-one build's), and refuses the protocol it leaves out with a
+// TypeError that names the all-in-one entry.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { ROOT, launchBrowser, openPage, startRelay, waitFor } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+const ENTRIES = [
+  { entry: 'sse', url: '/events/', other: 'bayeux', otherUrl: '/bayeux', transport: 'sse' },
+  { entry: 'bayeux', url: '/bayeux', other: 'sse', otherUrl: '/events/', transport: 'websocket' },
+];
+
+describe('single-protocol entries', () => {
+  for (const { entry, url, other, otherUrl, transport } of ENTRIES) {
+    test(`tidings/${entry} delivers over ${entry}, loads only ${entry}_bg.wasm, and refuses ${other}`, async (t) => {
+      const relay = await startRelay();
+      t.after(() => relay.kill());
+      const { page, requests, problems, context } = await openPage(browser, `${relay.url}/blank.html`);
+      t.after(() => context.close());
+
+      const refused = await page.evaluate(async ({ entry, url, other, otherUrl }) => {
+        const mod = await import(`/pkg/${entry}.js`);
+        await mod.default();
+        window.client = new mod.Client(url, { protocol: entry, throttleMs: 0 });
+        window.got = [];
+        await window.client.subscribe('/e/a', (data, meta) => window.got.push([meta.id, data])).ready;
+        try {
+          new mod.Client(otherUrl, { protocol: other });
+          return null;
+        } catch (e) {
+          return [e.constructor.name, e.message];
+        }
+      }, { entry, url, other, otherUrl });
+      assert.equal(refused?.[0], 'TypeError', `protocol ${other} is refused: ${refused}`);
+      assert.match(refused[1], new RegExp(`leaves out '${other}'.*'tidings' entry has every protocol`));
+
+      await relay.publish('/e/a', { n: 1 });
+      await relay.publish('/e/a', { n: 2 });
+      const got = await waitFor(async () => {
+        const g = await page.evaluate(() => window.got);
+        return g.length >= 2 && g;
+      }, { what: `two deliveries through tidings/${entry}` });
+      assert.deepEqual(got, [['1', { n: 1 }], ['2', { n: 2 }]]);
+      assert.equal(await page.evaluate(() => window.client.transport), transport);
+
+      const wasm = requests.filter((u) => u.endsWith('.wasm')).map((u) => new URL(u).pathname);
+      assert.deepEqual(wasm, [`/pkg/${entry}_bg.wasm`]);
+      const [own, all] = await Promise.all([`${entry}_bg.wasm`, 'tidings_bg.wasm'].map((f) => stat(path.join(ROOT, 'pkg', f))));
+      assert.ok(own.size < all.size, `${entry}_bg.wasm (${own.size} B) is smaller than tidings_bg.wasm (${all.size} B)`);
+      assert.deepEqual(problems, []);
+    });
+  }
+});
