@@ -86,11 +86,12 @@ fn fill(tools: &Tools, stage: &Path) -> Result<String> {
     Ok(version)
 }
 
-/// One ESM entry into `stage`: `<name>.js` and `<name>_bg.wasm`, the wasm built with
-/// `features`.
-fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> {
-    proc::run(cargo().current_dir(paths::root()).args([
-        "build",
+/// `cargo <command>` on the crate's library for wasm32 with exactly `features` (no defaults):
+/// how an npm entry is built and linted.
+pub fn wasm_lib(command: &str, features: &str) -> std::process::Command {
+    let mut c = cargo();
+    c.current_dir(paths::root()).args([
+        command,
         "-p",
         "tidings",
         "--lib",
@@ -99,9 +100,14 @@ fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> 
         features,
         "--target",
         "wasm32-unknown-unknown",
-        "--profile",
-        "wasm",
-    ]))?;
+    ]);
+    c
+}
+
+/// One ESM entry into `stage`: `<name>.js` and `<name>_bg.wasm`, the wasm built with
+/// `features`.
+fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> {
+    proc::run(wasm_lib("build", features).args(["--profile", "wasm"]))?;
     // The same path for every feature set: wasm-bindgen reads it before the next build.
     let wasm = paths::target_dir()
         .join("wasm32-unknown-unknown")

@@ -43,21 +43,7 @@ pub fn run(args: &[String]) -> Result<()> {
     check("clippy", clippy.is_ok(), &mut total);
     // Each npm entry's feature set: a single-protocol build compiles code out.
     let clippy_wasm = crate::build::ENTRIES.iter().all(|(_, features)| {
-        proc::run(cargo().current_dir(&root).args([
-            "clippy",
-            "-p",
-            "tidings",
-            "--lib",
-            "--no-default-features",
-            "--features",
-            features,
-            "--target",
-            "wasm32-unknown-unknown",
-            "--",
-            "-D",
-            "warnings",
-        ]))
-        .is_ok()
+        proc::run(crate::build::wasm_lib("clippy", features).args(["--", "-D", "warnings"])).is_ok()
     });
     check("clippy (wasm32)", clippy_wasm, &mut total);
 
