@@ -24,6 +24,17 @@ pub fn quote_into(out: &mut String, s: &str) {
     }
 }
 
+/// One part of a django-eventstream id, `name:position` with the name percent-encoded.
+fn parse_part(part: &str) -> Option<(String, u64)> {
+    let (name, pos) = part.rsplit_once(':')?;
+    if name.is_empty() || pos.is_empty() || !pos.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pos = pos.parse().ok()?;
+    let name = percent_decode_str(name).decode_utf8().ok()?;
+    Some((name.into_owned(), pos))
+}
+
 /// The number `id` spells when it is a plain counter that a JavaScript number holds exactly and
 /// writes back as the same text: digits only, no leading zero, below 2^53.
 pub fn counter(id: &str) -> Option<u64> {
@@ -54,15 +65,47 @@ impl Positions {
         }
         let mut out = Positions::new();
         for part in id.split(',') {
-            let (name, pos) = part.rsplit_once(':')?;
-            if name.is_empty() || pos.is_empty() || !pos.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let pos = pos.parse().ok()?;
-            let name = percent_decode_str(name).decode_utf8().ok()?;
+            let (name, pos) = parse_part(part)?;
             out.set(&name, pos);
         }
         Some(out)
+    }
+
+    /// What `id` changes over `prev`: the `(channel, position)` pairs to apply, and whether
+    /// `id` names each channel once (only such an id may be the next call's `prev`); `None`
+    /// when `id` is not in the form. `prev` is an id already applied whole that names each
+    /// channel once, or empty.
+    ///
+    /// On a stream of n channels every id lists all n in the same order and one of them moves:
+    /// when `id` has `prev`'s channels at the same places, only the parts that read differently
+    /// are decoded, rather than all n decoded and looked up (100 channels × 100 events took
+    /// 13 ms natively). Any other `id` is parsed whole.
+    pub fn changes(prev: &str, id: &str) -> Option<(Vec<(String, u64)>, bool)> {
+        fn name(part: &str) -> Option<&str> {
+            part.rsplit_once(':').map(|(n, _)| n)
+        }
+        let mut before = prev.split(',').filter(|_| !prev.is_empty());
+        let mut out = Vec::new();
+        for part in id.split(',') {
+            match before.next() {
+                Some(b) if b == part => {}
+                Some(b) if name(b).is_some_and(|n| name(part) == Some(n)) => {
+                    out.push(parse_part(part)?)
+                }
+                _ => return Positions::parse_once(id),
+            }
+        }
+        if before.next().is_some() {
+            return Positions::parse_once(id);
+        }
+        Some((out, true))
+    }
+
+    /// `id` parsed whole, as [`changes`](Self::changes) gives it.
+    fn parse_once(id: &str) -> Option<(Vec<(String, u64)>, bool)> {
+        let whole = Positions::parse(id)?;
+        let once = whole.entries.len() == id.split(',').count();
+        Some((whole.entries, once))
     }
 
     /// The position of `channel`, if known.
@@ -119,6 +162,7 @@ impl Positions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::text;
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     use proptest::prelude::*;
 
@@ -158,6 +202,64 @@ mod tests {
             // What the page does with the number: f64, then its decimal text.
             let back = counter(&text).map(|c| (c as f64).to_string());
             prop_assert!(back.is_none() || back.as_deref() == Some(text.as_str()));
+        }
+
+        /// Reading only the parts that changed gives every channel `id` names the position a
+        /// whole parse of `id` gives it (last place wins), and refuses what a whole parse
+        /// refuses. `id` is often `prev` with one part moved, as on a live stream; channels
+        /// may be named twice.
+        #[test]
+        fn changes_over_an_applied_id_agree_with_a_whole_parse(
+            prev in proptest::collection::vec((0usize..4, 0u64..5), 1..6),
+            edit in proptest::collection::vec((0usize..4, 0u64..5), 0..6),
+            moved in (any::<prop::sample::Index>(), 0u64..5),
+            shape in 0u8..4,
+            junk in "[a-z:,%]{0,6}",
+        ) {
+            const NAMES: [&str; 4] = ["/a", "/b/é", "c", "/d d"];
+            let write = |parts: &[(usize, u64)]| {
+                let mut out = String::new();
+                for (n, p) in parts {
+                    if !out.is_empty() {
+                        out.push(',');
+                    }
+                    quote_into(&mut out, NAMES[*n]);
+                    out.push(':');
+                    text::push_decimal(&mut out, *p);
+                }
+                out
+            };
+            let before = write(&prev);
+            let id = match shape {
+                // One part moved, the rest as before.
+                0 | 1 => {
+                    let mut parts = prev.clone();
+                    let i = moved.0.index(parts.len());
+                    parts[i].1 = moved.1;
+                    write(&parts)
+                }
+                2 => write(&edit),
+                _ => [write(&prev), junk.clone()].concat(),
+            };
+            // Only an id that names each channel once is kept as the next one's `prev`.
+            let once = |parts: &[(usize, u64)]| {
+                parts.iter().enumerate().all(|(i, (n, _))| parts[..i].iter().all(|(m, _)| m != n))
+            };
+            let before = if once(&prev) { before } else { String::new() };
+            let mut applied = Positions::parse(&before).unwrap_or_default();
+            let whole = Positions::parse(&id);
+            let changes = Positions::changes(&before, &id);
+            prop_assert_eq!(changes.is_some(), whole.is_some(), "{} after {}", id, before);
+            if let (Some((changes, named_once)), Some(whole)) = (changes, whole) {
+                prop_assert_eq!(named_once, whole.iter().count() == id.split(',').count());
+                for (c, p) in changes {
+                    prop_assert_eq!(whole.get(&c), Some(p));
+                    applied.set(&c, p);
+                }
+                for (c, p) in whole.iter() {
+                    prop_assert_eq!(applied.get(c), Some(p), "{} after {}", id, before);
+                }
+            }
         }
 
         #[test]

@@ -9,6 +9,7 @@
 //! Memory is bounded: a line or an event's data longer than the limit is reported once as an
 //! [`SseError`] and the rest of that event is skipped; the stream carries on with the next event.
 
+use super::text;
 use crate::prelude::*;
 use core::fmt;
 
@@ -242,23 +243,24 @@ impl SseParser {
         };
         match field {
             b"data" if !self.skip_event => {
-                let value = String::from_utf8_lossy(value);
+                text::push_lossy(&mut self.data, value);
                 // `data` holds a LF per line; the dispatched data drops the last one.
-                if self.data.len() + value.len() > self.max {
+                if self.data.len() > self.max {
                     self.skip_event = true;
                     self.data.clear();
                     self.event.clear();
                     out.push(SseItem::Error(SseError::EventTooLarge(self.max)));
                 } else {
-                    self.data.push_str(&value);
                     self.data.push('\n');
                 }
             }
             b"event" if !self.skip_event => {
-                self.event = String::from_utf8_lossy(value).into_owned();
+                self.event.clear();
+                text::push_lossy(&mut self.event, value);
             }
             b"id" if !value.contains(&0) => {
-                self.last_id = String::from_utf8_lossy(value).into_owned();
+                self.last_id.clear();
+                text::push_lossy(&mut self.last_id, value);
                 self.id_seen = true;
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {

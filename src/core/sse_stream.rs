@@ -136,6 +136,11 @@ pub struct SseStream {
     positions: Positions,
     /// The last id buffer of the previous event (raw), to tell which events carried an id.
     raw_id: String,
+    /// The last django-eventstream id, naming each channel once, whose every part is in
+    /// `positions` as far as the channels go (empty: none). The next id is read against it, part by part, and only the
+    /// parts that changed are decoded ([`Positions::changes`]). Cleared whenever the channels
+    /// or positions change any other way.
+    applied: String,
     /// `retry:` from the server, used as the least reconnect delay.
     retry_floor: Option<Millis>,
     backoff: Backoff,
@@ -168,6 +173,7 @@ impl SseStream {
             next_id: 1,
             positions: Positions::new(),
             raw_id: String::new(),
+            applied: String::new(),
             retry_floor: None,
             rng: Rng::new(seed),
             events: VecDeque::new(),
@@ -227,6 +233,7 @@ impl SseStream {
             self.positions.remove(c);
         }
         self.channels = channels;
+        self.applied.clear();
         if matches!(self.phase, Phase::Suspended) {
             // Remembered for the resume; nothing opens while the page is away.
             return;
@@ -263,6 +270,7 @@ impl SseStream {
         let Ok(pos) = id.parse::<u64>() else { return };
         if self.positions.get(channel).is_none_or(|old| pos > old) {
             self.positions.set(channel, pos);
+            self.applied.clear();
         }
     }
 
@@ -295,6 +303,7 @@ impl SseStream {
     pub fn close(&mut self) {
         self.stop_request();
         self.channels.clear();
+        self.applied.clear();
         self.phase = Phase::Idle;
     }
 
@@ -567,26 +576,31 @@ impl SseStream {
         true
     }
 
-    /// Moves the resume point to `id` without delivering anything; returns the channels whose
-    /// position advanced.
-    fn advance(&mut self, id: &str) -> Vec<(String, u64)> {
-        if id == self.raw_id {
-            return Vec::new();
+    /// Moves the resume point to `id` without delivering anything. For a django-eventstream
+    /// id, returns the channels whose position advanced, each with whether it had a position
+    /// before; `None` for any other id (an opaque id from another server, the empty id).
+    fn advance(&mut self, id: &str) -> Option<Vec<(String, u64, bool)>> {
+        if id != self.raw_id {
+            self.raw_id = id.to_owned();
         }
-        self.raw_id = id.to_owned();
+        let (changes, named_once) = Positions::changes(&self.applied, id)?;
         let mut advanced = Vec::new();
-        if let Some(new) = Positions::parse(id) {
-            for (c, p) in new.iter() {
-                if !self.channels.iter().any(|k| k == c) {
-                    continue;
-                }
-                if self.positions.get(c).is_none_or(|old| p > old) {
-                    self.positions.set(c, p);
-                    advanced.push((c.to_owned(), p));
-                }
+        for (c, p) in changes {
+            if !self.channels.contains(&c) {
+                continue;
+            }
+            let old = self.positions.get(&c);
+            if old.is_none_or(|old| p > old) {
+                self.positions.set(&c, p);
+                advanced.push((c, p, old.is_some()));
             }
         }
-        advanced
+        if !named_once {
+            self.applied.clear();
+        } else if self.applied != id {
+            id.clone_into(&mut self.applied);
+        }
+        Some(advanced)
     }
 
     fn route(&mut self, ev: SseEvent) {
@@ -600,8 +614,7 @@ impl SseStream {
             });
             return;
         }
-        if Positions::parse(&ev.id).is_none() {
-            self.advance(&ev.id);
+        let Some(mut advanced) = self.advance(&ev.id) else {
             let id = (!ev.id.is_empty()).then_some(ev.id);
             self.events.push_back(StreamEvent::Message {
                 channel: None,
@@ -610,30 +623,18 @@ impl SseStream {
                 id,
             });
             return;
-        }
-        // django-eventstream ids: the channel is the one that advanced; none advanced means a
-        // message already delivered (a replay overlapping what we had), so it is dropped.
-        let known: Vec<bool> = self
-            .channels
-            .iter()
-            .map(|c| self.positions.get(c).is_some())
-            .collect();
-        let mut advanced = self.advance(&ev.id);
-        // A channel seen for the first time only sets its baseline when another, already known
-        // channel advanced with it: that one is the event's channel.
-        let was_known = |c: &str| {
-            self.channels
-                .iter()
-                .position(|k| k == c)
-                .is_some_and(|i| known[i])
         };
-        if advanced.iter().any(|(c, _)| was_known(c)) {
-            advanced.retain(|(c, _)| was_known(c));
+        // django-eventstream ids: the channel is the one that advanced; none advanced means a
+        // message already delivered (a replay overlapping what we had), so it is dropped. A
+        // channel seen for the first time only sets its baseline when another, already known
+        // channel advanced with it: that one is the event's channel.
+        if advanced.iter().any(|&(_, _, known)| known) {
+            advanced.retain(|&(_, _, known)| known);
         }
         let last = advanced.len().saturating_sub(1);
         let SseEvent { event, data, .. } = ev;
         let mut payload = Some((event, data));
-        for (i, (channel, pos)) in advanced.into_iter().enumerate() {
+        for (i, (channel, pos, _)) in advanced.into_iter().enumerate() {
             let (event, data) = if i == last {
                 payload.take().unwrap_or_default()
             } else {
@@ -664,6 +665,7 @@ impl SseStream {
             }
         }
         self.raw_id = id.to_owned();
+        self.applied.clear();
         if reset.is_empty() {
             reset = self.channels.clone();
         }

@@ -24,6 +24,27 @@ pub fn with_number(before: &str, n: u64, after: &str) -> String {
     out
 }
 
+/// Appends `bytes` as UTF-8 text, each invalid sequence as one U+FFFD: what
+/// `String::from_utf8_lossy` does (a property test holds it to that), in a few hundred bytes
+/// of wasm less than it and its chunk iterator.
+pub fn push_lossy(out: &mut String, mut bytes: &[u8]) {
+    loop {
+        match core::str::from_utf8(bytes) {
+            Ok(s) => return out.push_str(s),
+            Err(e) => {
+                let (good, rest) = bytes.split_at_checked(e.valid_up_to()).unwrap_or_default();
+                out.push_str(core::str::from_utf8(good).unwrap_or_default());
+                out.push('\u{FFFD}');
+                match e.error_len().and_then(|n| rest.get(n..)) {
+                    Some(after) => bytes = after,
+                    // Cut off at the end: one replacement for it.
+                    None => return,
+                }
+            }
+        }
+    }
+}
+
 /// Appends `n` in decimal.
 pub fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -87,6 +108,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn lossy_text_as_std_decodes_it(bytes in proptest::collection::vec(any::<u8>(), 0..40), ascii in "[a-z]{0,4}") {
+            // Mostly-valid input too: text with a few stray bytes in it.
+            let mixed = [ascii.as_bytes(), &bytes, "é€😀".as_bytes(), &bytes[..bytes.len() / 2]].concat();
+            for input in [&bytes[..], &mixed] {
+                let mut out = String::from("x");
+                push_lossy(&mut out, input);
+                prop_assert_eq!(out, ["x", &String::from_utf8_lossy(input)].concat());
+            }
+        }
+
         #[test]
         fn numbers_as_fmt_writes_them(n: u64, i: i64, c: u32, w in 0usize..9) {
             prop_assert_eq!(decimal(n), n.to_string());
