@@ -53,17 +53,19 @@ function boolean(o, key) {
   return v === true;
 }
 
-/** `headers` as names and values in turn. */
+/** `headers` as names and values in turn, one per line (neither may hold a line break: fetch
+ *  refuses those, and here they are refused at once rather than at the first request). */
 function headers(o) {
   const h = get(o, 'headers');
-  if (h === undefined) return [];
+  if (h === undefined) return '';
   if (!isObject(h)) throw typeError('option headers: expected an object of strings');
   const out = [];
   for (const [k, v] of Object.entries(h)) {
     if (typeof v != 'string') throw typeError(`option headers: ${quote(k)} must be a string`);
+    if (/[\0\r\n]/.test(k + v)) throw typeError(`option headers: ${quote(k)} holds a line break or NUL`);
     out.push(k, v);
   }
-  return out;
+  return out.join('\n');
 }
 
 /** `poll: { url | fn, intervalMs, pushIntervalMs }` as [url, fn index, interval, push]; a
@@ -213,7 +215,7 @@ export class Client {
     page._deliver = (sub, data, text, channel, idCounter, id, event, poll, coalesced) =>
       ref.deref()?._deliver(sub, data, text, channel, idCounter, id, event, poll, coalesced);
     try {
-      this._core = new Core(page, kind, urls, h, n, ext, poll[0]);
+      this._core = new Core(page, kind, urls[0], urls[1] ?? '', urls[2] ?? '', h, n, ext, poll[0]);
     } catch (e) {
       throw typeof e == 'string' ? typeError(e) : e;
     }

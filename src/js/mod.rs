@@ -199,15 +199,19 @@ mod n {
 
 #[wasm_bindgen]
 impl Core {
-    /// `protocol`: 0 SSE, 1 Bayeux, 2 polling only. `urls`: the URL (Bayeux: http(s)), the
-    /// Bayeux ws(s) URL, the SSE channel parameter. `headers`: names and values in turn. `n`:
-    /// see [`n`]. Throws a message when the back-off bounds are out of order.
+    /// `protocol`: 0 SSE, 1 Bayeux, 2 polling only. `url` (Bayeux: http(s)), `ws_url` (Bayeux's
+    /// ws(s) URL) and `channel_param` (SSE; empty: the default). `headers`: names and values in
+    /// turn, one per line (`client.js` refuses line breaks in them). `n`: see [`n`]. Throws a
+    /// message when the back-off bounds are out of order.
     #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         page: Page,
         protocol: u8,
-        urls: Vec<String>,
-        headers: Vec<String>,
+        url: String,
+        ws_url: String,
+        channel_param: String,
+        headers: String,
         n: Vec<f64>,
         ext: JsValue,
         poll_url: Option<String>,
@@ -237,14 +241,11 @@ impl Core {
         if let Some(ms) = num(n::DOWNSHIFT) {
             client.supervisor.downshift_ms = ms;
         }
-        let mut urls = urls.into_iter();
-        let url = urls.next().unwrap_or_default();
-        let ws_url = urls.next().unwrap_or_default();
-        let channel_param = urls.next();
-        let pairs: Vec<(String, String)> = headers
-            .chunks_exact(2)
-            .map(|kv| (kv[0].clone(), kv[1].clone()))
-            .collect();
+        let mut lines = headers.split('\n').filter(|_| !headers.is_empty());
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        while let (Some(k), Some(v)) = (lines.next(), lines.next()) {
+            pairs.push((k.into(), v.into()));
+        }
         let mut fetch = FetchOptions {
             with_credentials: flags & 1 != 0,
             headers: Vec::new(),
@@ -252,8 +253,8 @@ impl Core {
         let config = match protocol {
             0 => {
                 let mut sse = SseConfig::new(url);
-                if let Some(p) = channel_param.filter(|p| !p.is_empty()) {
-                    sse.channel_param = p;
+                if !channel_param.is_empty() {
+                    sse.channel_param = channel_param;
                 }
                 // The stream's headers, and the polls' (streams carry theirs in the config).
                 fetch.headers = pairs.clone();

@@ -183,6 +183,7 @@ describe('SSE through the relay', () => {
         backoff: thrown(() => new Client('/events/', { backoff: { minMs: -1 } })),
         backoffOrder: thrown(() => new Client('/events/', { backoff: { minMs: 5000, maxMs: 10 } })),
         headers: thrown(() => new Client('/events/', { headers: { 'X-A': 5 } })),
+        headerBreak: thrown(() => new Client('/events/', { headers: { 'X-A': 'a', 'X-B': 'b\r\nX-C: c' } })),
       };
       const client = new Client('/events/', { protocol: 'sse', throttleMs: 0, throttleMs: 0 });
       out.event = thrown(() => client.on('mesage', () => {}));
@@ -204,6 +205,7 @@ describe('SSE through the relay', () => {
     assert.match(results.backoff, /^TypeError: option minMs/);
     assert.match(results.backoffOrder, /^TypeError: option backoff: minMs must not exceed maxMs/);
     assert.match(results.headers, /^TypeError: option headers: "X-A"/);
+    assert.match(results.headerBreak, /^TypeError: option headers: "X-B" holds a line break/);
     assert.match(results.event, /^TypeError: .*"mesage"/);
     assert.match(results.callback, /^TypeError: .*callback must be a function/);
     assert.equal(results.bad, 'invalid-channel');

@@ -24,10 +24,10 @@ use crate::{build, paths, setup, Result};
 ///
 /// The issue's budget is [`ISSUE_BUDGET_GZIP`], but the builds are still over it, and the
 /// test run must stay green while the savings in `bench/size.md` land. So these are a ratchet:
-/// the sizes measured when they were last lowered (63,936 / 48,203 / 52,864 B for tidings / sse / bayeux on 2026-11-23),
+/// the sizes measured when they were last lowered (63,367 / 47,583 / 52,296 B for tidings / sse / bayeux on 2026-11-23),
 /// rounded up to the next 500 B. Any real growth fails; lower them whenever a saving lands,
 /// until they reach 30,000.
-pub const BUDGETS: [(&str, u64); 3] = [("tidings", 64_000), ("sse", 48_500), ("bayeux", 53_000)];
+pub const BUDGETS: [(&str, u64); 3] = [("tidings", 63_500), ("sse", 48_000), ("bayeux", 52_500)];
 
 /// The budget the issue asks CI to enforce (wasm + glue, gzip -9).
 pub const ISSUE_BUDGET_GZIP: u64 = 30_000;
