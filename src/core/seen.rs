@@ -56,10 +56,17 @@ impl Seen {
         if dup {
             return false;
         }
-        if num.is_some() {
-            c.last_num = num;
+        // The last id, in the buffer of the one before (no allocation per message).
+        match &mut c.last {
+            Some(last) => id.clone_into(last),
+            None => c.last = Some(id.to_owned()),
         }
-        c.last = Some(id.to_owned());
+        if num.is_some() {
+            // Numbers are compared by value: the window is for the other ids, which a number
+            // can never equal.
+            c.last_num = num;
+            return true;
+        }
         if c.recent.len() == RECENT {
             c.recent.pop_front();
         }
@@ -107,6 +114,26 @@ mod tests {
             s.lasts(|c| c == "/a"),
             vec![("/a".to_owned(), "6".to_owned())]
         );
+    }
+
+    #[test]
+    fn mixed_ids_each_keep_their_own_rule() {
+        let mut s = Seen::new();
+        for (id, first) in [
+            ("x1", true),
+            ("5", true),
+            ("x1", false),
+            ("5", false),
+            ("4", false),
+            ("x2", true),
+            ("6", true),
+            ("x2", false),
+            ("+7", true),
+            ("+7", false),
+        ] {
+            assert_eq!(s.first_time("/a", id), first, "{id}");
+        }
+        assert_eq!(s.last("/a"), Some("+7"));
     }
 
     #[test]
