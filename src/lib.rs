@@ -111,9 +111,10 @@
 //!   `Client::publish` of any `Serialize` value; on with `yew` and `leptos`. Without it,
 //!   payloads are text (`Message::text`) and `Client::publish_json` takes JSON text.
 //! - `js`: the wasm-bindgen JavaScript API (the npm build).
-//!
 //! - `std` (default): the Rust API. Without it the crate is `no_std` + `alloc`: the core and
 //!   the JavaScript API, which is how the npm build is made.
+//! - `sse`, `bayeux` (default): the protocols. A build without one compiles its engine out,
+//!   and its client refuses that protocol with an invalid-option error.
 //!
 //! The default build pulls in neither framework nor the JavaScript classes.
 

@@ -37,10 +37,11 @@ impl ChannelError {
         let fixed = match self {
             ChannelError::Empty => "channel name is empty",
             ChannelError::TooLong => {
-                let mut m = String::from("channel name is longer than ");
-                text::push_decimal(&mut m, MAX_CHANNEL_LEN as u64);
-                m.push_str(" bytes");
-                return m;
+                return text::with_number(
+                    "channel name is longer than ",
+                    MAX_CHANNEL_LEN as u64,
+                    " bytes",
+                )
             }
             ChannelError::NoLeadingSlash => "channel name must start with '/'",
             ChannelError::EmptySegment => "channel name has an empty segment",

@@ -43,16 +43,13 @@ pub enum SseError {
 }
 
 impl SseError {
-    /// What was skipped, in English (built without `core::fmt`; see [`text`](super::text)).
+    /// What was skipped, in English (built without `core::fmt`; see [`text`]).
     pub fn message(&self) -> String {
         let (what, n) = match self {
             SseError::LineTooLong(n) => ("event-stream line longer than ", n),
             SseError::EventTooLarge(n) => ("event larger than ", n),
         };
-        let mut m = String::from(what);
-        super::text::push_decimal(&mut m, *n as u64);
-        m.push_str(" bytes");
-        m
+        text::with_number(what, *n as u64, " bytes")
     }
 }
 

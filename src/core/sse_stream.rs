@@ -136,11 +136,11 @@ pub struct SseStream {
     positions: Positions,
     /// The last id buffer of the previous event (raw), to tell which events carried an id.
     raw_id: String,
-    /// The last django-eventstream id, naming each channel once, whose every part is in
-    /// `positions` as far as the channels go (empty: none). The next id is read against it, part by part, and only the
-    /// parts that changed are decoded ([`Positions::changes`]). Cleared whenever the channels
-    /// or positions change any other way.
-    applied: String,
+    /// Whether `raw_id` is a django-eventstream id that names each channel once and whose every
+    /// part is in `positions` as far as the channels go. Then the next id is read against it,
+    /// part by part, and only the parts that changed are decoded ([`Positions::changes`]).
+    /// False whenever the channels or positions change any other way.
+    raw_applied: bool,
     /// `retry:` from the server, used as the least reconnect delay.
     retry_floor: Option<Millis>,
     backoff: Backoff,
@@ -173,7 +173,7 @@ impl SseStream {
             next_id: 1,
             positions: Positions::new(),
             raw_id: String::new(),
-            applied: String::new(),
+            raw_applied: false,
             retry_floor: None,
             rng: Rng::new(seed),
             events: VecDeque::new(),
@@ -233,7 +233,7 @@ impl SseStream {
             self.positions.remove(c);
         }
         self.channels = channels;
-        self.applied.clear();
+        self.raw_applied = false;
         if matches!(self.phase, Phase::Suspended) {
             // Remembered for the resume; nothing opens while the page is away.
             return;
@@ -270,7 +270,7 @@ impl SseStream {
         let Ok(pos) = id.parse::<u64>() else { return };
         if self.positions.get(channel).is_none_or(|old| pos > old) {
             self.positions.set(channel, pos);
-            self.applied.clear();
+            self.raw_applied = false;
         }
     }
 
@@ -303,7 +303,7 @@ impl SseStream {
     pub fn close(&mut self) {
         self.stop_request();
         self.channels.clear();
-        self.applied.clear();
+        self.raw_applied = false;
         self.phase = Phase::Idle;
     }
 
@@ -580,10 +580,11 @@ impl SseStream {
     /// id, returns the channels whose position advanced, each with whether it had a position
     /// before; `None` for any other id (an opaque id from another server, the empty id).
     fn advance(&mut self, id: &str) -> Option<Vec<(String, u64, bool)>> {
-        if id != self.raw_id {
-            self.raw_id = id.to_owned();
-        }
-        let (changes, named_once) = Positions::changes(&self.applied, id)?;
+        let prev = if self.raw_applied { &self.raw_id } else { "" };
+        let changes = Positions::changes(prev, id);
+        id.clone_into(&mut self.raw_id);
+        self.raw_applied = false;
+        let (changes, named_once) = changes?;
         let mut advanced = Vec::new();
         for (c, p) in changes {
             if !self.channels.contains(&c) {
@@ -595,11 +596,7 @@ impl SseStream {
                 advanced.push((c, p, old.is_some()));
             }
         }
-        if !named_once {
-            self.applied.clear();
-        } else if self.applied != id {
-            id.clone_into(&mut self.applied);
-        }
+        self.raw_applied = named_once;
         Some(advanced)
     }
 
@@ -665,7 +662,7 @@ impl SseStream {
             }
         }
         self.raw_id = id.to_owned();
-        self.applied.clear();
+        self.raw_applied = false;
         if reset.is_empty() {
             reset = self.channels.clone();
         }

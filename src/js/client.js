@@ -149,7 +149,8 @@ export class Client {
     const wrong = other.find((k) => get(options, k) !== undefined);
     if (wrong) throw typeError(`option ${wrong} does not apply to protocol '${protocol}'`);
     let flags = boolean(options, 'withCredentials') ? 1 : 0;
-    let urls = [url];
+    // The URL, Bayeux's ws(s) URL and the SSE channel parameter, as `Core` takes them.
+    let urls = [url, '', ''];
     let transports = 0;
     let ext;
     // The numbers `Core` takes, laid out as `mod n` in src/js/mod.rs says: throttle, downshift,
@@ -161,7 +162,7 @@ export class Client {
       if (param !== undefined && (typeof param != 'string' || !param)) {
         throw typeError('option channelParam: expected a non-empty string');
       }
-      urls = [url, '', param ?? ''];
+      urls[2] = param ?? '';
     }
     const h = headers(options);
     if (kind == 0) {
@@ -180,7 +181,7 @@ export class Client {
     }
     this._authHook = null;
     if (kind == 1) {
-      urls = bayeuxUrls(url);
+      urls = [...bayeuxUrls(url), ''];
       const t = get(options, 'transports');
       if (t !== undefined) {
         const bad = () => typeError("option transports: expected a non-empty array of 'websocket' and 'long-polling'");
@@ -215,7 +216,7 @@ export class Client {
     page._deliver = (sub, data, text, channel, idCounter, id, event, poll, coalesced) =>
       ref.deref()?._deliver(sub, data, text, channel, idCounter, id, event, poll, coalesced);
     try {
-      this._core = new Core(page, kind, urls[0], urls[1] ?? '', urls[2] ?? '', h, n, ext, poll[0]);
+      this._core = new Core(page, kind, ...urls, h, n, ext, poll[0]);
     } catch (e) {
       throw typeof e == 'string' ? typeError(e) : e;
     }

@@ -246,9 +246,10 @@ impl Core {
         while let (Some(k), Some(v)) = (lines.next(), lines.next()) {
             pairs.push((k.into(), v.into()));
         }
-        let mut fetch = FetchOptions {
+        // Bayeux POSTs and polls send these; SSE streams carry theirs in the config.
+        let fetch = FetchOptions {
             with_credentials: flags & 1 != 0,
-            headers: Vec::new(),
+            headers: pairs,
         };
         let config = match protocol {
             0 => {
@@ -256,9 +257,7 @@ impl Core {
                 if !channel_param.is_empty() {
                     sse.channel_param = channel_param;
                 }
-                // The stream's headers, and the polls' (streams carry theirs in the config).
-                fetch.headers = pairs.clone();
-                sse.headers = pairs;
+                sse.headers = fetch.headers.clone();
                 sse.last_event_id_query = flags & 2 != 0;
                 sse.backoff = backoff;
                 if let Some(ms) = num(n::IDLE) {
@@ -273,7 +272,6 @@ impl Core {
                 ClientConfig::Sse(sse)
             }
             1 => {
-                fetch.headers = pairs;
                 let mut bayeux = BayeuxConfig::new(url, ws_url);
                 let mut order = num(n::TRANSPORTS).unwrap_or(0);
                 let mut transports = Vec::new();
@@ -295,10 +293,7 @@ impl Core {
                 bayeux.auth_hook = flags & 4 != 0;
                 ClientConfig::Bayeux(bayeux, ext.is_object().then_some(ext))
             }
-            _ => {
-                fetch.headers = pairs;
-                ClientConfig::PollOnly
-            }
+            _ => ClientConfig::PollOnly,
         };
         config.check().map_err(|e| JsValue::from(e.message))?;
         let seed = (js_sys::Math::random() * u64::MAX as f64) as u64;

@@ -138,6 +138,15 @@ struct Inner {
     _emit: Emit,
 }
 
+impl Inner {
+    /// Poll `id` ended or was aborted; false when it was not in flight.
+    fn end_poll(&mut self, id: PollId) -> bool {
+        let before = self.polls.len();
+        self.polls.retain(|p| *p != id);
+        self.polls.len() != before
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Nothing is reported after this, so the callback can go.
@@ -212,10 +221,7 @@ impl Driver {
 
     /// Poll `id` ended; false when nobody waits for it any more (aborted).
     pub(crate) fn finish_poll(&self, id: PollId) -> bool {
-        let mut inner = self.0.borrow_mut();
-        let before = inner.polls.len();
-        inner.polls.retain(|p| *p != id);
-        inner.polls.len() != before
+        self.0.borrow_mut().end_poll(id)
     }
 
     /// A function poll started by the page side.
@@ -333,7 +339,7 @@ impl Driver {
                         },
                         Output::PollAbort(id) => {
                             io.abort_poll(id as f64);
-                            inner.polls.retain(|p| *p != id);
+                            inner.end_poll(id);
                             // The Rust API drops an aborted poll function's future (its
                             // answer is discarded either way: `finish_poll`). Not in the npm
                             // build: a page's promise cannot be cancelled, and the 45 bytes of

@@ -46,17 +46,12 @@ pub fn package(tools: &Tools) -> Result<()> {
     });
     let _ = std::fs::remove_dir_all(&stage);
     let version = moved?;
-    for f in [
-        "tidings_bg.wasm",
-        "tidings.js",
-        "sse_bg.wasm",
-        "sse.js",
-        "bayeux_bg.wasm",
-        "bayeux.js",
-        "lazy.js",
-        "tidings.global.js",
-    ] {
-        let bytes = std::fs::read(pkg.join(f)).unwrap_or_default();
+    let entries = ENTRIES
+        .iter()
+        .flat_map(|(name, _)| [format!("{name}_bg.wasm"), format!("{name}.js")]);
+    let others = ["lazy.js", "tidings.global.js"].map(String::from);
+    for f in entries.chain(others) {
+        let bytes = std::fs::read(pkg.join(&f)).unwrap_or_default();
         eprintln!("pkg/{f}: {} bytes, {} gzip", bytes.len(), gzip_len(&bytes));
     }
     check_readme(&pkg, &version);
