@@ -55,6 +55,11 @@ fn channels(batch: &[Msg]) -> Vec<&str> {
     batch.iter().map(|m| m.channel.as_str()).collect()
 }
 
+/// A successful reply to every message of `batch`, in its order (one response).
+fn ok_all(batch: &[Msg]) -> Vec<Msg> {
+    batch.iter().map(|m| reply(m, true)).collect()
+}
+
 fn errors(events: &[Ev]) -> Vec<tidings::core::error::Error> {
     events
         .iter()
@@ -125,15 +130,22 @@ fn up_with(mut s: Session, patterns: &[&str], replay: bool) -> Up {
     s.set_patterns(&strings(patterns), 0);
     let (hreq, hs) = one_post(&fire(&mut s, 0));
     s.handle_http_response(hreq, 200, Ok(vec![handshake_ok(&hs[0], "c1", replay)]), 10);
-    let p = posts(&drain(&mut s));
-    assert_eq!(p.len(), 2, "connect and subscribe batch");
-    let (creq, c) = &p[0];
-    let (sreq, subs) = &p[1];
-    let mut r = reply(&c[0], true);
-    r.advice = Some(retry_advice(0, 45_000));
-    s.handle_http_response(*creq, 200, Ok(vec![r]), 20);
-    let sr: Vec<Msg> = subs.iter().map(|m| reply(m, true)).collect();
-    s.handle_http_response(*sreq, 200, Ok(sr), 20);
+    // The subscribes go with the session's first connect, last in the batch.
+    let (breq, batch) = one_post(&drain(&mut s));
+    let mut want = vec!["/meta/subscribe"; patterns.len()];
+    want.push("/meta/connect");
+    assert_eq!(channels(&batch), want, "subscribes with the first connect");
+    let replies = batch
+        .iter()
+        .map(|m| {
+            let mut r = reply(m, true);
+            if m.channel == "/meta/connect" {
+                r.advice = Some(retry_advice(0, 45_000));
+            }
+            r
+        })
+        .collect();
+    s.handle_http_response(breq, 200, Ok(replies), 20);
     let ev = drain(&mut s);
     assert_eq!(
         ev.iter()
@@ -217,24 +229,28 @@ fn patterns_set_in_one_tick_go_out_in_one_subscribe_batch() {
     s.handle_http_response(req, 200, Ok(vec![handshake_ok(h, "c1", false)]), 10);
     let ev = drain(&mut s);
     let p = posts(&ev);
-    assert_eq!(p.len(), 2, "{ev:#?}");
-    // The first connect, alone, asks to be answered at once.
-    assert_eq!(channels(&p[0].1), ["/meta/connect"]);
-    let c = &p[0].1[0];
-    assert_eq!(c.client_id.as_deref(), Some("c1"));
-    assert_eq!(c.connection_type, Some("long-polling"));
-    assert_eq!(c.advice.and_then(|a| a.timeout), Some(0));
-    // Then ONE batch with the three subscribes.
+    assert_eq!(p.len(), 1, "{ev:#?}");
+    // ONE batch: the three subscribes, then the first connect.
+    let batch = &p[0].1;
     assert_eq!(
-        channels(&p[1].1),
-        ["/meta/subscribe", "/meta/subscribe", "/meta/subscribe"]
+        channels(batch),
+        [
+            "/meta/subscribe",
+            "/meta/subscribe",
+            "/meta/subscribe",
+            "/meta/connect"
+        ]
     );
-    let subs: Vec<_> = p[1].1.iter().map(|m| m.subscription.clone()).collect();
+    let subs: Vec<_> = batch[..3].iter().map(|m| m.subscription.clone()).collect();
     assert_eq!(
         subs,
         [Some("/a".into()), Some("/b".into()), Some("/c/*".into())]
     );
-    assert!(p[1].1.iter().all(|m| m.client_id.as_deref() == Some("c1")));
+    assert!(batch.iter().all(|m| m.client_id.as_deref() == Some("c1")));
+    // The first connect asks to be answered at once.
+    let c = &batch[3];
+    assert_eq!(c.connection_type, Some("long-polling"));
+    assert_eq!(c.advice.and_then(|a| a.timeout), Some(0));
 
     // While up: three more in one tick, one more batch, sent at the tick.
     let mut u = up(&["/a"], false);
@@ -257,6 +273,63 @@ fn patterns_set_in_one_tick_go_out_in_one_subscribe_batch() {
 }
 
 #[test]
+fn subscribes_lost_with_the_first_connect_wait_for_its_retry() {
+    // The server answers the handshake, then the network fails under every request: each
+    // retry is one POST carrying the subscribes and the connect, not the subscribes again on
+    // their own back-off besides. Whichever of the two back-offs is shorter (seeds).
+    for seed in 0..20 {
+        lost_with_the_first_connect(seed);
+    }
+}
+
+fn lost_with_the_first_connect(seed: u64) {
+    let mut s = Session::new(lp_config(), None, seed);
+    s.set_patterns(&strings(&["/a", "/b"]), 0);
+    let (hreq, hs) = one_post(&fire(&mut s, 0));
+    s.handle_http_response(hreq, 200, Ok(vec![handshake_ok(&hs[0], "c1", false)]), 10);
+    let (mut req, mut last) = one_post(&drain(&mut s));
+    assert_eq!(
+        channels(&last),
+        ["/meta/subscribe", "/meta/subscribe", "/meta/connect"]
+    );
+    let mut now = 10;
+    for round in 0..5 {
+        s.handle_http_error(req, "connection reset", now);
+        let ev = drain(&mut s);
+        assert!(
+            posts(&ev).is_empty(),
+            "seed {seed} round {round}: not at once"
+        );
+        now = s.poll_timeout().expect("a retry");
+        s.handle_timeout(now);
+        let ev = drain(&mut s);
+        let p = posts(&ev);
+        assert_eq!(
+            p.len(),
+            1,
+            "seed {seed} round {round}: one request in {ev:#?}"
+        );
+        assert_eq!(
+            channels(&p[0].1),
+            ["/meta/subscribe", "/meta/subscribe", "/meta/connect"],
+            "seed {seed} round {round}"
+        );
+        req = p[0].0;
+        last = p[0].1.clone();
+    }
+    // The network is back: the last batch is answered, and both are live.
+    let replies = ok_all(&last);
+    s.handle_http_response(req, 200, Ok(replies), now + 1);
+    let ev = drain(&mut s);
+    let subscribed = ev
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Subscribed(_)))
+        .count();
+    assert_eq!(subscribed, 2, "{ev:#?}");
+    assert_eq!(s.status(), SessionStatus::Up(TransportKind::LongPolling));
+}
+
+#[test]
 fn the_handshake_goes_alone_and_first_even_with_a_publish_waiting() {
     let mut s = Session::new(lp_config(), None, 1);
     let p = s.publish("/chat/a", json!({"text": "hi"}), 0).unwrap();
@@ -264,20 +337,22 @@ fn the_handshake_goes_alone_and_first_even_with_a_publish_waiting() {
     let (req, hs) = one_post(&fire(&mut s, 0));
     assert_eq!(channels(&hs), ["/meta/handshake"]);
     s.handle_http_response(req, 200, Ok(vec![handshake_ok(&hs[0], "c9", false)]), 5);
-    let batches = posts(&drain(&mut s));
-    assert_eq!(batches.len(), 2);
-    assert_eq!(channels(&batches[0].1), ["/meta/connect"]);
-    assert_eq!(channels(&batches[1].1), ["/meta/subscribe", "/chat/a"]);
-    let publish = &batches[1].1[1];
+    // Then one batch: the subscribe and the publish, before the first connect.
+    let (breq, batch) = one_post(&drain(&mut s));
+    assert_eq!(
+        channels(&batch),
+        ["/meta/subscribe", "/chat/a", "/meta/connect"]
+    );
+    let publish = &batch[1];
     assert_eq!(publish.data, Some(json!({"text": "hi"})));
     assert_eq!(publish.client_id.as_deref(), Some("c9"));
     // Acknowledged.
     let mut ack = reply(publish, true);
     ack.tidings.id = Some("41".into());
     s.handle_http_response(
-        batches[1].0,
+        breq,
         200,
-        Ok(vec![reply(&batches[1].1[0], true), ack]),
+        Ok(vec![reply(&batch[0], true), ack, reply(&batch[2], true)]),
         9,
     );
     let ev = drain(&mut s);
@@ -569,13 +644,14 @@ fn an_unknown_client_rehandshakes_and_resubscribes_with_the_replay_ext() {
             Ok(vec![handshake_ok(&hs[0], "c2", replay)]),
             t + 10,
         );
-        let p = posts(&drain(&mut u.s));
-        assert_eq!(p.len(), 2);
-        assert_eq!(channels(&p[0].1), ["/meta/connect"]);
-        assert_eq!(p[0].1[0].client_id.as_deref(), Some("c2"));
-        let subs = &p[1].1;
-        assert_eq!(channels(subs), ["/meta/subscribe", "/meta/subscribe"]);
-        assert!(subs.iter().all(|m| m.client_id.as_deref() == Some("c2")));
+        // The re-subscribes go with the new session's first connect, before it.
+        let (_, batch) = one_post(&drain(&mut u.s));
+        assert_eq!(
+            channels(&batch),
+            ["/meta/subscribe", "/meta/subscribe", "/meta/connect"]
+        );
+        assert!(batch.iter().all(|m| m.client_id.as_deref() == Some("c2")));
+        let subs = &batch[..2];
         let mut got: Vec<(String, Vec<(String, String)>)> = subs
             .iter()
             .map(|m| {
@@ -650,9 +726,9 @@ fn a_new_session_does_not_use_the_old_sessions_advice() {
     let mut h = handshake_ok(&hs[0], "c1", false);
     h.advice = Some(retry_advice(60_000, 20_000));
     s.handle_http_response(req, 200, Ok(vec![h]), 10);
-    let p = posts(&drain(&mut s));
-    s.handle_http_response(p[0].0, 200, Ok(vec![reply(&p[0].1[0], true)]), 20);
-    s.handle_http_response(p[1].0, 200, Ok(vec![reply(&p[1].1[0], true)]), 20);
+    let (breq, batch) = one_post(&drain(&mut s));
+    assert_eq!(channels(&batch), ["/meta/subscribe", "/meta/connect"]);
+    s.handle_http_response(breq, 200, Ok(ok_all(&batch)), 20);
     drain(&mut s);
     assert_eq!(s.poll_timeout(), Some(60_020), "the old session's interval");
     let (creq, c) = one_post(&fire(&mut s, 60_020));
@@ -668,9 +744,9 @@ fn a_new_session_does_not_use_the_old_sessions_advice() {
     let mut h = handshake_ok(&hs[0], "c2", false);
     h.advice = None;
     s.handle_http_response(hreq, 200, Ok(vec![h]), t + 10);
-    let p = posts(&drain(&mut s));
-    s.handle_http_response(p[0].0, 200, Ok(vec![reply(&p[0].1[0], true)]), t + 20);
-    s.handle_http_response(p[1].0, 200, Ok(vec![reply(&p[1].1[0], true)]), t + 20);
+    let (breq, batch) = one_post(&drain(&mut s));
+    assert_eq!(channels(&batch), ["/meta/subscribe", "/meta/connect"]);
+    s.handle_http_response(breq, 200, Ok(ok_all(&batch)), t + 20);
     drain(&mut s);
     assert_eq!(
         s.poll_timeout(),
@@ -694,9 +770,18 @@ fn a_refused_subscription_fails_alone() {
     s.set_patterns(&strings(&["/a", "/x", "/b"]), 0);
     let (req, hs) = one_post(&fire(&mut s, 0));
     s.handle_http_response(req, 200, Ok(vec![handshake_ok(&hs[0], "c1", false)]), 10);
-    let p = posts(&drain(&mut s));
-    let subs = &p[1].1;
-    let replies: Vec<Msg> = subs
+    // The three subscribes and the first connect, in one batch, answered in one response.
+    let (breq, batch) = one_post(&drain(&mut s));
+    assert_eq!(
+        channels(&batch),
+        [
+            "/meta/subscribe",
+            "/meta/subscribe",
+            "/meta/subscribe",
+            "/meta/connect"
+        ]
+    );
+    let replies: Vec<Msg> = batch
         .iter()
         .map(|m| {
             if m.subscription.as_deref() == Some("/x") {
@@ -706,8 +791,7 @@ fn a_refused_subscription_fails_alone() {
             }
         })
         .collect();
-    s.handle_http_response(p[0].0, 200, Ok(vec![reply(&p[0].1[0], true)]), 20);
-    s.handle_http_response(p[1].0, 200, Ok(replies), 20);
+    s.handle_http_response(breq, 200, Ok(replies), 20);
     let ev = drain(&mut s);
     assert!(ev.contains(&SessionEvent::Subscribed("/a".into())));
     assert!(ev.contains(&SessionEvent::Subscribed("/b".into())));
@@ -833,10 +917,11 @@ fn a_publish_alone_starts_the_session_and_ends_it_when_acknowledged() {
     let (req, hs) = one_post(&fire(&mut s, 0));
     assert_eq!(channels(&hs), ["/meta/handshake"]);
     s.handle_http_response(req, 200, Ok(vec![handshake_ok(&hs[0], "c1", false)]), 10);
-    let p2 = posts(&drain(&mut s));
-    assert_eq!(channels(&p2[1].1), ["/news"]);
-    assert_eq!(p2[1].1[0].client_id.as_deref(), Some("c1"));
-    s.handle_http_response(p2[1].0, 200, Ok(vec![reply(&p2[1].1[0], true)]), 20);
+    // The publish goes with the first connect, before it.
+    let (breq, batch) = one_post(&drain(&mut s));
+    assert_eq!(channels(&batch), ["/news", "/meta/connect"]);
+    assert_eq!(batch[0].client_id.as_deref(), Some("c1"));
+    s.handle_http_response(breq, 200, Ok(ok_all(&batch)), 20);
     let ev = drain(&mut s);
     assert!(ev.contains(&SessionEvent::Published(p, Ok(None))));
     let bye = posts(&ev);
@@ -917,9 +1002,11 @@ fn the_publish_queue_is_bounded() {
         ErrorCode::QueueFull
     );
     s.handle_http_response(req, 200, Ok(vec![handshake_ok(&hs[0], "c1", false)]), 10);
-    let p = posts(&drain(&mut s));
+    // The queued publishes go with the first connect, before it.
+    let (_, batch) = one_post(&drain(&mut s));
+    assert_eq!(channels(&batch), ["/a", "/a", "/a", "/meta/connect"]);
     assert_eq!(
-        p[1].1
+        batch[..3]
             .iter()
             .map(|m| m.data.clone().unwrap())
             .collect::<Vec<_>>(),
@@ -1088,14 +1175,11 @@ fn a_dead_long_poll_is_aborted_at_the_advised_timeout_plus_margin() {
     let mut h = handshake_ok(&hs[0], "c1", false);
     h.advice = Some(retry_advice(0, 20_000));
     s.handle_http_response(req, 200, Ok(vec![h]), 10);
-    let p = posts(&drain(&mut s));
-    s.handle_http_response(p[0].0, 200, Ok(vec![reply(&p[0].1[0], true)]), 20);
+    let (breq, batch) = one_post(&drain(&mut s));
+    assert_eq!(channels(&batch), ["/meta/subscribe", "/meta/connect"]);
+    s.handle_http_response(breq, 200, Ok(ok_all(&batch)), 20);
     drain(&mut s);
     let (creq, _) = one_post(&fire(&mut s, 20));
-    // (the subscribe POST is still unanswered: it dies at its own request timeout)
-    assert_eq!(s.poll_timeout(), Some(10 + 30_000));
-    s.handle_http_response(p[1].0, 200, Ok(vec![reply(&p[1].1[0], true)]), 30);
-    drain(&mut s);
     assert_eq!(s.poll_timeout(), Some(20 + 20_000 + 10_000));
     let ev = fire(&mut s, 30_020);
     assert!(ev.contains(&SessionEvent::HttpAbort(creq)));
@@ -1118,12 +1202,14 @@ fn ws_up(s: &mut Session) -> (u64, u64) {
     assert_eq!(f.len(), 1);
     assert_eq!(channels(&f[0].1), ["/meta/handshake"]);
     s.handle_ws_messages(conn, Ok(vec![handshake_ok(&f[0].1[0], "w1", false)]), 20);
+    // The subscribe and the first connect in one frame, answered in one frame.
     let f = frames(&drain(s));
-    assert_eq!(f.len(), 2);
-    assert_eq!(f[0].1[0].connection_type, Some("websocket"));
-    let mut r = reply(&f[0].1[0], true);
+    assert_eq!(f.len(), 1);
+    assert_eq!(channels(&f[0].1), ["/meta/subscribe", "/meta/connect"]);
+    assert_eq!(f[0].1[1].connection_type, Some("websocket"));
+    let mut r = reply(&f[0].1[1], true);
     r.advice = Some(retry_advice(0, 45_000));
-    s.handle_ws_messages(conn, Ok(vec![r, reply(&f[1].1[0], true)]), 30);
+    s.handle_ws_messages(conn, Ok(vec![reply(&f[0].1[0], true), r]), 30);
     drain(s);
     let f = frames(&fire(s, 30));
     assert_eq!(channels(&f[0].1), ["/meta/connect"]);
@@ -1176,10 +1262,10 @@ fn a_refused_websocket_falls_back_at_once_and_a_probe_brings_it_back() {
     let (hreq, hs) = one_post(&ev);
     assert_eq!(channels(&hs), ["/meta/handshake"], "at once, over HTTP");
     s.handle_http_response(hreq, 200, Ok(vec![handshake_ok(&hs[0], "c1", false)]), 40);
-    let p = posts(&drain(&mut s));
-    assert_eq!(p[0].1[0].connection_type, Some("long-polling"));
-    s.handle_http_response(p[0].0, 200, Ok(vec![reply(&p[0].1[0], true)]), 50);
-    s.handle_http_response(p[1].0, 200, Ok(vec![reply(&p[1].1[0], true)]), 50);
+    let (breq, batch) = one_post(&drain(&mut s));
+    assert_eq!(channels(&batch), ["/meta/subscribe", "/meta/connect"]);
+    assert_eq!(batch[1].connection_type, Some("long-polling"));
+    s.handle_http_response(breq, 200, Ok(ok_all(&batch)), 50);
     drain(&mut s);
     let (held, c) = one_post(&fire(&mut s, 50));
     assert_eq!(c[0].connection_type, Some("long-polling"));
@@ -1480,9 +1566,12 @@ fn malformed_replies_are_retried_with_backoff_and_never_loop() {
         Ok(vec![handshake_ok(&hs[0], "c1", false)]),
         now + 10,
     );
-    let p = posts(&drain(&mut s));
-    s.handle_http_response(p[1].0, 200, Ok(vec![reply(&p[1].1[0], true)]), now + 10);
-    let (mut creq, mut c) = (p[0].0, p[0].1[0].clone());
+    // The subscribe goes with the first connect: the first (malformed) connect reply comes
+    // with the subscribe's good one.
+    let (mut creq, batch) = one_post(&drain(&mut s));
+    assert_eq!(channels(&batch), ["/meta/subscribe", "/meta/connect"]);
+    let mut sub_reply = Some(reply(&batch[0], true));
+    let mut c = batch[1].clone();
     let mut connects = vec![now];
     now += 20;
     for k in 0..30u64 {
@@ -1490,7 +1579,9 @@ fn malformed_replies_are_retried_with_backoff_and_never_loop() {
             0 => {
                 let mut r = reply(&c, true);
                 r.successful = None;
-                s.handle_http_response(creq, 200, Ok(vec![r]), now);
+                let mut replies: Vec<Msg> = sub_reply.take().into_iter().collect();
+                replies.push(r);
+                s.handle_http_response(creq, 200, Ok(replies), now);
             }
             1 => s.handle_http_response(creq, 502, Err("<html>bad gateway".into()), now),
             2 => {
@@ -1513,6 +1604,10 @@ fn malformed_replies_are_retried_with_backoff_and_never_loop() {
         now = at + 20;
     }
     assert!(connects[30] - connects[10] > 20 * 5_000, "{connects:?}");
+    assert!(
+        s.is_subscribed("/a"),
+        "the subscribe stood through the bad connects"
+    );
 
     // A WebSocket frame that does not parse is reported; the session goes on.
     let mut s = Session::new(config(), None, 42);

@@ -9,7 +9,6 @@
 //! are text.
 
 use crate::prelude::*;
-use alloc::collections::VecDeque;
 
 use super::bayeux::message::Message;
 use super::bayeux::session::{
@@ -17,6 +16,7 @@ use super::bayeux::session::{
 };
 use super::channel::{check_stream_name, matches, parse_bayeux};
 use super::error::{Error, ErrorCode};
+use super::fifo::Fifo;
 use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec};
 use super::seen::Seen;
 use super::sse_group::SseGroup;
@@ -312,7 +312,7 @@ pub struct ClientCore<P> {
     closed: bool,
     /// The latest time seen (for work that has no time of its own, such as `close`).
     now: Millis,
-    out: VecDeque<Output<P>>,
+    out: Fifo<Output<P>>,
 }
 
 impl<P: Clone> ClientCore<P> {
@@ -347,7 +347,7 @@ impl<P: Clone> ClientCore<P> {
             transport: None,
             closed: false,
             now: 0,
-            out: VecDeque::new(),
+            out: Fifo::new(),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod channel;
 pub mod client;
 pub mod error;
 pub mod event_id;
+pub mod fifo;
 pub mod poll;
 pub mod rng;
 pub mod seen;

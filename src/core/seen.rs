@@ -7,7 +7,6 @@
 //! window per channel and a cap on channels (the oldest is forgotten first).
 
 use crate::prelude::*;
-use alloc::collections::VecDeque;
 
 const RECENT: usize = 64;
 const MAX_CHANNELS: usize = 1024;
@@ -17,13 +16,16 @@ struct Channel {
     name: String,
     last: Option<String>,
     last_num: Option<u64>,
-    recent: VecDeque<String>,
+    /// Oldest first; a `Vec` rather than a `VecDeque`: at 64 short ids, dropping the oldest
+    /// moves little, and the ring buffer's code is not in the build.
+    recent: Vec<String>,
 }
 
 /// Per-channel delivery record.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
-    channels: VecDeque<Channel>,
+    /// Oldest first (dropped first at the cap).
+    channels: Vec<Channel>,
 }
 
 impl Seen {
@@ -38,9 +40,9 @@ impl Seen {
             Some(i) => i,
             None => {
                 if self.channels.len() == MAX_CHANNELS {
-                    self.channels.pop_front();
+                    self.channels.remove(0);
                 }
-                self.channels.push_back(Channel {
+                self.channels.push(Channel {
                     name: channel.to_owned(),
                     ..Channel::default()
                 });
@@ -68,9 +70,9 @@ impl Seen {
             return true;
         }
         if c.recent.len() == RECENT {
-            c.recent.pop_front();
+            c.recent.remove(0);
         }
-        c.recent.push_back(id.to_owned());
+        c.recent.push(id.to_owned());
         true
     }
 

@@ -6,11 +6,11 @@
 //! The caller performs the requests it asks for and feeds back what happened.
 
 use crate::prelude::*;
-use alloc::collections::VecDeque;
 
 use super::backoff::{Backoff, BackoffConfig};
 use super::error::{Error, ErrorCode};
 use super::event_id::{quote_into, Positions};
+use super::fifo::Fifo;
 use super::rng::Rng;
 use super::sse::{SseEvent, SseItem, SseParser, DEFAULT_MAX_BYTES};
 use super::text;
@@ -145,7 +145,7 @@ pub struct SseStream {
     retry_floor: Option<Millis>,
     backoff: Backoff,
     rng: Rng,
-    events: VecDeque<StreamEvent>,
+    events: Fifo<StreamEvent>,
     items: Vec<SseItem>,
 }
 
@@ -176,7 +176,7 @@ impl SseStream {
             raw_applied: false,
             retry_floor: None,
             rng: Rng::new(seed),
-            events: VecDeque::new(),
+            events: Fifo::new(),
             items: Vec::new(),
         }
     }

@@ -8,7 +8,6 @@
 //! watches whether it is up.
 
 use crate::prelude::*;
-use alloc::collections::VecDeque;
 
 use super::client::SubId;
 use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec, Poller};
@@ -77,7 +76,7 @@ pub struct Supervisor<P> {
     mode: Mode,
     push_up_since: Option<Millis>,
     push_down_since: Option<Millis>,
-    drops: VecDeque<Millis>,
+    drops: Vec<Millis>,
     visible: bool,
     online: bool,
     /// A poll came due while paused: poll once on return.
@@ -97,7 +96,7 @@ impl<P: Clone> Supervisor<P> {
             mode: if poll_only { Mode::Polling } else { Mode::Push },
             push_up_since: None,
             push_down_since: None,
-            drops: VecDeque::new(),
+            drops: Vec::new(),
             visible: true,
             online: true,
             missed: false,
@@ -208,7 +207,7 @@ impl<P: Clone> Supervisor<P> {
             self.push_down_since = None;
         } else {
             if self.push_up_since.take().is_some() {
-                self.drops.push_back(now);
+                self.drops.push(now);
             }
             if self.push_down_since.is_none() {
                 self.push_down_since = Some(now);
@@ -251,10 +250,10 @@ impl<P: Clone> Supervisor<P> {
         }
         while self
             .drops
-            .front()
+            .first()
             .is_some_and(|t| now.saturating_sub(*t) > self.config.flap_window_ms)
         {
-            self.drops.pop_front();
+            self.drops.remove(0);
         }
         match self.mode {
             Mode::Push => {

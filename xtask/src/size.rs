@@ -27,7 +27,7 @@ use crate::{build, paths, setup, Result};
 /// the sizes measured when they were last lowered (63,215 / 47,513 / 52,287 B for tidings /
 /// sse / bayeux on 2026-11-23), rounded up to the next 500 B. Any real growth fails; lower
 /// them whenever a saving lands, until they reach 30,000.
-pub const BUDGETS: [(&str, u64); 3] = [("tidings", 61_000), ("sse", 46_000), ("bayeux", 50_500)];
+pub const BUDGETS: [(&str, u64); 3] = [("tidings", 60_000), ("sse", 45_000), ("bayeux", 49_500)];
 
 /// The budget the issue asks CI to enforce (wasm + glue, gzip -9).
 pub const ISSUE_BUDGET_GZIP: u64 = 30_000;

@@ -12,12 +12,12 @@
 //! WebSocket is probed again later with back-off, and used for the next connect once it opens.
 
 use crate::prelude::*;
-use alloc::collections::VecDeque;
 
 use super::message::{meta, Advice, Message, Reconnect};
 use crate::core::backoff::{Backoff, BackoffConfig};
 use crate::core::channel::{matches, parse_bayeux_concrete};
 use crate::core::error::{Error, ErrorCode};
+use crate::core::fifo::Fifo;
 use crate::core::rng::Rng;
 use crate::core::seen::Seen;
 use crate::core::text;
@@ -259,7 +259,7 @@ pub struct BayeuxSession<P> {
     up: Option<TransportKind>,
     patterns: Vec<Pattern>,
     /// Publishes not sent yet.
-    outbox: VecDeque<(PubId, Message<P>)>,
+    outbox: Fifo<(PubId, Message<P>)>,
     /// Subscription changes or publishes are waiting: send them at this time.
     flush_at: Option<Millis>,
     flights: Vec<Flight>,
@@ -290,7 +290,7 @@ pub struct BayeuxSession<P> {
     next_req: ReqId,
     next_conn: ConnId,
     next_pub: PubId,
-    events: VecDeque<SessionEvent<P>>,
+    events: Fifo<SessionEvent<P>>,
 }
 
 impl<P: Clone> BayeuxSession<P> {
@@ -306,7 +306,7 @@ impl<P: Clone> BayeuxSession<P> {
             connect: ConnectLoop::Off,
             up: None,
             patterns: Vec::new(),
-            outbox: VecDeque::new(),
+            outbox: Fifo::new(),
             flush_at: None,
             flights: Vec::new(),
             ws_queue: Vec::new(),
@@ -325,7 +325,7 @@ impl<P: Clone> BayeuxSession<P> {
             next_req: 1,
             next_conn: 1,
             next_pub: 1,
-            events: VecDeque::new(),
+            events: Fifo::new(),
         }
     }
 
@@ -935,16 +935,19 @@ impl<P: Clone> BayeuxSession<P> {
 
     fn send_connect(&mut self, now: Millis) {
         self.connect = ConnectLoop::Off;
-        // Re-subscribes that ask for a replay go first, in the same batch, so the replayed
+        // The first connect of a session is answered at once, so the subscriptions waiting
+        // for the session go in its batch (one request, not two, before they are live).
+        // Re-subscribes that ask for a replay go first in the same batch too, so the replayed
         // messages arrive before anything newer the server queued meanwhile.
-        let mut batch = if self.replay_first {
+        let first = self.up.is_none();
+        let mut batch = if self.replay_first || first {
             self.flush_batch()
         } else {
             Vec::new()
         };
         let msg = self.msg_id();
         let mut m = Message::new(meta::CONNECT);
-        if self.up.is_none() {
+        if first {
             // The first connect of a session is answered at once (as Faye asks for it).
             m.advice = Some(Advice {
                 timeout: Some(0),
@@ -1307,7 +1310,7 @@ impl<P: Clone> BayeuxSession<P> {
         }
         let closed = Error::new(ErrorCode::Closed, "the client was closed");
         self.forget_flights(&closed);
-        for (id, _) in core::mem::take(&mut self.outbox) {
+        while let Some((id, _)) = self.outbox.pop_front() {
             self.events
                 .push_back(SessionEvent::Published(id, Err(closed.clone())));
         }
@@ -1373,6 +1376,9 @@ impl<P: Clone> BayeuxSession<P> {
         if lost.is_empty() {
             return;
         }
+        // A connect lost with them is retried as a session's first connect, which carries
+        // whatever subscription changes are pending: those wait for it.
+        let with_connect = lost.iter().any(|k| matches!(k, Kind::Connect));
         let mut reported = false;
         for kind in lost {
             match kind {
@@ -1410,7 +1416,10 @@ impl<P: Clone> BayeuxSession<P> {
                     }
                     // Sent again with the next connect, or after the back-off while a connect is
                     // held, so a dead transport is not hammered.
-                    if matches!(self.phase, Phase::Connected { .. }) && self.flush_at.is_none() {
+                    if matches!(self.phase, Phase::Connected { .. })
+                        && self.flush_at.is_none()
+                        && !with_connect
+                    {
                         let delay = self.retry_backoff.next_delay(&mut self.rng, None);
                         let at = match self.connect {
                             ConnectLoop::At(at) => at.max(now + delay),

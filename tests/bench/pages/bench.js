@@ -172,7 +172,8 @@ window.bench = {
   state,
   load,
   /** The wasm linear memory (tidings only): not part of the JS heap. */
-  wasmBytes: () => library?.wasm?.memory?.buffer?.byteLength ?? null,
+  // The build gives the wasm's exports one-letter names: the memory is found by its type.
+  wasmBytes: () => Object.values(library?.wasm ?? {}).find((v) => v instanceof WebAssembly.Memory)?.buffer.byteLength ?? null,
 
   /** The main client: latency, throughput and restart channels on one connection. */
   async setup(prefix) {
