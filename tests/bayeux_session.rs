@@ -273,6 +273,27 @@ fn patterns_set_in_one_tick_go_out_in_one_subscribe_batch() {
 }
 
 #[test]
+fn a_long_subscribe_batch_goes_apart_from_the_first_connect() {
+    // 99 ride with the connect (100 messages: what tidings-relay takes per request); 100 do not.
+    for (n, requests) in [(99, 1), (100, 2)] {
+        let mut s = Session::new(lp_config(), None, 3);
+        let names: Vec<String> = (0..n).map(|i| format!("/c/{i}")).collect();
+        s.set_patterns(&names, 0);
+        let (hreq, hs) = one_post(&fire(&mut s, 0));
+        s.handle_http_response(hreq, 200, Ok(vec![handshake_ok(&hs[0], "c1", false)]), 10);
+        let p = posts(&drain(&mut s));
+        assert_eq!(p.len(), requests, "{n} patterns");
+        let subscribes: usize = p
+            .iter()
+            .map(|(_, b)| b.iter().filter(|m| m.channel == "/meta/subscribe").count())
+            .sum();
+        assert_eq!(subscribes, n);
+        assert!(p.iter().all(|(_, b)| b.len() <= 100));
+        assert_eq!(channels(&p[requests - 1].1).last(), Some(&"/meta/connect"));
+    }
+}
+
+#[test]
 fn subscribes_lost_with_the_first_connect_wait_for_its_retry() {
     // The server answers the handshake, then the network fails under every request: each
     // retry is one POST carrying the subscribes and the connect, not the subscribes again on

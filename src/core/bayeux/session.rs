@@ -23,6 +23,10 @@ use crate::core::seen::Seen;
 use crate::core::text;
 use crate::core::Millis;
 
+/// The most subscription changes and publishes a session's first connect carries with it
+/// (tidings-relay refuses requests of more than 100 messages).
+const MAX_WITH_CONNECT: usize = 99;
+
 /// Identifies an HTTP request (one POST of a batch).
 pub type ReqId = u64;
 /// Identifies a WebSocket connection.
@@ -940,11 +944,17 @@ impl<P: Clone> BayeuxSession<P> {
         // Re-subscribes that ask for a replay go first in the same batch too, so the replayed
         // messages arrive before anything newer the server queued meanwhile.
         let first = self.up.is_none();
-        let mut batch = if self.replay_first || first {
+        let replay = self.replay_first;
+        let mut batch = if replay || first {
             self.flush_batch()
         } else {
             Vec::new()
         };
+        // Servers bound the messages of one request (tidings-relay: 100): a batch that would
+        // not leave room for the connect goes in a request of its own.
+        if !replay && batch.len() > MAX_WITH_CONNECT {
+            self.transmit(core::mem::take(&mut batch), now);
+        }
         let msg = self.msg_id();
         let mut m = Message::new(meta::CONNECT);
         if first {
