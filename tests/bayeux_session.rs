@@ -273,8 +273,9 @@ fn patterns_set_in_one_tick_go_out_in_one_subscribe_batch() {
 }
 
 #[test]
-fn a_long_subscribe_batch_goes_apart_from_the_first_connect() {
-    // 99 ride with the connect (100 messages: what tidings-relay takes per request); 100 do not.
+fn batches_go_in_requests_of_at_most_100_messages() {
+    // 99 ride with the first connect (100 messages: what tidings-relay takes per request); of
+    // 100, the connect goes in a request of its own.
     for (n, requests) in [(99, 1), (100, 2)] {
         let mut s = Session::new(lp_config(), None, 3);
         let names: Vec<String> = (0..n).map(|i| format!("/c/{i}")).collect();
@@ -291,6 +292,18 @@ fn a_long_subscribe_batch_goes_apart_from_the_first_connect() {
         assert!(p.iter().all(|(_, b)| b.len() <= 100));
         assert_eq!(channels(&p[requests - 1].1).last(), Some(&"/meta/connect"));
     }
+    // Any batch: 250 patterns added to a live session go in three requests.
+    let mut u = up(&["/a"], false);
+    let mut names: Vec<String> = (0..250).map(|i| format!("/d/{i}")).collect();
+    names.push("/a".into());
+    u.s.set_patterns(&names, u.now);
+    u.s.handle_timeout(u.now);
+    let p = posts(&drain(&mut u.s));
+    let sizes: Vec<usize> = p.iter().map(|(_, b)| b.len()).collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    assert!(p
+        .iter()
+        .all(|(_, b)| b.iter().all(|m| m.channel == "/meta/subscribe")));
 }
 
 #[test]

@@ -119,45 +119,42 @@ fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> 
     // No --all-features: binaryen then emits compact imports that Chromium refuses.
     // --low-memory-unused lets binaryen fold constant offsets into loads and stores: Rust's
     // stack sits below the data and grows down from 1 MiB, so the first 1 KiB is never used.
-    proc::run(
-        std::process::Command::new(&tools.wasm_opt)
-            .args([
-                "-Oz",
-                "--low-memory-unused",
-                "--strip-debug",
-                "--strip-producers",
-            ])
-            .arg(&bg)
-            .arg("-o")
-            .arg(&bg),
-    )?;
-    shorten_names(tools, stage, name)?;
-    bundle_js(tools, stage, name)
-}
-
-/// Gives the wasm's imports, exports and import module one- or two-letter names, and the glue
-/// the same. wasm-bindgen names each import after its function plus a 16-digit hash
-/// (`__wbg_closeSocket_de1e2350b3a33261`), and those names sit in both files: random digits
-/// that compress to nothing (about 1.2 KB of gzip in the wasm alone). binaryen renames them
-/// and prints the map; the glue names them in two ways only, as keys of its imports object
-/// (under the module's name) and as `wasm.<export>`, so the map is applied to exactly those.
-fn shorten_names(tools: &Tools, stage: &Path, name: &str) -> Result<()> {
-    let bg = stage.join(format!("{name}_bg.wasm"));
-    let mut cmd = std::process::Command::new(&tools.wasm_opt);
-    cmd.arg(&bg)
-        .arg("--minify-imports-and-exports-and-modules")
-        .arg("-o")
-        .arg(&bg);
-    eprintln!("$ {}", proc::show(&cmd));
-    let out = cmd
+    // --minify-imports-and-exports-and-modules: see `shorten_names`; it prints its name map.
+    let mut opt = std::process::Command::new(&tools.wasm_opt);
+    opt.args([
+        "-Oz",
+        "--low-memory-unused",
+        "--strip-debug",
+        "--strip-producers",
+        "--minify-imports-and-exports-and-modules",
+    ])
+    .arg(&bg)
+    .arg("-o")
+    .arg(&bg);
+    eprintln!("$ {}", proc::show(&opt));
+    let out = opt
         .output()
         .map_err(|e| format!("cannot start wasm-opt: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "wasm-opt --minify-imports-and-exports-and-modules failed: {}",
+            "{} failed: {}",
+            proc::show(&opt),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    shorten_names(stage, name, &String::from_utf8_lossy(&out.stdout))?;
+    bundle_js(tools, stage, name)
+}
+
+/// Gives the glue the one- or two-letter names binaryen gave the wasm's imports, exports and
+/// import module (`map`: what its `--minify-imports-and-exports-and-modules` printed).
+/// wasm-bindgen names each import after its function plus a 16-digit hash
+/// (`__wbg_closeSocket_de1e2350b3a33261`), and those names sit in both files: random digits
+/// that compress to nothing (about 1.2 KB of gzip in the wasm alone). The glue names them in
+/// two ways only, as keys of its imports object (under the module's name) and as
+/// `wasm.<export>`, so the map is applied to exactly those.
+fn shorten_names(stage: &Path, name: &str, map: &str) -> Result<()> {
+    let bg = stage.join(format!("{name}_bg.wasm"));
     let wasm = std::fs::read(&bg).map_err(|e| format!("cannot read {}: {e}", bg.display()))?;
     let modules = import_modules(&wasm)?;
     let [module] = modules.as_slice() else {
@@ -166,7 +163,7 @@ fn shorten_names(tools: &Tools, stage: &Path, name: &str) -> Result<()> {
         ));
     };
     let glue = stage.join(format!("{name}.js"));
-    let text = rename_in_glue(&read(&glue)?, &String::from_utf8_lossy(&out.stdout), module)?;
+    let text = rename_in_glue(&read(&glue)?, map, module)?;
     write(&glue, text)
 }
 

@@ -23,9 +23,9 @@ use crate::core::seen::Seen;
 use crate::core::text;
 use crate::core::Millis;
 
-/// The most subscription changes and publishes a session's first connect carries with it
-/// (tidings-relay refuses requests of more than 100 messages).
-const MAX_WITH_CONNECT: usize = 99;
+/// The most messages in one request or frame: servers bound them (tidings-relay refuses more
+/// than 100), so a longer batch goes in several.
+const MAX_BATCH: usize = 100;
 
 /// Identifies an HTTP request (one POST of a batch).
 pub type ReqId = u64;
@@ -602,7 +602,7 @@ impl<P: Clone> BayeuxSession<P> {
             heard: false,
         };
         self.ws_off_until = None;
-        let queued = core::mem::take(&mut self.ws_queue);
+        let mut queued = core::mem::take(&mut self.ws_queue);
         for f in self
             .flights
             .iter_mut()
@@ -611,11 +611,14 @@ impl<P: Clone> BayeuxSession<P> {
             f.carrier = Carrier::Ws(conn);
             f.sent = now;
         }
-        if !queued.is_empty() {
+        // As many frames as `transmit` would have made requests.
+        while !queued.is_empty() {
+            let rest = queued.split_off(queued.len().min(MAX_BATCH));
             self.events.push_back(SessionEvent::WsSend {
                 conn,
                 messages: queued,
             });
+            queued = rest;
         }
     }
 
@@ -881,8 +884,19 @@ impl<P: Clone> BayeuxSession<P> {
         self.ws_preferred() && (self.ws_off_until.is_none() || matches!(self.ws, Ws::Open { .. }))
     }
 
-    /// Sends a batch over the current transport, recording each request's flight.
-    fn transmit(&mut self, batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
+    /// Sends a batch over the current transport, at most [`MAX_BATCH`] messages per request
+    /// (a connect, always last, goes in the last one).
+    fn transmit(&mut self, mut batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
+        while batch.len() > MAX_BATCH {
+            let rest = batch.split_off(MAX_BATCH);
+            self.transmit_one(batch, now);
+            batch = rest;
+        }
+        self.transmit_one(batch, now);
+    }
+
+    /// Sends one request's batch, recording each message's flight.
+    fn transmit_one(&mut self, batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
         if batch.is_empty() {
             return;
         }
@@ -944,17 +958,11 @@ impl<P: Clone> BayeuxSession<P> {
         // Re-subscribes that ask for a replay go first in the same batch too, so the replayed
         // messages arrive before anything newer the server queued meanwhile.
         let first = self.up.is_none();
-        let replay = self.replay_first;
-        let mut batch = if replay || first {
+        let mut batch = if self.replay_first || first {
             self.flush_batch()
         } else {
             Vec::new()
         };
-        // Servers bound the messages of one request (tidings-relay: 100): a batch that would
-        // not leave room for the connect goes in a request of its own.
-        if !replay && batch.len() > MAX_WITH_CONNECT {
-            self.transmit(core::mem::take(&mut batch), now);
-        }
         let msg = self.msg_id();
         let mut m = Message::new(meta::CONNECT);
         if first {
