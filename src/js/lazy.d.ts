@@ -17,7 +17,8 @@ export interface Client extends ClientApi {}
 export declare function poll<T = unknown>(url: string, callback: MessageCallback<T>, options?: PollerOptions): Poller;
 
 /**
- * Loads the wasm client now instead of at the first subscribe (optional; idempotent).
- * Resolves to the 'tidings' module, initialised.
+ * Loads the wasm client of `protocol` (default `'sse'`; `'poll'` loads SSE's, which polls too)
+ * now instead of at the first subscribe (optional; idempotent). Resolves to that protocol's
+ * module ('tidings/sse' or 'tidings/bayeux'), initialised: the API of 'tidings'.
  */
-export default function load(): Promise<typeof import('./tidings.js')>;
+export default function load(protocol?: 'sse' | 'bayeux' | 'poll'): Promise<typeof import('./tidings.js')>;

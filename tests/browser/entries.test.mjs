@@ -1,5 +1,5 @@
-// The package's single-protocol entries, `tidings/sse` (pkg/sse.js) and `tidings/bayeux`
-// (pkg/bayeux.js): each delivers over its own protocol through the relay, loads its own wasm
+// The package's single-protocol entries, `tidings/sse` (pkg/tidings-sse.js) and `tidings/bayeux`
+// (pkg/tidings-bayeux.js): each delivers over its own protocol through the relay, loads its own wasm
 // (smaller than the all-in-one build's), and refuses the protocol it leaves out with a
 // TypeError that names the all-in-one entry.
 import { after, before, describe, test } from 'node:test';
@@ -19,14 +19,14 @@ const ENTRIES = [
 
 describe('single-protocol entries', () => {
   for (const { entry, url, other, otherUrl, transport } of ENTRIES) {
-    test(`tidings/${entry} delivers over ${entry}, loads only ${entry}_bg.wasm, and refuses ${other}`, async (t) => {
+    test(`tidings/${entry} delivers over ${entry}, loads only tidings-${entry}_bg.wasm, and refuses ${other}`, async (t) => {
       const relay = await startRelay();
       t.after(() => relay.kill());
       const { page, requests, problems, context } = await openPage(browser, `${relay.url}/blank.html`);
       t.after(() => context.close());
 
       const refused = await page.evaluate(async ({ entry, url, other, otherUrl }) => {
-        const mod = await import(`/pkg/${entry}.js`);
+        const mod = await import(`/pkg/tidings-${entry}.js`);
         await mod.default();
         window.client = new mod.Client(url, { protocol: entry, throttleMs: 0 });
         window.got = [];
@@ -51,9 +51,9 @@ describe('single-protocol entries', () => {
       assert.equal(await page.evaluate(() => window.client.transport), transport);
 
       const wasm = requests.filter((u) => u.endsWith('.wasm')).map((u) => new URL(u).pathname);
-      assert.deepEqual(wasm, [`/pkg/${entry}_bg.wasm`]);
-      const [own, all] = await Promise.all([`${entry}_bg.wasm`, 'tidings_bg.wasm'].map((f) => stat(path.join(ROOT, 'pkg', f))));
-      assert.ok(own.size < all.size, `${entry}_bg.wasm (${own.size} B) is smaller than tidings_bg.wasm (${all.size} B)`);
+      assert.deepEqual(wasm, [`/pkg/tidings-${entry}_bg.wasm`]);
+      const [own, all] = await Promise.all([`tidings-${entry}_bg.wasm`, 'tidings_bg.wasm'].map((f) => stat(path.join(ROOT, 'pkg', f))));
+      assert.ok(own.size < all.size, `tidings-${entry}_bg.wasm (${own.size} B) is smaller than tidings_bg.wasm (${all.size} B)`);
       assert.deepEqual(problems, []);
     });
   }

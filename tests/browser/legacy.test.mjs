@@ -68,7 +68,7 @@ async function openLegacy(relay, url, opts) {
 }
 
 const pathOf = (u) => new URL(u).pathname;
-const isClient = (u) => /\/pkg\/(tidings\.js|tidings_bg\.wasm)/.test(pathOf(u));
+const isClient = (u) => /\/pkg\/tidings(-sse|-bayeux)?(\.js|_bg\.wasm)$/.test(pathOf(u));
 
 describe('the script-tag build', () => {
   test('the .sri file is the sha384 of the built tidings.global.js', async () => {
@@ -76,7 +76,7 @@ describe('the script-tag build', () => {
     assert.equal(await buildSri(), sri384(bytes));
   });
 
-  test('lazy: the page loads the loader only; tidings.js and the wasm come with tidings.poll', async (t) => {
+  test('lazy: the page loads the loader only; the client that polls (SSE\'s, the smaller) and its wasm come with tidings.poll', async (t) => {
     const relay = await startRelay({ www: await legacySite(t) });
     t.after(() => relay.kill());
     const { page, context, requests, problems } = await openLegacy(relay, '/poll/l/lazy', { intervalMs: 300 });
@@ -93,10 +93,10 @@ describe('the script-tag build', () => {
     await waitFor(() => page.evaluate(() => window.legacy.ready), { what: 'ready' });
     assert.equal(await page.evaluate(() => window.legacy.ready), 'resolved');
     const after = requests.slice(marker + 1).map(pathOf);
-    assert.ok(after.includes('/pkg/tidings.js'), `tidings.js after start: ${after}`);
-    assert.ok(after.includes('/pkg/tidings_bg.wasm'), `the wasm after start: ${after}`);
+    assert.ok(after.includes('/pkg/tidings-sse.js'), `tidings-sse.js after start: ${after}`);
+    assert.ok(after.includes('/pkg/tidings-sse_bg.wasm'), `the wasm after start: ${after}`);
     assert.ok(after.includes('/poll/l/lazy'), `the first poll: ${after}`);
-    assert.equal(after.filter((p) => p === '/pkg/tidings_bg.wasm').length, 1, 'the wasm loads once');
+    assert.deepEqual(after.filter((p) => isClient(`http://x${p}`)), ['/pkg/tidings-sse.js', '/pkg/tidings-sse_bg.wasm'], 'one module and its wasm, once');
     assert.deepEqual(problems, []);
   });
 
@@ -319,7 +319,7 @@ describe('Subresource Integrity and the CSP', () => {
       window.legacy.poller.stop();
     });
     assert.equal(await page.evaluate(() => window.legacy.poller.state), 'closed');
-    assert.equal(requests.filter((u) => pathOf(u) === '/pkg/tidings_bg.wasm').length, 1, 'the wasm loads once');
+    assert.deepEqual(requests.filter(isClient).map(pathOf), ['/pkg/tidings-sse.js', '/pkg/tidings-sse_bg.wasm'], 'the module and its wasm load once');
     assert.deepEqual(await page.evaluate(() => window.legacy.violations), []);
     assert.deepEqual(await page.evaluate(() => window.legacy.errors), []);
     assert.deepEqual(problems, []);

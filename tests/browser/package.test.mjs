@@ -65,11 +65,12 @@ describe('the npm package', () => {
   test('the tarball holds only what users need, and its manifest the hand-kept fields', async () => {
     const files = tarball.files.map((f) => f.path).sort();
     assert.deepEqual(files, [
-      'LICENSE-APACHE', 'LICENSE-MIT', 'README.md', 'bayeux.js', 'bayeux_bg.wasm', 'lazy.d.ts', 'lazy.js', 'package.json',
-      'sse.js', 'sse_bg.wasm', 'tidings.d.ts', 'tidings.global.js', 'tidings.global.js.sri', 'tidings.js', 'tidings_bg.wasm',
+      'LICENSE-APACHE', 'LICENSE-MIT', 'README.md', 'lazy.d.ts', 'lazy.js', 'package.json',
+      'tidings-bayeux.js', 'tidings-bayeux_bg.wasm', 'tidings-sse.js', 'tidings-sse_bg.wasm',
+      'tidings.d.ts', 'tidings.global.js', 'tidings.global.js.sri', 'tidings.js', 'tidings_bg.wasm',
     ]);
     // Each entry's glue is one minified module with its snippets inside: it imports nothing.
-    for (const entry of ['tidings', 'sse', 'bayeux']) {
+    for (const entry of ['tidings', 'tidings-sse', 'tidings-bayeux']) {
       const glue = await readFile(path.join(PKG, `${entry}.js`), 'utf8');
       assert.doesNotMatch(glue, /\bimport\s*[{*\w]|\bfrom\s*['"]/, `${entry}.js imports no other module`);
     }
@@ -82,8 +83,8 @@ describe('the npm package', () => {
     assert.equal(manifest.type, 'module');
     assert.deepEqual(manifest.exports['.'], { types: './tidings.d.ts', import: './tidings.js' });
     assert.deepEqual(manifest.exports['./lazy'], { types: './lazy.d.ts', import: './lazy.js' });
-    assert.deepEqual(manifest.exports['./sse'], { types: './tidings.d.ts', import: './sse.js' });
-    assert.deepEqual(manifest.exports['./bayeux'], { types: './tidings.d.ts', import: './bayeux.js' });
+    assert.deepEqual(manifest.exports['./sse'], { types: './tidings.d.ts', import: './tidings-sse.js' });
+    assert.deepEqual(manifest.exports['./bayeux'], { types: './tidings.d.ts', import: './tidings-bayeux.js' });
     // The declarations shipped are the hand-written ones, with no `any`.
     const types = await readFile(path.join(installed, 'tidings.d.ts'), 'utf8');
     assert.equal(types, await readFile(path.join(ROOT, 'src', 'js', 'tidings.d.ts'), 'utf8'));
@@ -146,10 +147,11 @@ describe('the npm package', () => {
       manifest = JSON.parse(await readFile(path.join(dist, '.vite', 'manifest.json'), 'utf8'));
     });
 
-    /** The bundle's wasm asset and the chunk that holds the glue, from Vite's manifest. */
-    function assets() {
-      const wasm = Object.values(manifest).find((e) => e.file.endsWith('.wasm'));
-      assert.ok(wasm, 'the wasm is an asset of the bundle');
+    /** The bundle's asset of wasm `<name>_bg.wasm` and the chunk that holds its glue, from
+     *  Vite's manifest. */
+    function assets(name) {
+      const wasm = Object.values(manifest).find((e) => e.file.startsWith(`assets/${name}_bg-`) && e.file.endsWith('.wasm'));
+      assert.ok(wasm, `${name}_bg.wasm is an asset of the bundle: ${Object.keys(manifest)}`);
       const glue = Object.values(manifest).find((e) => (e.assets ?? []).includes(wasm.file));
       assert.ok(glue, 'a chunk refers to the wasm asset');
       return { wasm: `/${wasm.file}`, glue: `/${glue.file}` };
@@ -158,8 +160,7 @@ describe('the npm package', () => {
     test('import init, { Client } from \'tidings\': the wasm loads from the bundle\'s asset URL and messages arrive', async (t) => {
       const relay = await startRelay({ www: dist });
       t.after(() => relay.kill());
-      const { wasm } = assets();
-      assert.match(wasm, /^\/assets\/tidings_bg-[\w-]+\.wasm$/);
+      const { wasm } = assets('tidings');
       // The bundle runs under the relay's CSP: no eval, no inline script, wasm allowed.
       const csp = (await fetch(`${relay.url}/index.html`)).headers.get('content-security-policy') ?? '';
       assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'(;|$)/, `CSP: ${csp}`);
@@ -183,11 +184,14 @@ describe('the npm package', () => {
       assert.deepEqual(problems, []);
     });
 
-    test('import { Client } from \'tidings/lazy\': nothing of the client before the first subscribe, then messages arrive', async (t) => {
+    test('import { Client } from \'tidings/lazy\': nothing of the client before the first subscribe, then only its protocol\'s module, and messages arrive', async (t) => {
       const relay = await startRelay({ www: dist });
       t.after(() => relay.kill());
-      const { wasm, glue } = assets();
-      assert.ok(manifest['lazy.html'].dynamicImports.some((k) => `/${manifest[k].file}` === glue), 'the glue is a dynamic import of the lazy page');
+      const { wasm, glue } = assets('tidings-sse');
+      const bayeux = assets('tidings-bayeux');
+      const lazyImports = manifest['lazy.html'].dynamicImports.map((k) => `/${manifest[k].file}`);
+      assert.ok(lazyImports.includes(glue), `the SSE client is a dynamic import of the lazy page: ${lazyImports}`);
+      assert.ok(lazyImports.includes(bayeux.glue), `and so is the Bayeux client: ${lazyImports}`);
       const { page, context, problems, requests } = await openPage(browser, `${relay.url}/lazy.html`);
       t.after(() => context.close());
 
@@ -208,6 +212,7 @@ describe('the npm package', () => {
       const afterStart = requests.slice(marker + 1).map(pathOf);
       assert.equal(afterStart.filter((p) => p === glue).length, 1, `the glue chunk after subscribe: ${afterStart}`);
       assert.equal(afterStart.filter((p) => p === wasm).length, 1, `the wasm after subscribe: ${afterStart}`);
+      assert.deepEqual(afterStart.filter((p) => p === bayeux.glue || p === bayeux.wasm || p.includes('tidings_bg')), [], 'nothing of the other protocol or the all-in-one build');
       // Listeners given before the wasm loaded heard the client's first state change.
       assert.deepEqual(await page.evaluate(() => window.seen.states), ['connecting/null', 'push/sse']);
       assert.deepEqual(await page.evaluate(() => window.seen.errors), []);
@@ -288,7 +293,7 @@ describe('the versioned script-tag build (pkg/cdn)', () => {
     await waitFor(() => page.evaluate(() => window.seen.got.length >= 1), { what: 'the published message' });
     assert.deepEqual(await page.evaluate(() => window.seen.got), [[{ n: 1 }, id]]);
     const fetched = requests.slice(marker + 1).map(pathOf).filter((p) => p.startsWith('/pkg/'));
-    assert.deepEqual(fetched, [`${stem}.js`, `${stem}_bg.wasm`], 'the versioned glue and wasm, once each, and nothing else');
+    assert.deepEqual(fetched, [`${stem}-sse.js`, `${stem}-sse_bg.wasm`], 'the versioned SSE glue and wasm, once each, and nothing else');
     assert.deepEqual(await page.evaluate(() => window.seen.states), ['connecting/null', 'push/sse']);
     assert.deepEqual(problems, []);
   });
@@ -343,11 +348,11 @@ describe('the versioned script-tag build (pkg/cdn)', () => {
     assert.deepEqual(problems.filter((p) => !/^console: tidings:/.test(p)), []);
   });
 
-  test('the lazy Client publishes before its wasm loaded (Bayeux): the publish waits for it and resolves with the id', async (t) => {
-    const { www } = await cdnSite(t);
+  test('the lazy Client publishes before its wasm loaded (Bayeux): the publish waits for it and resolves with the id; only Bayeux\'s module loads', async (t) => {
+    const { www, stem } = await cdnSite(t);
     const relay = await startRelay({ www });
     t.after(() => relay.kill());
-    const { page, context, problems } = await openPage(browser, `${relay.url}/cdn.html`);
+    const { page, context, problems, requests } = await openPage(browser, `${relay.url}/cdn.html`);
     t.after(() => context.close());
 
     const [stateAtPublish, id] = await page.evaluate(async (key) => {
@@ -362,6 +367,8 @@ describe('the versioned script-tag build (pkg/cdn)', () => {
     assert.equal(typeof id, 'string');
     const history = await (await fetch(`${relay.url}/poll/p/pub?since=0`)).json();
     assert.deepEqual(history.messages, [{ id, data: { n: 1 } }]);
+    const fetched = requests.map(pathOf).filter((p) => p.startsWith('/pkg/'));
+    assert.deepEqual(fetched, [`${stem}.global.js`, `${stem}-bayeux.js`, `${stem}-bayeux_bg.wasm`]);
     assert.deepEqual(problems, []);
   });
 });

@@ -123,6 +123,10 @@ export async function lazy(): Promise<void> {
   const mod = await loadLazy();
   const real = new mod.Client('/events/');
   real.free();
+  const bayeux = await loadLazy('bayeux');
+  new bayeux.Client('/bayeux', { protocol: 'bayeux' }).free();
+  // @ts-expect-error: not a protocol
+  void loadLazy('websocket');
   const client = new LazyClient('/events/', { protocol: 'sse', maxChannelsPerStream: 50 });
   const sub: LazySubscription = client.subscribe<number>('/n', (n, meta) => void [n + 1, meta.via]);
   await sub.ready;
@@ -183,7 +187,7 @@ export function misuse(): void {
 /** The single-protocol entries: the same API, one protocol's wasm each. */
 export async function oneProtocol(): Promise<void> {
   await initSse();
-  await initBayeux({ module_or_path: new URL('/assets/bayeux_bg.wasm', location.href) });
+  await initBayeux({ module_or_path: new URL('/assets/tidings-bayeux_bg.wasm', location.href) });
   const sse = new SseClient('/events/', { protocol: 'sse', throttleMs: 0 });
   sse.subscribe('/comments/123', (data: unknown, meta: MessageMeta) => void [data, meta.id]);
   const bayeux = new BayeuxClient('/bayeux', { protocol: 'bayeux', transports: ['websocket'] });

@@ -4,7 +4,8 @@
 //! - `cargo xtask size` builds `pkg/` first (like `cargo xtask build`); `--no-build` measures
 //!   the `pkg/` that is there.
 //! - The table: every file of each ESM entry (wasm, minified JS glue), their totals,
-//!   and the script-tag build (the loader plus the ESM build it imports on first use).
+//!   and the script-tag build (the loader plus the build of the protocol it imports on first
+//!   use).
 //! - Where the bytes go: `twiggy top` on the same wasm optimized the same way but with its name
 //!   section kept (wasm-bindgen `--keep-debug`, wasm-opt `-Oz -g`), the ten biggest items and a
 //!   rollup per module. twiggy is installed into the tool cache when missing.
@@ -20,14 +21,19 @@ use crate::setup::Tools;
 use crate::{build, paths, setup, Result};
 
 /// The enforced budgets: gzip -9 bytes of wasm + JS glue, per ESM entry of the package
-/// (`tidings`: every protocol; `sse`, `bayeux`: one each, see [`build::ENTRIES`]).
+/// (`tidings`: every protocol; `tidings-sse`, `tidings-bayeux`: one each, see
+/// [`build::ENTRIES`]).
 ///
 /// The issue's budget is [`ISSUE_BUDGET_GZIP`], but the builds are still over it, and the
 /// test run must stay green while the savings in `bench/size.md` land. So these are a ratchet:
 /// the sizes measured when they were last lowered (63,215 / 47,513 / 52,287 B for tidings /
 /// sse / bayeux on 2026-11-23), rounded up to the next 500 B. Any real growth fails; lower
 /// them whenever a saving lands, until they reach 30,000.
-pub const BUDGETS: [(&str, u64); 3] = [("tidings", 60_000), ("sse", 45_000), ("bayeux", 49_500)];
+pub const BUDGETS: [(&str, u64); 3] = [
+    ("tidings", 60_000),
+    ("tidings-sse", 45_000),
+    ("tidings-bayeux", 49_500),
+];
 
 /// The budget the issue asks CI to enforce (wasm + glue, gzip -9).
 pub const ISSUE_BUDGET_GZIP: u64 = 30_000;
@@ -67,6 +73,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "file", "raw", "gzip -9", "brotli q11"
     );
     let mut total = Sizes::default();
+    let mut entries = Vec::new();
     // The all-in-one entry comes last (see `build::ENTRIES`), so `total` is its build's.
     for (name, _) in build::ENTRIES {
         let mut sum = Sizes::default();
@@ -77,16 +84,24 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         let label = match name {
             "tidings" => "ESM build: wasm + glue".to_owned(),
-            one => format!("tidings/{one}: wasm + glue"),
+            one => format!("{}: wasm + glue", one.replace('-', "/")),
         };
         print_row(&label, &sum);
+        entries.push((name, sum));
         total = sum;
     }
     let l = Sizes::of(&loader)?;
     print_row("  tidings.global.js (loader, eager)", &l);
-    let mut script_tag = total;
-    script_tag.add(&l);
-    print_row("script-tag build: loader + wasm + glue", &script_tag);
+    // The loader imports the build of the protocol a client uses (`tidings-<protocol>.js`).
+    for (name, sum) in entries.iter().filter(|(name, _)| *name != "tidings") {
+        let mut script_tag = *sum;
+        script_tag.add(&l);
+        let protocol = name.trim_start_matches("tidings-");
+        print_row(
+            &format!("script-tag build, {protocol}: loader + wasm + glue"),
+            &script_tag,
+        );
+    }
     // Other entry points of the package (e.g. a lazy wrapper): shown, not part of the budget.
     for f in other_js(&pkg) {
         print_row(&format!("  other: {}", rel(&pkg, &f)), &Sizes::of(&f)?);
