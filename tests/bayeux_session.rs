@@ -154,7 +154,8 @@ fn up_with(mut s: Session, patterns: &[&str], replay: bool) -> Up {
         patterns.len(),
         "{ev:?}"
     );
-    let (connect_req, c) = one_post(&fire(&mut s, 20));
+    // The next connect goes out while the reply is handled, not at a later timer turn.
+    let (connect_req, c) = one_post(&ev);
     assert_eq!(channels(&c), ["/meta/connect"]);
     assert_eq!(s.status(), SessionStatus::Up(TransportKind::LongPolling));
     Up {
@@ -601,6 +602,44 @@ fn over_websocket_every_connect_goes_over_the_socket() {
 }
 
 #[test]
+fn with_no_interval_the_next_connect_goes_out_while_its_reply_is_handled() {
+    // Long-polling under load: each turn the page's event loop waits between a reply and the
+    // next connect is time in which published messages pile up on the server.
+    let mut u = up(&["/a"], false);
+    for k in 0..3u64 {
+        let at = 100 + k * 10;
+        let mut r = reply(&u.connect, true);
+        r.advice = Some(retry_advice(0, 45_000));
+        let data = data_msg("/a", Some(&k.to_string()), json!(k));
+        u.s.handle_http_response(u.connect_req, 200, Ok(vec![r, data]), at);
+        let ev = drain(&mut u.s);
+        assert_eq!(messages(&ev).len(), 1, "{ev:?}");
+        let (req, c) = one_post(&ev);
+        assert_eq!(channels(&c), ["/meta/connect"]);
+        assert!(
+            u.s.poll_timeout().is_some_and(|t| t > at),
+            "nothing left due for a timer"
+        );
+        (u.connect_req, u.connect) = (req, c[0].clone());
+    }
+    // A subscribe waiting for the session goes out with the reply's handling too.
+    u.s.set_patterns(&strings(&["/a", "/b"]), 130);
+    assert!(
+        posts(&drain(&mut u.s)).is_empty(),
+        "the subscribe waits a turn"
+    );
+    let mut r = reply(&u.connect, true);
+    r.advice = Some(retry_advice(0, 45_000));
+    u.s.handle_http_response(u.connect_req, 200, Ok(vec![r]), 130);
+    let mut sent: Vec<_> = posts(&drain(&mut u.s))
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|m| m.channel.clone()).collect::<Vec<_>>())
+        .collect();
+    sent.sort();
+    assert_eq!(sent, ["/meta/connect", "/meta/subscribe"]);
+}
+
+#[test]
 fn advice_interval_spaces_connects() {
     // By hand: the interval runs from the reply to the next connect.
     let mut s = Session::new(lp_config(), None, 1);
@@ -781,13 +820,8 @@ fn a_new_session_does_not_use_the_old_sessions_advice() {
     let (breq, batch) = one_post(&drain(&mut s));
     assert_eq!(channels(&batch), ["/meta/subscribe", "/meta/connect"]);
     s.handle_http_response(breq, 200, Ok(ok_all(&batch)), t + 20);
-    drain(&mut s);
-    assert_eq!(
-        s.poll_timeout(),
-        Some(t + 20),
-        "interval 0 now, not the stale 60 s"
-    );
-    let (creq2, _) = one_post(&fire(&mut s, t + 20));
+    // Interval 0 now, not the stale 60 s: the next connect goes at once.
+    let (creq2, _) = one_post(&drain(&mut s));
     // And the default timeout (45 s) + margin, not the stale 20 s.
     assert_eq!(s.poll_timeout(), Some(t + 20 + 55_000));
     s.handle_timeout(t + 20 + 30_000);
@@ -826,7 +860,11 @@ fn a_refused_subscription_fails_alone() {
         })
         .collect();
     s.handle_http_response(breq, 200, Ok(replies), 20);
-    let ev = drain(&mut s);
+    let mut ev = drain(&mut s);
+    // The session goes on: the next connect goes out with the reply's handling.
+    let (_, c) = one_post(&ev);
+    assert_eq!(channels(&c), ["/meta/connect"]);
+    ev.retain(|e| !is_network(e));
     assert!(ev.contains(&SessionEvent::Subscribed("/a".into())));
     assert!(ev.contains(&SessionEvent::Subscribed("/b".into())));
     let failed: Vec<_> = ev
@@ -842,9 +880,6 @@ fn a_refused_subscription_fails_alone() {
     assert_eq!(failed[0].1.status, Some(403));
     assert!(failed[0].1.message.contains("Forbidden"));
     assert!(s.is_subscribed("/a") && s.is_subscribed("/b") && !s.is_subscribed("/x"));
-    // The session goes on.
-    let (_, c) = one_post(&fire(&mut s, 20));
-    assert_eq!(channels(&c), ["/meta/connect"]);
     assert_eq!(s.status(), SessionStatus::Up(TransportKind::LongPolling));
 }
 
@@ -1212,8 +1247,7 @@ fn a_dead_long_poll_is_aborted_at_the_advised_timeout_plus_margin() {
     let (breq, batch) = one_post(&drain(&mut s));
     assert_eq!(channels(&batch), ["/meta/subscribe", "/meta/connect"]);
     s.handle_http_response(breq, 200, Ok(ok_all(&batch)), 20);
-    drain(&mut s);
-    let (creq, _) = one_post(&fire(&mut s, 20));
+    let (creq, _) = one_post(&drain(&mut s));
     assert_eq!(s.poll_timeout(), Some(20 + 20_000 + 10_000));
     let ev = fire(&mut s, 30_020);
     assert!(ev.contains(&SessionEvent::HttpAbort(creq)));
@@ -1244,8 +1278,9 @@ fn ws_up(s: &mut Session) -> (u64, u64) {
     let mut r = reply(&f[0].1[1], true);
     r.advice = Some(retry_advice(0, 45_000));
     s.handle_ws_messages(conn, Ok(vec![reply(&f[0].1[0], true), r]), 30);
-    drain(s);
-    let f = frames(&fire(s, 30));
+    // The next connect goes out while the frame is handled.
+    let f = frames(&drain(s));
+    assert_eq!(f.len(), 1);
     assert_eq!(channels(&f[0].1), ["/meta/connect"]);
     assert_eq!(s.status(), SessionStatus::Up(TransportKind::WebSocket));
     (conn, 30)
@@ -1300,8 +1335,7 @@ fn a_refused_websocket_falls_back_at_once_and_a_probe_brings_it_back() {
     assert_eq!(channels(&batch), ["/meta/subscribe", "/meta/connect"]);
     assert_eq!(batch[1].connection_type, Some("long-polling"));
     s.handle_http_response(breq, 200, Ok(ok_all(&batch)), 50);
-    drain(&mut s);
-    let (held, c) = one_post(&fire(&mut s, 50));
+    let (held, c) = one_post(&drain(&mut s));
     assert_eq!(c[0].connection_type, Some("long-polling"));
     assert_eq!(s.status(), SessionStatus::Up(TransportKind::LongPolling));
 
@@ -1324,8 +1358,7 @@ fn a_refused_websocket_falls_back_at_once_and_a_probe_brings_it_back() {
     assert!(drain(&mut s).is_empty());
     // The held HTTP connect returns; the next connect goes over the socket.
     s.handle_http_response(held, 200, Ok(vec![reply(&c[0], true)]), 20_000);
-    drain(&mut s);
-    let ev = fire(&mut s, 20_000);
+    let ev = drain(&mut s);
     assert!(posts(&ev).is_empty(), "{ev:?}");
     let f = frames(&ev);
     assert_eq!(f.len(), 1);

@@ -584,6 +584,18 @@ impl<P: Clone> BayeuxSession<P> {
             ),
             now,
         );
+        self.run_due(now);
+    }
+
+    /// Does at once what a reply made due now: the next connect after a connect reply with
+    /// no interval, a flush of what waited for the session. Left to the shell's timer, it
+    /// would wait a turn of the page's event loop, behind whatever else is queued there (under
+    /// load, many turns); a long-polling client would then lose that time on every cycle, as
+    /// latency and as throughput.
+    fn run_due(&mut self, now: Millis) {
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout(now);
+        }
     }
 
     /// The POST `req` failed (network error).
@@ -647,6 +659,7 @@ impl<P: Clone> BayeuxSession<P> {
                 .retrying(),
             )),
         }
+        self.run_due(now);
     }
 
     /// WebSocket `conn` closed or failed.
