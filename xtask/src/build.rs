@@ -316,6 +316,16 @@ fn import_modules(wasm: &[u8]) -> Result<Vec<String>> {
     Ok(modules)
 }
 
+/// rolldown: `input` and what it imports, bundled into one minified file of `format`.
+fn minify(tools: &Tools, input: &Path, format: &str, out: &Path) -> Result<()> {
+    proc::run(
+        std::process::Command::new(&tools.rolldown)
+            .arg(input)
+            .args(["--format", format, "--minify", "--file"])
+            .arg(out),
+    )
+}
+
 /// An entry's `<name>.js`: the hand-written API (`src/js/client.js`) bundled with
 /// wasm-bindgen's glue and its snippets into one minified module (the glue alone shrinks by a
 /// third of its gzip size). The wasm's import names are string keys of the glue's imports
@@ -327,12 +337,7 @@ fn bundle_js(tools: &Tools, stage: &Path, name: &str) -> Result<()> {
     std::fs::rename(&glue, &wasm_js).map_err(|e| format!("cannot move the glue: {e}"))?;
     let entry = stage.join("client.js");
     copy(&js_source("client.js"), &entry)?;
-    proc::run(
-        std::process::Command::new(&tools.rolldown)
-            .arg(&entry)
-            .args(["--format", "esm", "--minify", "--file"])
-            .arg(&glue),
-    )?;
+    minify(tools, &entry, "esm", &glue)?;
     let text = read(&glue)?;
     // One self-contained module, still finding its wasm next to itself (bundlers rely on it).
     if text.contains("import ") || text.contains("import{") {
@@ -432,12 +437,7 @@ fn write_global(tools: &Tools, pkg: &Path) -> Result<()> {
     let source = pkg.join("loader-source.js");
     write(&source, global_loader()?)?;
     let out = pkg.join("tidings.global.js");
-    proc::run(
-        std::process::Command::new(&tools.rolldown)
-            .arg(&source)
-            .args(["--format", "iife", "--minify", "--file"])
-            .arg(&out),
-    )?;
+    minify(tools, &source, "iife", &out)?;
     std::fs::remove_file(&source).map_err(|e| format!("cannot remove loader-source.js: {e}"))?;
     let text = read(&out)?;
     if !text.contains("/*! tidings") || text.contains("export") || text.contains("import.meta") {
