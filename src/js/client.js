@@ -9,6 +9,14 @@ import init, { initSync, Core } from './wasm.js';
 
 export { init as default, initSync };
 
+// Which protocols this entry's wasm has. The package build defines both names per entry
+// (rolldown's `--transform.define`), so the minifier drops the option handling of a protocol an
+// entry leaves out; a client of that protocol gets the wasm's refusal, which names the entry
+// that has it.
+/* global TIDINGS_SSE, TIDINGS_BAYEUX */
+const HAS_SSE = TIDINGS_SSE;
+const HAS_BAYEUX = TIDINGS_BAYEUX;
+
 const typeError = (m) => new TypeError(m);
 const quote = JSON.stringify;
 const isObject = (v) => typeof v == 'object' && v !== null;
@@ -157,7 +165,7 @@ export class Client {
     // back-off min and max, idle timeout, max event bytes, channels per stream, then (pushed
     // below) flags, transports and the poll function, interval and push interval.
     const n = [throttle, downshift, NONE, NONE, NONE, NONE, NONE];
-    if (kind == 0) {
+    if (kind == 0 && HAS_SSE) {
       const param = get(options, 'channelParam');
       if (param !== undefined && (typeof param != 'string' || !param)) {
         throw typeError('option channelParam: expected a non-empty string');
@@ -165,7 +173,7 @@ export class Client {
       urls[2] = param ?? '';
     }
     const h = headers(options);
-    if (kind == 0) {
+    if (kind == 0 && HAS_SSE) {
       if (boolean(options, 'lastEventIdInQuery')) flags |= 2;
     }
     const b = get(options, 'backoff');
@@ -174,13 +182,13 @@ export class Client {
       n[2] = number(b, 'minMs', 1, 3600000);
       n[3] = number(b, 'maxMs', 1, 3600000);
     }
-    if (kind == 0) {
+    if (kind == 0 && HAS_SSE) {
       n[4] = number(options, 'idleTimeoutMs', 1000, 3600000);
       n[5] = number(options, 'maxEventBytes', 1024, 256 * 1024 * 1024);
       n[6] = number(options, 'maxChannelsPerStream', 1, 1000);
     }
     this._authHook = null;
-    if (kind == 1) {
+    if (kind == 1 && HAS_BAYEUX) {
       urls = [...bayeuxUrls(url), ''];
       const t = get(options, 'transports');
       if (t !== undefined) {

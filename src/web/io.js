@@ -1,6 +1,9 @@
 // The browser I/O of one client: fetch streams, Bayeux POSTs, poll GETs, WebSockets, one timer
 // and the page listeners. The Rust driver (src/web/mod.rs) decides what to start and stop; this
 // module does it and reports what happened through one function, `emit(kind, id, a, b, c, d)`.
+// What only one protocol needs is in its own module (sse_io.js: streams; bayeux_io.js: POSTs,
+// WebSockets and the parsing of their messages), so a build without that protocol carries
+// none of it.
 //
 // Written in JavaScript rather than with web-sys: the async readers, closures and bindings cost
 // the wasm about a fifth of its size in Rust. Nothing here decides anything.
@@ -9,63 +12,24 @@
 // the listeners, and no event is reported after it (the driver drops its callback then).
 
 // What `emit` reports (kept in step with `Event` in src/web/mod.rs).
-const RESPONSE = 0; // a stream's response: a = status, b = content type
-const DATA = 1; // a stream's bytes: a = Uint8Array
-const END = 2; // a stream ended
-const FAILED = 3; // a stream failed: a = message
-const HTTP = 4; // a POST's answer: a = status, b = its messages (see `parse`), c = why none
-const HTTP_FAILED = 5; // a POST failed: a = message
+export const RESPONSE = 0; // a stream's response: a = status, b = content type
+export const DATA = 1; // a stream's bytes: a = Uint8Array
+export const END = 2; // a stream ended
+export const FAILED = 3; // a stream failed: a = message
+export const HTTP = 4; // a POST's answer: a = status, b = its messages (see `parse`), c = why none
+export const HTTP_FAILED = 5; // a POST failed: a = message
 const POLL = 6; // a poll's answer: a = status, b = ETag, c = Last-Modified, d = text
 const POLL_FAILED = 7; // a poll failed: a = message
-const WS_OPEN = 8;
-const WS_MESSAGE = 9; // a = the frame's messages (see `parse`), b = why none
-const WS_CLOSED = 10;
+export const WS_OPEN = 8;
+export const WS_MESSAGE = 9; // a = the frame's messages (see `parse`), b = why none
+export const WS_CLOSED = 10;
 const TIMER = 11;
 const ONLINE = 12; // a = whether online
 const VISIBLE = 13; // a = whether visible
 const SHOWN = 14; // back from the back/forward cache
 const HIDDEN = 15; // a = whether into the back/forward cache (else: leaving for good)
 
-// A Bayeux message as the fields the session reads, in the order bayeux_json.rs reads them:
-// the wasm takes them by index, so no key string crosses into it per field.
-const fields = (m) => [
-  m.channel, m.id, m.clientId, m.successful, m.error,
-  Array.isArray(m.subscription) ? m.subscription[0] : m.subscription,
-  m.advice, m.data, m.supportedConnectionTypes, m.ext?.tidings,
-];
-const isMessage = (m) => typeof m == 'object' && m !== null && typeof m.channel == 'string';
-// Most messages are plain deliveries: those cross as [channel, id, data], three reads instead
-// of ten, and the channel as null when it is the previous delivery's in the same batch (the
-// wasm reuses that name rather than decoding the same string again).
-const plain = (m) => m.data !== undefined && m.successful === undefined && m.error === undefined
-  && m.advice === undefined && m.clientId === undefined && m.ext?.tidings === undefined
-  && !m.channel.startsWith('/meta/');
-const batch = (list) => {
-  let last;
-  return list.filter(isMessage).map((m) => {
-    if (!plain(m)) return fields(m);
-    const same = m.channel === last;
-    last = m.channel;
-    return [same ? null : m.channel, m.id, m.data];
-  });
-};
-
-// A Bayeux body or frame, parsed here where it arrives: [messages as fields] or
-// [undefined, why not]. A message that is not a Bayeux object is skipped (the rest of its batch
-// still counts); a body that is not JSON, or not an object or array, fails whole.
-const parse = (text) => {
-  if (typeof text != 'string') return [undefined, 'a binary frame'];
-  let v;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return [undefined, 'the body is not JSON'];
-  }
-  if (typeof v != 'object' || v === null) return [undefined, 'the body is neither a message nor an array of them'];
-  return [batch(Array.isArray(v) ? v : [v])];
-};
-
-const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
+export const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
 
 export class Io {
   constructor(emit, credentials) {
@@ -101,46 +65,7 @@ export class Io {
     return { live, ctrl, response: Promise.resolve().then(() => fetch(url, init)) };
   }
 
-  /** A streaming GET: the response, then every chunk of its body, then its end. */
-  stream(id, url, headers) {
-    const { live, response } = this._fetch(this._requests, id, url, 'GET', headers);
-    const failed = (e) => live() && (this._requests.delete(id), this._report(FAILED, id, describe(e)));
-    response.then((r) => {
-      if (!live()) return;
-      this._report(RESPONSE, id, r.status, r.headers.get('content-type'));
-      if (!live()) return;
-      if (!r.body) {
-        this._requests.delete(id);
-        return this._report(END, id);
-      }
-      const reader = r.body.getReader();
-      const next = () =>
-        reader.read().then(({ done, value }) => {
-          // An aborted request's body stream is already errored by its signal.
-          if (!live()) return;
-          if (done) {
-            this._requests.delete(id);
-            return this._report(END, id);
-          }
-          this._report(DATA, id, value);
-          next();
-        }, failed);
-      next();
-    }, failed);
-  }
 
-  /** A Bayeux long-polling POST of `body` (JSON text); its answer is read as text. */
-  post(id, url, headers, body) {
-    const { live, response } = this._fetch(this._requests, id, url, 'POST', headers, body);
-    const done = (kind, a, b, c) => {
-      if (!live()) return;
-      this._requests.delete(id);
-      this._report(kind, id, a, b, c);
-    };
-    response
-      .then((r) => r.text().then((text) => done(HTTP, r.status, ...parse(text))))
-      .catch((e) => done(HTTP_FAILED, describe(e)));
-  }
 
   /** A conditional poll GET; the body is read unless the answer is 304 or not 2xx. */
   poll(id, url, headers) {
@@ -174,33 +99,7 @@ export class Io {
     this._polls.delete(id);
   }
 
-  /** Opens a WebSocket; a socket the browser refuses at once (a bad URL, CSP) reports closed. */
-  socket(id, url) {
-    let ws;
-    try {
-      ws = new WebSocket(url);
-    } catch {
-      Promise.resolve().then(() => this._report(WS_CLOSED, id));
-      return;
-    }
-    this._sockets.set(id, ws);
-    ws.onopen = () => this._report(WS_OPEN, id);
-    ws.onmessage = (e) => this._report(WS_MESSAGE, id, ...parse(e.data));
-    // `error` is always followed by `close`: one handler covers both.
-    ws.onclose = () => {
-      this._drop(id);
-      this._report(WS_CLOSED, id);
-    };
-  }
 
-  /** Sends one text frame (dropped if the socket is not open any more: its close reports it). */
-  send(id, text) {
-    try {
-      this._sockets.get(id)?.send(text);
-    } catch {
-      // Not open yet or any more.
-    }
-  }
 
   /** Closes socket `id`, silently. */
   closeSocket(id) {

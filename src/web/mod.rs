@@ -47,19 +47,11 @@ extern "C" {
     #[wasm_bindgen(constructor)]
     fn new(emit: &Function, credentials: bool) -> Io;
     #[wasm_bindgen(method)]
-    fn stream(this: &Io, id: f64, url: &str, headers: Array);
-    #[wasm_bindgen(method)]
-    fn post(this: &Io, id: f64, url: &str, headers: Array, body: &str);
-    #[wasm_bindgen(method)]
     fn poll(this: &Io, id: f64, url: &str, headers: Array);
     #[wasm_bindgen(method)]
     fn abort(this: &Io, id: f64);
     #[wasm_bindgen(method, js_name = abortPoll)]
     fn abort_poll(this: &Io, id: f64);
-    #[wasm_bindgen(method)]
-    fn socket(this: &Io, id: f64, url: &str);
-    #[wasm_bindgen(method)]
-    fn send(this: &Io, id: f64, text: &str);
     #[wasm_bindgen(method, js_name = closeSocket)]
     fn close_socket(this: &Io, id: f64);
     #[wasm_bindgen(method)]
@@ -68,6 +60,30 @@ extern "C" {
     fn watch(this: &Io, on: bool) -> u32;
     #[wasm_bindgen(method)]
     fn close(this: &Io);
+}
+
+// What only one protocol needs is in a module of its own, imported only by the builds with
+// that protocol: the bundled package entry without it carries none of its JavaScript.
+#[cfg(feature = "sse")]
+#[wasm_bindgen(module = "/src/web/sse_io.js")]
+extern "C" {
+    /// A streaming GET on `io` (see `sse_io.js`).
+    #[wasm_bindgen(js_name = stream)]
+    fn open_stream(io: &Io, id: f64, url: &str, headers: Array);
+}
+
+#[cfg(feature = "bayeux")]
+#[wasm_bindgen(module = "/src/web/bayeux_io.js")]
+extern "C" {
+    /// A long-polling POST on `io` (see `bayeux_io.js`).
+    #[wasm_bindgen(js_name = post)]
+    fn send_post(io: &Io, id: f64, url: &str, headers: Array, body: &str);
+    /// Opens a WebSocket on `io`.
+    #[wasm_bindgen(js_name = socket)]
+    fn open_socket(io: &Io, id: f64, url: &str);
+    /// Sends one text frame on `io`'s socket `id`.
+    #[wasm_bindgen(js_name = send)]
+    fn send_frame(io: &Io, id: f64, text: &str);
 }
 
 /// What `io.js` reports (its `emit` kinds, in the same order).
@@ -308,7 +324,7 @@ impl Driver {
                     match out {
                         #[cfg(feature = "sse")]
                         Output::Open(req) => {
-                            io.stream(req.id as f64, &req.url, header_array(&req.headers))
+                            open_stream(io, req.id as f64, &req.url, header_array(&req.headers))
                         }
                         Output::Abort(id) | Output::HttpAbort(id) => io.abort(id as f64),
                         #[cfg(feature = "bayeux")]
@@ -318,13 +334,19 @@ impl Driver {
                                 String::from("application/json;charset=UTF-8"),
                             );
                             let headers = header_array(inner.headers.iter().chain([&json]));
-                            io.post(req as f64, &url, headers, &bayeux_json::encode(&messages));
+                            send_post(
+                                io,
+                                req as f64,
+                                &url,
+                                headers,
+                                &bayeux_json::encode(&messages),
+                            );
                         }
                         #[cfg(feature = "bayeux")]
-                        Output::WsOpen { conn, url } => io.socket(conn as f64, &url),
+                        Output::WsOpen { conn, url } => open_socket(io, conn as f64, &url),
                         #[cfg(feature = "bayeux")]
                         Output::WsSend { conn, messages } => {
-                            io.send(conn as f64, &bayeux_json::encode(&messages))
+                            send_frame(io, conn as f64, &bayeux_json::encode(&messages))
                         }
                         #[cfg(feature = "bayeux")]
                         Output::WsClose(conn) => io.close_socket(conn as f64),

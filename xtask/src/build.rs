@@ -148,7 +148,7 @@ fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> 
         ));
     }
     shorten_names(stage, name, &String::from_utf8_lossy(&out.stdout))?;
-    bundle_js(tools, stage, name)
+    bundle_js(tools, stage, name, features)
 }
 
 /// Gives the glue the one- or two-letter names binaryen gave the wasm's imports, exports and
@@ -317,10 +317,11 @@ fn import_modules(wasm: &[u8]) -> Result<Vec<String>> {
 }
 
 /// rolldown: `input` and what it imports, bundled into one minified file of `format`.
-fn minify(tools: &Tools, input: &Path, format: &str, out: &Path) -> Result<()> {
+fn minify(tools: &Tools, input: &Path, format: &str, out: &Path, extra: &[&str]) -> Result<()> {
     proc::run(
         std::process::Command::new(&tools.rolldown)
             .arg(input)
+            .args(extra)
             .args(["--format", format, "--minify", "--file"])
             .arg(out),
     )
@@ -330,15 +331,33 @@ fn minify(tools: &Tools, input: &Path, format: &str, out: &Path) -> Result<()> {
 /// wasm-bindgen's glue and its snippets into one minified module (the glue alone shrinks by a
 /// third of its gzip size). The wasm's import names are string keys of the glue's imports
 /// object, which a minifier keeps; the snippets' directory goes, as nothing imports it any more.
-fn bundle_js(tools: &Tools, stage: &Path, name: &str) -> Result<()> {
+fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> {
     let glue = stage.join(format!("{name}.js"));
     // client.js imports the glue as './wasm.js'.
     let wasm_js = stage.join("wasm.js");
     std::fs::rename(&glue, &wasm_js).map_err(|e| format!("cannot move the glue: {e}"))?;
     let entry = stage.join("client.js");
     copy(&js_source("client.js"), &entry)?;
-    minify(tools, &entry, "esm", &glue)?;
+    // client.js's protocol flags, for its minifier to drop what the entry's wasm leaves out.
+    let has = |p: &str| features.split(',').any(|f| f == p);
+    let define = format!(
+        "TIDINGS_SSE:{},TIDINGS_BAYEUX:{}",
+        has("sse"),
+        has("bayeux")
+    );
+    minify(
+        tools,
+        &entry,
+        "esm",
+        &glue,
+        &["--transform.define", &define],
+    )?;
     let text = read(&glue)?;
+    if text.contains("TIDINGS_SSE") || text.contains("TIDINGS_BAYEUX") {
+        return Err(format!(
+            "the bundled {name}.js still names its protocol flags"
+        ));
+    }
     // One self-contained module, still finding its wasm next to itself (bundlers rely on it).
     if text.contains("import ") || text.contains("import{") {
         return Err(format!(
@@ -437,7 +456,7 @@ fn write_global(tools: &Tools, pkg: &Path) -> Result<()> {
     let source = pkg.join("loader-source.js");
     write(&source, global_loader()?)?;
     let out = pkg.join("tidings.global.js");
-    minify(tools, &source, "iife", &out)?;
+    minify(tools, &source, "iife", &out, &[])?;
     std::fs::remove_file(&source).map_err(|e| format!("cannot remove loader-source.js: {e}"))?;
     let text = read(&out)?;
     if !text.contains("/*! tidings") || text.contains("export") || text.contains("import.meta") {
