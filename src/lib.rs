@@ -152,6 +152,9 @@ mod web;
 #[cfg(all(target_arch = "wasm32", feature = "js"))]
 pub mod js;
 
+#[cfg(any(test, all(target_arch = "wasm32", feature = "js")))]
+mod heap;
+
 /// Without std (the npm build) a panic is a trap: nothing formats its message, so neither
 /// std's panic machinery nor most of `core::fmt` is linked. The core does not panic on any
 /// input (its parsers are fuzzed and property-tested); a trap would be a bug.

@@ -62,6 +62,25 @@ pub fn push_decimal(out: &mut String, mut n: u64) {
     }
 }
 
+/// Appends `s` as a JSON string: quoted, with `"`, `\\` and control characters escaped.
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 => {
+                out.push_str("\\u");
+                push_hex(out, c as u32, 4);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// `n` in decimal.
 pub fn decimal(n: u64) -> String {
     let mut out = String::new();
@@ -108,6 +127,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn json_strings_parse_back(s in any::<String>(), controls in "[\u{0}-\u{1f}\"\\\\]{0,6}") {
+            for input in [s.clone(), [s.as_str(), &controls, "é"].concat()] {
+                let mut out = String::new();
+                push_json_string(&mut out, &input);
+                prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), input);
+            }
+        }
+
         #[test]
         fn lossy_text_as_std_decodes_it(bytes in proptest::collection::vec(any::<u8>(), 0..40), ascii in "[a-z]{0,4}") {
             // Mostly-valid input too: text with a few stray bytes in it.

@@ -33,8 +33,28 @@ const EVENTS = ['state', 'error', 'reset'];
 // alive without the page keeping a reference (`new Client(…).subscribe(…)` keeps delivering);
 // an idle or closed one is left to the GC, which frees its wasm side.
 const LIVE = new Set();
-// What the wasm calls on the page side (`Page` in src/js/mod.rs).
-const PAGE = ['_deliver', '_settle', '_published', '_state', '_error', '_reset', '_auth', '_poll', '_fail'];
+// The wasm's commands to the page (`page` in src/js/mod.rs) and the page's reports to it
+// (`input` there).
+const DELIVER = 16;
+const READY = 17;
+const REJECT = 18;
+const PUBLISHED = 19;
+const PUBLISH_FAILED = 20;
+const STATE = 21;
+const ERROR = 22;
+const RESET = 23;
+const AUTH = 24;
+const POLL_FN = 25;
+const THROW = 26;
+const UNSUBSCRIBE = 16;
+const CLOSE = 17;
+const FLUSH = 18;
+const AUTH_DONE = 19;
+const POLL_DONE = 20;
+// io.js's report of a stream's bytes, which goes to `Core.chunk`.
+const DATA = 1;
+const STATES = ['idle', 'connecting', 'push', 'polling', 'offline', 'closed'];
+const TRANSPORTS = ['sse', 'websocket', 'long-polling', 'poll'];
 
 /** Throws unless `o` is absent or an object whose keys are all in `allowed`. */
 function checkKeys(o, what, allowed) {
@@ -131,7 +151,7 @@ export class Subscription {
     // Deliveries already queued for it are dropped with the callback; the entry stays only
     // until `ready` settles.
     if (s) s.gone = true;
-    c._core.unsubscribe(this._id);
+    c._core.input(UNSUBSCRIBE, this._id);
     if (s && !s.settle) c._subs.delete(this._id);
   }
 }
@@ -146,6 +166,9 @@ export class Client {
     const protocol = get(options, 'protocol') ?? 'sse';
     const kind = ['sse', 'bayeux', 'poll'].indexOf(protocol);
     if (kind < 0) throw typeError("option protocol: expected 'sse', 'bayeux' or 'poll'");
+    if ((kind == 0 && !HAS_SSE) || (kind == 1 && !HAS_BAYEUX)) {
+      throw typeError(`option protocol: this build of tidings leaves out '${protocol}' (npm: the 'tidings' entry has every protocol; Rust: the crate feature)`);
+    }
     const other = [BAYEUX_ONLY, SSE_ONLY, [...SSE_ONLY, ...BAYEUX_ONLY]][kind];
     this._fns = [];
     const throttle = number(options, 'throttleMs', 0, 3600000);
@@ -181,6 +204,7 @@ export class Client {
       checkKeys(b, 'option backoff', ['minMs', 'maxMs']);
       n[2] = number(b, 'minMs', 1, 3600000);
       n[3] = number(b, 'maxMs', 1, 3600000);
+      if (n[2] > n[3] && n[3] != NONE) throw typeError('option backoff: minMs must not exceed maxMs');
     }
     if (kind == 0 && HAS_SSE) {
       n[4] = number(options, 'idleTimeoutMs', 1000, 3600000);
@@ -209,25 +233,28 @@ export class Client {
         flags |= 4;
       }
     }
-    n.push(flags, transports, poll[1], poll[2], poll[3]);
+    // The seed of the reconnect jitter last.
+    n.push(flags, transports, poll[1], poll[2], poll[3], Math.random());
     this._ext = ext;
     // subscription number -> { callback, settle: [resolve, reject] until ready, gone }
     this._subs = new Map();
+    this._state = 'idle';
+    this._transport = null;
+    // The channel of the last delivery (the wasm names it only when it changes).
+    this._channel = undefined;
     this._publishes = new Map();
     this._listeners = [];
     // The wasm holds the page side through a WeakRef: a client the page dropped without
     // close() is still collected, and its wasm side freed (closing its connection).
     const ref = new WeakRef(this);
-    const page = {};
-    for (const m of PAGE) page[m] = (...a) => ref.deref()?.[m](...a);
-    // The per-message call, without the rest array.
-    page._deliver = (sub, data, text, channel, idCounter, id, event, poll, coalesced) =>
-      ref.deref()?._deliver(sub, data, text, channel, idCounter, id, event, poll, coalesced);
-    try {
-      this._core = new Core(page, kind, ...urls, h, n, ext, poll[0]);
-    } catch (e) {
-      throw typeof e == 'string' ? typeError(e) : e;
-    }
+    const page = (op, args, a, b, c) => ref.deref()?._command(op, args, a, b, c);
+    // What io.js reports goes to the wasm.
+    const emit = (kind, id, a, b, c, d) => {
+      const core = ref.deref()?._core;
+      if (kind == DATA) core?.chunk(id, a);
+      else core?.input(kind, id, a, b, c, d);
+    };
+    this._core = new Core(page, emit, kind, ...urls, h, n, ext, poll[0]);
   }
 
   /** Subscribes `callback(data, meta)` to `channel` (Bayeux: a pattern such as `/chat/*`). An
@@ -250,19 +277,17 @@ export class Client {
     // rejection; awaiting `ready` still sees it.
     ready.catch(() => {});
     const core = this._core;
-    let id;
-    try {
-      id = core.subscribe(channel, throttle, hints, since, ...poll);
-    } catch (err) {
-      core.flush();
-      settle[1](err);
-      this._emitError(err);
+    const id = core.subscribe(channel, throttle, hints, since, ...poll);
+    if (id < 0) {
+      core.input(FLUSH, 0);
+      settle[1](this._thrown);
+      this._emitError(this._thrown);
       return new Subscription(null, 0, channel, ready);
     }
     // Registered before the core's decisions run: it may settle `ready` at once (a channel
     // already live).
     this._subs.set(id, { callback, settle, gone: false });
-    core.flush();
+    core.input(FLUSH, 0);
     return new Subscription(this, id, channel, ready);
   }
 
@@ -272,19 +297,20 @@ export class Client {
     if (typeof channel != 'string') throw typeError('publish(channel, …): channel must be a string');
     return new Promise((resolve, reject) => {
       const id = this._core.publish(channel, data === undefined ? null : data);
+      if (id < 0) throw this._thrown;
       this._publishes.set(id, [resolve, reject]);
-      this._core.flush();
+      this._core.input(FLUSH, 0);
     });
   }
 
   /** `'idle' | 'connecting' | 'push' | 'polling' | 'offline' | 'closed'`. */
   get state() {
-    return this._core.state;
+    return this._state;
   }
 
   /** What carries data now: 'sse', 'websocket', 'long-polling', 'poll', or null. */
   get transport() {
-    return this._core.transport ?? null;
+    return this._transport;
   }
 
   /** `on('state' | 'error' | 'reset', callback)`; returns a function that removes it. */
@@ -303,7 +329,7 @@ export class Client {
 
   /** Closes the connection and every subscription; pending `ready`s and publishes reject. */
   close() {
-    this._core.close();
+    this._core.input(CLOSE, 0);
     this._subs.clear();
   }
 
@@ -335,9 +361,43 @@ export class Client {
     if (!this._emit('error', err)) console.warn('tidings:', err);
   }
 
-  // What the wasm calls (the `Page` of src/js/mod.rs).
+  // What the wasm tells the page (`page` in src/js/mod.rs): `args` the command's texts and
+  // values, `a`, `b`, `c` its numbers.
+  _command(op, args, a, b, c) {
+    // An error: code and message, `b` the HTTP status (NaN: none), `c` whether it is retried.
+    const err = () => this._fail(args[0], args[1], b === b ? b : undefined, !!c);
+    switch (op) {
+      case DELIVER: {
+        let i = 1;
+        if (c & 2) this._channel = args[i++];
+        // The id's text, or the counter it is (NaN: no id).
+        const id = c & 4 ? args[i++] : b === b ? String(b) : undefined;
+        return this._deliver(a, args[0], c & 1, id, c & 8 ? args[i] : 'message', c & 16, Math.floor(c / 32));
+      }
+      case READY:
+        return this._settle(a);
+      case REJECT:
+        return this._settle(a, err());
+      case PUBLISHED:
+        return this._published(a, b ? args[0] : undefined);
+      case PUBLISH_FAILED:
+        return this._published(a, undefined, err());
+      case STATE:
+        return this._setState(STATES[a], TRANSPORTS[b] ?? null);
+      case ERROR:
+        return this._emitError(err());
+      case RESET:
+        return this._emit('reset', args);
+      case AUTH:
+        return this._auth();
+      case POLL_FN:
+        return this._poll(a, b);
+      case THROW:
+        this._thrown = err();
+    }
+  }
 
-  _deliver(sub, data, text, channel, idCounter, id, event, poll, coalesced) {
+  _deliver(sub, data, text, id, event, poll, coalesced) {
     const s = this._subs.get(sub);
     if (!s || s.gone) return;
     if (text) {
@@ -347,10 +407,9 @@ export class Client {
         // Not JSON: the text itself.
       }
     }
+    const channel = this._channel;
     try {
-      // NaN: no id.
-      if (id === undefined && idCounter === idCounter) id = String(idCounter);
-      s.callback(data, { channel, id, event: event ?? 'message', via: poll ? 'poll' : 'push', coalesced });
+      s.callback(data, { channel, id, event, via: poll ? 'poll' : 'push', coalesced });
     } catch (e) {
       const err = this._fail('callback', `a callback for ${channel} threw`, undefined, false);
       err.cause = e;
@@ -376,29 +435,23 @@ export class Client {
     else p[0](serverId);
   }
 
-  _state(state, transport) {
+  _setState(state, transport) {
+    this._state = state;
+    this._transport = transport;
     if (state == 'idle' || state == 'closed') LIVE.delete(this);
     else LIVE.add(this);
-    this._emit('state', state, transport ?? null);
-  }
-
-  _error(err) {
-    this._emitError(err);
-  }
-
-  _reset(channels) {
-    this._emit('reset', channels);
+    this._emit('state', state, transport);
   }
 
   _auth() {
-    this._later(this._authHook, (v) => this._core.authDone(true, isObject(v) ? v : this._ext), (e) =>
-      this._core.authDone(false, describe(e)),
+    this._later(this._authHook, (v) => this._core.input(AUTH_DONE, 0, true, isObject(v) ? v : this._ext), (e) =>
+      this._core.input(AUTH_DONE, 0, false, describe(e)),
     );
   }
 
   _poll(id, index) {
-    this._later(this._fns[index], (v) => this._core.pollDone(id, true, v), (e) =>
-      this._core.pollDone(id, false, `the poll function failed: ${describe(e)}`),
+    this._later(this._fns[index], (v) => this._core.input(POLL_DONE, id, true, v), (e) =>
+      this._core.input(POLL_DONE, id, false, `the poll function failed: ${describe(e)}`),
     );
   }
 

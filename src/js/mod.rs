@@ -4,8 +4,8 @@
 //! the meta objects) is hand-written JavaScript in `src/js/client.js`, which the build bundles
 //! with wasm-bindgen's glue into the package's `tidings.js`. Done in Rust it was about a quarter
 //! of the wasm (option parsing, a `Reflect` call per field, an exported class per object); here
-//! the wasm takes already-checked plain values, and tells the page what happened through a few
-//! methods of the object `client.js` hands it ([`Page`]).
+//! the wasm takes already-checked plain values, and tells the page what happened by commands
+//! ([`page`]) through the same three imports of `io.js` that carry the I/O.
 
 use crate::prelude::*;
 use alloc::rc::Rc;
@@ -14,128 +14,179 @@ use core::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
 use crate::core::backoff::BackoffConfig;
+#[cfg(feature = "bayeux")]
 use crate::core::bayeux::session::{BayeuxConfig, TransportKind};
 use crate::core::client::{
-    ClientConfig, ClientCore, ClientOptions, Output, Payload, SubOptions, Via,
+    ClientConfig, ClientCore, ClientOptions, Output, Payload, State, SubOptions, Transport, Via,
 };
 use crate::core::error::{Error, ErrorCode};
 use crate::core::poll::{PollSpec, PollTarget};
+#[cfg(feature = "sse")]
 use crate::core::sse_stream::SseConfig;
-use crate::web::{value_body, Driver, FetchOptions, Sink};
+use crate::web::{event, value_body, Driver, FetchOptions, Io, Sink};
 
-#[wasm_bindgen]
-extern "C" {
-    /// The page side of one client (`client.js`): hears what the core decided.
-    pub type Page;
-
-    /// A message for subscription `sub`; `text` when `data` is the raw text (the page parses
-    /// it as JSON when it can). The id is `id_text`, or when that is absent `id_counter`
-    /// standing for its digits (NaN: no id); `event` is absent for `message`.
-    #[wasm_bindgen(method, js_name = _deliver)]
-    #[allow(clippy::too_many_arguments)]
-    fn deliver(
-        this: &Page,
-        sub: f64,
-        data: JsValue,
-        text: bool,
-        channel: &JsValue,
-        id_counter: f64,
-        id_text: Option<String>,
-        event: Option<String>,
-        poll: bool,
-        coalesced: u32,
-    );
-    /// Subscription `sub` is ready (`err` undefined) or refused.
-    #[wasm_bindgen(method, js_name = _settle)]
-    fn settle(this: &Page, sub: f64, err: JsValue);
-    /// Publish `id` was answered: the server's message id, or an error.
-    #[wasm_bindgen(method, js_name = _published)]
-    fn published(this: &Page, id: f64, server_id: Option<String>, err: JsValue);
-    /// The client's state or transport changed.
-    #[wasm_bindgen(method, js_name = _state)]
-    fn state(this: &Page, state: &str, transport: Option<String>);
-    /// An error for the `'error'` listeners.
-    #[wasm_bindgen(method, js_name = _error)]
-    fn error(this: &Page, err: JsValue);
-    /// The server could not resume these channels.
-    #[wasm_bindgen(method, js_name = _reset)]
-    fn reset(this: &Page, channels: Vec<String>);
-    /// Call `auth()` and answer with [`Core::auth_done`].
-    #[wasm_bindgen(method, js_name = _auth)]
-    fn auth(this: &Page);
-    /// Call poll function `index` and answer with [`Core::poll_done`].
-    #[wasm_bindgen(method, js_name = _poll)]
-    fn poll(this: &Page, id: f64, index: u32);
-    /// An `Error` with `code`, `status` and `retrying`, as the page sees errors.
-    #[wasm_bindgen(method, js_name = _fail)]
-    fn fail(this: &Page, code: &str, message: &str, status: Option<u16>, retrying: bool)
-        -> JsValue;
+/// The page's commands (`Io::c` numbers from `op::PAGE` on; `client.js` has the same). An
+/// error's arguments are its code and message, with `b` its HTTP status (NaN: none) and `c`
+/// whether it is retried.
+mod page {
+    /// A message. Arguments: the data (text when `c & 1`, else a value), then the channel
+    /// when `c & 2` (else the last one given), the id's text when `c & 4`, the event type when
+    /// `c & 8`; `c & 16`: it came by polling; `c >> 5`: how many were coalesced. `a`: the
+    /// subscription, `b`: the id when it is a counter (NaN: see the text, or none).
+    pub const DELIVER: u8 = 16;
+    /// Subscription `a` is ready.
+    pub const READY: u8 = 17;
+    /// Subscription `a` was refused (an error).
+    pub const REJECT: u8 = 18;
+    /// Publish `a` succeeded; the argument is the server's id for it when `b` is 1.
+    pub const PUBLISHED: u8 = 19;
+    /// Publish `a` failed (an error).
+    pub const PUBLISH_FAILED: u8 = 20;
+    /// The state is number `a` (see [`STATES`](super::STATES)), the transport number `b`
+    /// (see [`TRANSPORTS`](super::TRANSPORTS); negative: none).
+    pub const STATE: u8 = 21;
+    /// An `'error'` event (an error).
+    pub const ERROR: u8 = 22;
+    /// A `'reset'` event; the arguments are the channels.
+    pub const RESET: u8 = 23;
+    /// Call `auth()`, then report with [`input::AUTH_DONE`](super::input::AUTH_DONE).
+    pub const AUTH: u8 = 24;
+    /// Call poll function `b` for poll `a`, then report with
+    /// [`input::POLL_DONE`](super::input::POLL_DONE).
+    pub const POLL_FN: u8 = 25;
+    /// The call in progress (`subscribe`, `publish`) failed with this error.
+    pub const THROW: u8 = 26;
 }
 
-impl Page {
-    fn js_error(&self, err: &Error) -> JsValue {
-        self.fail(err.code.as_str(), &err.message, err.status, err.retrying)
-    }
+/// What the page reports through [`Core::input`] besides `io.js`'s events (which come first,
+/// numbered as `crate::web::event`).
+mod input {
+    /// Stop subscription `id`.
+    pub const UNSUBSCRIBE: u8 = 16;
+    /// Close the client.
+    pub const CLOSE: u8 = 17;
+    /// Carry out what the last `subscribe` or `publish` decided.
+    pub const FLUSH: u8 = 18;
+    /// `auth()` settled: `a` whether it succeeded, `b` its ext object or failure message.
+    pub const AUTH_DONE: u8 = 19;
+    /// Poll function call `id` settled: `a` whether it succeeded, `b` what it returned or
+    /// its failure message.
+    pub const POLL_DONE: u8 = 20;
+}
+
+/// The states by number, as `client.js` names them.
+const STATES: [State; 6] = [
+    State::Idle,
+    State::Connecting,
+    State::Push,
+    State::Polling,
+    State::Offline,
+    State::Closed,
+];
+
+/// The transports by number, as `client.js` names them.
+const TRANSPORTS: [Transport; 4] = [
+    Transport::Sse,
+    Transport::WebSocket,
+    Transport::LongPolling,
+    Transport::Poll,
+];
+
+fn index<T: PartialEq>(list: &[T], x: &T) -> f64 {
+    list.iter().position(|y| y == x).map_or(-1.0, |i| i as f64)
+}
+
+/// Gives the page `err` with command `op` about `target`.
+fn send_error(io: &Io, op: u8, target: f64, err: &Error) {
+    io.s(err.code.as_str());
+    io.s(&err.message);
+    io.c(
+        op,
+        target,
+        err.status.map_or(f64::NAN, f64::from),
+        err.retrying as u8 as f64,
+    );
 }
 
 struct PageSink {
-    page: Page,
-    /// The channel name last delivered, as a JS string: a burst on one channel makes it once
-    /// rather than once per message (each is a UTF-8 decode).
-    channel: RefCell<(String, JsValue)>,
-}
-
-impl PageSink {
-    fn channel(&self, name: &str) -> JsValue {
-        let mut last = self.channel.borrow_mut();
-        if last.0 != name {
-            *last = (name.to_owned(), JsValue::from_str(name));
-        }
-        last.1.clone()
-    }
+    io: Io,
+    /// The channel name last delivered: a burst on one channel crosses it once rather than
+    /// once per message (each is a UTF-8 decode).
+    channel: RefCell<String>,
 }
 
 impl Sink for PageSink {
     fn dispatch(&self, driver: &Driver, output: Output<JsValue>) {
-        let page = &self.page;
+        let io = &self.io;
         match output {
             Output::Deliver(d) => {
-                let (data, text) = match d.data {
-                    Payload::Text(t) => (JsValue::from(t), true),
-                    Payload::Value(v) => (v, false),
-                };
-                let event = (d.event != "message").then_some(d.event);
-                let (id_counter, id_text) = id_parts(d.id);
-                page.deliver(
-                    d.sub as f64,
-                    data,
-                    text,
-                    &self.channel(&d.channel),
-                    id_counter,
-                    id_text,
-                    event,
-                    d.via == Via::Poll,
-                    d.coalesced,
+                let mut flags = (d.coalesced as f64) * 32.0;
+                match d.data {
+                    Payload::Text(t) => {
+                        io.s(&t);
+                        flags += 1.0;
+                    }
+                    Payload::Value(v) => io.v(&v),
+                }
+                let mut last = self.channel.borrow_mut();
+                if *last != d.channel {
+                    io.s(&d.channel);
+                    *last = d.channel;
+                    flags += 2.0;
+                }
+                drop(last);
+                let (counter, id_text) = id_parts(d.id);
+                if let Some(t) = id_text {
+                    io.s(&t);
+                    flags += 4.0;
+                }
+                if d.event != "message" {
+                    io.s(&d.event);
+                    flags += 8.0;
+                }
+                if d.via == Via::Poll {
+                    flags += 16.0;
+                }
+                io.c(page::DELIVER, d.sub as f64, counter, flags);
+            }
+            Output::Ready(id) => {
+                io.c(page::READY, id as f64, 0.0, 0.0);
+            }
+            Output::Rejected(id, err) => send_error(io, page::REJECT, id as f64, &err),
+            Output::Published(id, Ok(server_id)) => {
+                if let Some(s) = &server_id {
+                    io.s(s);
+                }
+                io.c(
+                    page::PUBLISHED,
+                    id as f64,
+                    server_id.is_some() as u8 as f64,
+                    0.0,
                 );
             }
-            Output::Ready(id) => page.settle(id as f64, JsValue::UNDEFINED),
-            Output::Rejected(id, err) => page.settle(id as f64, page.js_error(&err)),
-            Output::Published(id, Ok(server_id)) => {
-                page.published(id as f64, server_id, JsValue::UNDEFINED)
+            Output::Published(id, Err(err)) => {
+                send_error(io, page::PUBLISH_FAILED, id as f64, &err)
             }
-            Output::Published(id, Err(err)) => page.published(id as f64, None, page.js_error(&err)),
-            Output::Authenticate => page.auth(),
+            Output::Authenticate => {
+                io.c(page::AUTH, 0.0, 0.0, 0.0);
+            }
             Output::Poll(req) => {
                 if let PollTarget::Function(n) = req.target {
                     driver.track_poll(req.id);
-                    page.poll(req.id as f64, n);
+                    io.c(page::POLL_FN, req.id as f64, n as f64, 0.0);
                 }
             }
             Output::State(state, transport) => {
-                page.state(state.as_str(), transport.map(|t| t.as_str().to_owned()))
+                let t = transport.map_or(-1.0, |t| index(&TRANSPORTS, &t));
+                io.c(page::STATE, index(&STATES, &state), t, 0.0);
             }
-            Output::Error(err) => page.error(page.js_error(&err)),
-            Output::Reset(channels) => page.reset(channels),
+            Output::Error(err) => send_error(io, page::ERROR, 0.0, &err),
+            Output::Reset(channels) => {
+                for c in &channels {
+                    io.s(c);
+                }
+                io.c(page::RESET, 0.0, 0.0, 0.0);
+            }
             // IO is the driver's.
             _ => {}
         }
@@ -175,10 +226,12 @@ fn poll_spec(url: Option<String>, index: f64, interval: f64, push: f64) -> Optio
 #[wasm_bindgen]
 pub struct Core {
     driver: Driver,
-    page: Rc<PageSink>,
+    io: Io,
 }
 
 /// What `n`, the numbers of [`Core::new`], hold, by index (negative: not given).
+// A single-protocol build leaves the other protocol's options unused.
+#[allow(dead_code)]
 mod n {
     pub const THROTTLE: usize = 0;
     pub const DOWNSHIFT: usize = 1;
@@ -194,19 +247,28 @@ mod n {
     pub const POLL_FN: usize = 9;
     pub const POLL_INTERVAL: usize = 10;
     pub const POLL_PUSH: usize = 11;
-    pub const LEN: usize = 12;
+    /// A random number in `0..1` for the reconnect jitter.
+    pub const SEED: usize = 12;
 }
 
 #[wasm_bindgen]
 impl Core {
-    /// `protocol`: 0 SSE, 1 Bayeux, 2 polling only. `url` (Bayeux: http(s)), `ws_url` (Bayeux's
-    /// ws(s) URL) and `channel_param` (SSE; empty: the default). `headers`: names and values in
-    /// turn, one per line (`client.js` refuses line breaks in them). `n`: see [`n`]. Throws a
-    /// message when the back-off bounds are out of order.
+    /// `protocol`: 0 SSE, 1 Bayeux, 2 polling only (`client.js` refuses one this build left
+    /// out). `url` (Bayeux: http(s)), `ws_url` (Bayeux's ws(s) URL) and `channel_param` (SSE;
+    /// empty: the default). `headers`: names and values in turn, one per line (`client.js`
+    /// refuses line breaks in them). `n`: see [`n`] (`client.js` checks the values). `page`
+    /// hears the page's commands ([`page`]), `emit` is where `io.js` reports, which hands its
+    /// reports to [`input`](Self::input) and [`chunk`](Self::chunk).
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
+    // A single-protocol build leaves the other protocol's arguments unused.
+    #[cfg_attr(
+        not(all(feature = "sse", feature = "bayeux")),
+        allow(unused_variables, unused_mut)
+    )]
     pub fn new(
-        page: Page,
+        page: JsValue,
+        emit: JsValue,
         protocol: u8,
         url: String,
         ws_url: String,
@@ -215,26 +277,23 @@ impl Core {
         n: Vec<f64>,
         ext: JsValue,
         poll_url: Option<String>,
-    ) -> Result<Core, JsValue> {
+    ) -> Core {
         let num = |i: usize| given(n.get(i).copied().unwrap_or(-1.0));
         let flags = num(n::FLAGS).unwrap_or(0);
         let d = BackoffConfig::default();
         let min = num(n::BACKOFF_MIN).unwrap_or(d.min_ms);
-        let max = num(n::BACKOFF_MAX).unwrap_or(d.max_ms.max(min));
-        if min > max || n.len() < n::LEN {
-            return Err("option backoff: minMs must not exceed maxMs".into());
-        }
         let backoff = BackoffConfig {
             min_ms: min,
-            max_ms: max,
+            max_ms: num(n::BACKOFF_MAX).unwrap_or(d.max_ms).max(min),
         };
+        let arg = |i: usize| n.get(i).copied().unwrap_or(-1.0);
         let mut client = ClientOptions {
             throttle_ms: num(n::THROTTLE).unwrap_or(500),
             poll: poll_spec(
                 poll_url,
-                n[n::POLL_FN],
-                n[n::POLL_INTERVAL],
-                n[n::POLL_PUSH],
+                arg(n::POLL_FN),
+                arg(n::POLL_INTERVAL),
+                arg(n::POLL_PUSH),
             ),
             ..ClientOptions::default()
         };
@@ -251,7 +310,9 @@ impl Core {
             with_credentials: flags & 1 != 0,
             headers: pairs,
         };
+        // A protocol this build left out is refused by `client.js`.
         let config = match protocol {
+            #[cfg(feature = "sse")]
             0 => {
                 let mut sse = SseConfig::new(url);
                 if !channel_param.is_empty() {
@@ -271,6 +332,7 @@ impl Core {
                 }
                 ClientConfig::Sse(sse)
             }
+            #[cfg(feature = "bayeux")]
             1 => {
                 let mut bayeux = BayeuxConfig::new(url, ws_url);
                 let mut order = num(n::TRANSPORTS).unwrap_or(0);
@@ -295,23 +357,22 @@ impl Core {
             }
             _ => ClientConfig::PollOnly,
         };
-        config.check().map_err(|e| JsValue::from(e.message))?;
-        let seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
+        let seed = (arg(n::SEED).clamp(0.0, 1.0) * u64::MAX as f64) as u64;
         let core = ClientCore::with_options(config, client, seed);
-        let page = Rc::new(PageSink {
-            page,
-            channel: RefCell::new((String::new(), JsValue::UNDEFINED)),
+        let io = Io::new(&emit, fetch.with_credentials, &page);
+        let sink = Rc::new(PageSink {
+            io: io.clone(),
+            channel: RefCell::new(String::new()),
         });
-        let sink: Rc<dyn Sink> = page.clone();
-        Ok(Core {
-            driver: Driver::new(core, fetch, sink),
-            page,
-        })
+        Core {
+            driver: Driver::with_io(core, fetch, sink, io.clone()),
+            io,
+        }
     }
 
-    /// Subscribes to `channel`; returns the subscription's number, or throws the error (an
-    /// invalid channel name). Poll arguments as in [`Core::new`]; negative numbers: not given.
-    /// Call [`flush`](Self::flush) next.
+    /// Subscribes to `channel`; returns the subscription's number, or -1 after giving the
+    /// error (an invalid channel name) with [`page::THROW`]. Poll arguments as in
+    /// [`Core::new`]; negative numbers: not given. Report [`input::FLUSH`] next.
     #[allow(clippy::too_many_arguments)]
     pub fn subscribe(
         &self,
@@ -323,92 +384,80 @@ impl Core {
         poll_fn: f64,
         poll_interval: f64,
         poll_push: f64,
-    ) -> Result<f64, JsValue> {
+    ) -> f64 {
         let options = SubOptions {
             throttle_ms: given(throttle),
             poll: poll_spec(poll_url, poll_fn, poll_interval, poll_push),
             hints,
             since,
         };
-        // What the core decided waits for `flush`: the page registers the subscription
+        // What the core decided waits for the flush: the page registers the subscription
         // under its number first (the core may decide `Ready` at once).
-        self.driver
-            .call(|core, now| core.subscribe_with(channel, options, now))
-            .map(|id| id as f64)
-            .map_err(|e| self.page.page.js_error(&e))
-    }
-
-    /// Carries out what the last `subscribe` or `publish` decided.
-    pub fn flush(&self) {
-        self.driver.run();
-    }
-
-    /// Stops subscription `id` (idempotent).
-    pub fn unsubscribe(&self, id: f64) {
-        self.driver
-            .with_core(|core, now| core.unsubscribe(id as u64, now));
+        let result = self
+            .driver
+            .call(|core, now| core.subscribe_with(channel, options, now));
+        self.returned(result)
     }
 
     /// Publishes `data` on `channel` (Bayeux); returns the publish's number, answered by
-    /// `published` after `flush`, or throws the error.
-    pub fn publish(&self, channel: &str, data: JsValue) -> Result<f64, JsValue> {
-        self.driver
-            .call(|core, now| core.publish(channel, data, now))
-            .map(|id| id as f64)
-            .map_err(|e| self.page.page.js_error(&e))
+    /// [`page::PUBLISHED`] after the flush, or -1 after giving the error.
+    pub fn publish(&self, channel: &str, data: JsValue) -> f64 {
+        let result = self
+            .driver
+            .call(|core, now| core.publish(channel, data, now));
+        self.returned(result)
     }
 
-    /// The state's name.
-    #[wasm_bindgen(getter)]
-    pub fn state(&self) -> String {
-        self.driver.read(|c| c.state().as_str().to_owned())
-    }
-
-    /// What carries data now, if anything.
-    #[wasm_bindgen(getter)]
-    pub fn transport(&self) -> Option<String> {
-        self.driver
-            .read(|c| c.transport().map(|t| t.as_str().to_owned()))
-    }
-
-    /// Closes every connection; pending subscriptions and publishes are refused.
-    pub fn close(&self) {
-        self.driver.with_core(|core, _| core.close());
-    }
-
-    /// The answer to `auth()`: `ok` with the `ext` object to send (or nothing: the static
-    /// one), or the failure's message.
-    #[wasm_bindgen(js_name = authDone)]
-    pub fn auth_done(&self, ok: bool, value: JsValue) {
-        let result = if ok {
-            Ok(value.is_object().then_some(value))
-        } else {
-            Err(value.as_string().unwrap_or_default())
-        };
-        self.driver
-            .with_core(|core, now| core.auth_done(result, now));
-    }
-
-    /// The answer of poll function call `id`: what it returned, or the failure's message.
-    #[wasm_bindgen(js_name = pollDone)]
-    pub fn poll_done(&self, id: f64, ok: bool, value: JsValue) {
-        let id = id as u64;
-        if !self.driver.finish_poll(id) {
-            return;
-        }
-        self.driver.with_core(|core, now| {
-            if ok {
-                core.handle_poll_response(id, None, None, value_body(value), now)
-            } else {
-                let message = value.as_string().unwrap_or_default();
-                core.handle_poll_error(id, Error::new(ErrorCode::Callback, message), now)
+    fn returned(&self, result: Result<u64, Error>) -> f64 {
+        match result {
+            Ok(id) => id as f64,
+            Err(e) => {
+                send_error(&self.io, page::THROW, 0.0, &e);
+                -1.0
             }
-        });
+        }
+    }
+
+    /// What `io.js` or the page reports: `kind` one of `crate::web::event` or [`input`].
+    pub fn input(&self, kind: u8, id: f64, a: JsValue, b: JsValue, c: JsValue, d: JsValue) {
+        let driver = &self.driver;
+        match kind {
+            input::UNSUBSCRIBE => driver.with_core(|core, now| core.unsubscribe(id as u64, now)),
+            input::CLOSE => driver.with_core(|core, _| core.close()),
+            input::FLUSH => driver.run(),
+            input::AUTH_DONE => {
+                let result = if a.is_truthy() {
+                    Ok(b.is_object().then_some(b))
+                } else {
+                    Err(b.as_string().unwrap_or_default())
+                };
+                driver.with_core(|core, now| core.auth_done(result, now));
+            }
+            input::POLL_DONE => {
+                let id = id as u64;
+                if !driver.finish_poll(id) {
+                    return;
+                }
+                driver.with_core(|core, now| {
+                    if a.is_truthy() {
+                        core.handle_poll_response(id, None, None, value_body(&b), now)
+                    } else {
+                        let message = b.as_string().unwrap_or_default();
+                        core.handle_poll_error(id, Error::new(ErrorCode::Callback, message), now)
+                    }
+                });
+            }
+            event::DATA => {}
+            _ => driver.on_event(kind, id, a, b, c, d),
+        }
+    }
+
+    /// SSE body bytes of stream `id` (`io.js`'s `DATA` report).
+    pub fn chunk(&self, id: f64, bytes: &[u8]) {
+        self.driver.on_data(id, bytes);
     }
 }
 
-/// The npm build's allocator. talc's wasm allocator is a few KB smaller than dlmalloc (Rust's
-/// default) and grows memory the same way; the page's client allocates few, short-lived buffers.
-/// Rust apps (no `js` feature) keep whatever allocator they chose.
+/// The npm build's allocator (see [`crate::heap`]).
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: crate::heap::Heap = crate::heap::Heap::new();

@@ -1,18 +1,32 @@
-// The Bayeux side of the browser I/O (see io.js): long-polling POSTs, WebSockets, and the
-// parsing of the messages they carry. A module of its own, so a build without Bayeux
-// (tidings/sse) does not carry it.
+// The Bayeux side of the browser I/O (see io.js): long-polling POSTs, WebSockets, and the JSON
+// of the messages they carry. A module of its own, so a build without Bayeux (tidings/sse)
+// does not carry it.
 import { HTTP, HTTP_FAILED, WS_CLOSED, WS_MESSAGE, WS_OPEN, describe } from './io.js';
+
+const isObject = (v) => typeof v == 'object' && v !== null;
+// An id as text: ids are strings or whole numbers on the wire.
+const text = (v) => (typeof v == 'string' ? v : Number.isSafeInteger(v) ? String(v) : undefined);
+// A list of strings as one text, one per line (channel names and ids hold no line breaks).
+const lines = (list) => (Array.isArray(list) ? list.filter((x) => typeof x == 'string').join('\n') : undefined);
 
 // A Bayeux message as the fields the session reads, in the order bayeux_json.rs reads them:
 // the wasm takes them by index, so no key string crosses into it per field.
-const fields = (m) => [
-  m.channel, m.id, m.clientId, m.successful, m.error,
-  Array.isArray(m.subscription) ? m.subscription[0] : m.subscription,
-  m.advice, m.data, m.supportedConnectionTypes, m.ext?.tidings,
-];
-const isMessage = (m) => typeof m == 'object' && m !== null && typeof m.channel == 'string';
+const fields = (m) => {
+  const a = isObject(m.advice) ? m.advice : {};
+  const t = isObject(m.ext) && isObject(m.ext.tidings) ? m.ext.tidings : {};
+  const last = isObject(t.last)
+    ? Object.entries(t.last).flatMap(([c, id]) => (text(id) === undefined ? [] : [c, text(id)]))
+    : [];
+  return [
+    m.channel, text(m.id), m.clientId, m.successful, m.error,
+    Array.isArray(m.subscription) ? m.subscription[0] : m.subscription,
+    a.reconnect, a.interval, a.timeout, m.data, lines(m.supportedConnectionTypes),
+    !!t.replay, lines(t.reset), text(t.id), last.join('\n'),
+  ];
+};
+const isMessage = (m) => isObject(m) && typeof m.channel == 'string';
 // Most messages are plain deliveries: those cross as [channel, id, data], three reads instead
-// of ten, and the channel as null when it is the previous delivery's in the same batch (the
+// of fifteen, and the channel as null when it is the previous delivery's in the same batch (the
 // wasm reuses that name rather than decoding the same string again).
 const plain = (m) => m.data !== undefined && m.successful === undefined && m.error === undefined
   && m.advice === undefined && m.clientId === undefined && m.ext?.tidings === undefined
@@ -23,40 +37,63 @@ const batch = (list) => {
     if (!plain(m)) return fields(m);
     const same = m.channel === last;
     last = m.channel;
-    return [same ? null : m.channel, m.id, m.data];
+    return [same ? null : m.channel, text(m.id), m.data];
   });
 };
 
 // A Bayeux body or frame, parsed here where it arrives: [messages as fields] or
 // [undefined, why not]. A message that is not a Bayeux object is skipped (the rest of its batch
 // still counts); a body that is not JSON, or not an object or array, fails whole.
-const parse = (text) => {
-  if (typeof text != 'string') return [undefined, 'a binary frame'];
+const parse = (body) => {
+  if (typeof body != 'string') return [undefined, 'a binary frame'];
   let v;
   try {
-    v = JSON.parse(text);
+    v = JSON.parse(body);
   } catch {
     return [undefined, 'the body is not JSON'];
   }
-  if (typeof v != 'object' || v === null) return [undefined, 'the body is neither a message nor an array of them'];
+  if (!isObject(v)) return [undefined, 'the body is neither a message nor an array of them'];
   return [batch(Array.isArray(v) ? v : [v])];
 };
 
-/** A Bayeux long-polling POST of `body` (JSON text); its answer is read as text. */
-export function post(io, id, url, headers, body) {
-  const { live, response } = io._fetch(io._requests, id, url, 'POST', headers, body);
+// The JSON text of a batch the wasm gave as command arguments, nine per message (see
+// src/web/bayeux_json.rs): channel, id, clientId, subscription, connectionType, the other
+// members as JSON, data, ext, and ext.tidings.replay as JSON.
+const KEYS = ['channel', 'id', 'clientId', 'subscription', 'connectionType'];
+const encode = (args) => {
+  const list = [];
+  for (let i = 0; i + 9 <= args.length; i += 9) {
+    const m = JSON.parse(args[i + 5]);
+    KEYS.forEach((k, j) => args[i + j] !== undefined && (m[k] = args[i + j]));
+    if (args[i + 6] !== undefined) m.data = args[i + 6];
+    let ext = args[i + 7];
+    // A copy, so the page's own object is never changed.
+    if (args[i + 8] !== undefined) ext = { ...ext, tidings: { ...ext?.tidings, replay: JSON.parse(args[i + 8]) } };
+    if (ext !== undefined) m.ext = ext;
+    list.push(m);
+  }
+  return JSON.stringify(list);
+};
+
+/** A Bayeux long-polling POST (arguments: URL, headers, the batch); its answer is read as
+ *  text. */
+export function post(io, id) {
+  const [url, headers, ...messages] = io.take();
+  const { live, response } = io._fetch(io._requests, id, url, 'POST', headers, encode(messages));
   const done = (kind, a, b, c) => {
     if (!live()) return;
     io._requests.delete(id);
     io._report(kind, id, a, b, c);
   };
   response
-    .then((r) => r.text().then((text) => done(HTTP, r.status, ...parse(text))))
+    .then((r) => r.text().then((t) => done(HTTP, r.status, ...parse(t))))
     .catch((e) => done(HTTP_FAILED, describe(e)));
 }
 
-/** Opens a WebSocket; a socket the browser refuses at once (a bad URL, CSP) reports closed. */
-export function socket(io, id, url) {
+/** Opens a WebSocket (argument: the URL); a socket the browser refuses at once (a bad URL,
+ *  CSP) reports closed. */
+export function socket(io, id) {
+  const [url] = io.take();
   let ws;
   try {
     ws = new WebSocket(url);
@@ -74,10 +111,12 @@ export function socket(io, id, url) {
   };
 }
 
-/** Sends one text frame (dropped if the socket is not open any more: its close reports it). */
-export function send(io, id, text) {
+/** Sends one text frame of a batch (the arguments); dropped if the socket is not open any
+ *  more: its close reports it. */
+export function send(io, id) {
+  const frame = encode(io.take());
   try {
-    io._sockets.get(id)?.send(text);
+    io._sockets.get(id)?.send(frame);
   } catch {
     // Not open yet or any more.
   }

@@ -1,6 +1,10 @@
-//! Bayeux messages to and from JSON, through the browser's `JSON` and plain objects. Bodies and
-//! frames are parsed by `io.js` where they arrive, which hands each message over as an array of
-//! its fields: neither the text nor a key string per field crosses into the wasm.
+//! Bayeux messages to and from `bayeux_io.js`, which does the JSON where the text arrives or
+//! leaves.
+//!
+//! Incoming, each message crosses as an array of its fields (in the order `fields` in
+//! `bayeux_io.js` makes them, lists joined by line breaks), so neither the text nor a key string
+//! per field crosses into the wasm. Outgoing, each message goes as nine command arguments
+//! (see [`encode`]) that `bayeux_io.js` assembles into the object it encodes.
 //!
 //! `data` and the page's `ext` stay JavaScript values end to end: nothing is re-encoded in
 //! Rust, which keeps serde off the per-message path (and out of the wasm build). A message that
@@ -8,28 +12,115 @@
 //! JSON, or not an object or array, is an error for the whole batch.
 
 use crate::prelude::*;
-use js_sys::{Array, Object, Reflect, JSON};
+use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::Io;
 use crate::core::bayeux::message::{Advice, Message, Reconnect};
+use crate::core::text;
 
-fn set(obj: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(obj, &key.into(), value);
+/// Gives `io` a batch as command arguments, nine per message: channel, id, clientId,
+/// subscription, connectionType (text or undefined), the other members as JSON text, data,
+/// ext, and `ext.tidings.replay` as JSON text (or undefined). Kept in step with
+/// `bayeux_io.js`.
+pub(crate) fn encode(io: &Io, messages: &[Message<JsValue>]) {
+    let none = JsValue::UNDEFINED;
+    for m in messages {
+        for t in [
+            Some(m.channel.as_str()),
+            m.id.as_deref(),
+            m.client_id.as_deref(),
+            m.subscription.as_deref(),
+            m.connection_type,
+        ] {
+            match t {
+                Some(t) => io.s(t),
+                None => io.v(&none),
+            }
+        }
+        io.s(&members(m));
+        io.v(m.data.as_ref().unwrap_or(&none));
+        io.v(m.ext.as_ref().unwrap_or(&none));
+        if m.tidings.replay.is_empty() {
+            io.v(&none);
+        } else {
+            let mut replay = Object::default();
+            for (channel, id) in &m.tidings.replay {
+                replay.key(channel);
+                text::push_json_string(&mut replay.0, id);
+            }
+            io.s(&replay.end());
+        }
+    }
 }
 
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
+/// A JSON object being written.
+#[derive(Default)]
+struct Object(String);
+
+impl Object {
+    /// Starts member `key` (a name that needs no escaping).
+    fn key(&mut self, key: &str) {
+        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        text::push_json_string(&mut self.0, key);
+        self.0.push(':');
+    }
+
+    fn number(&mut self, key: &str, n: u64) {
+        self.key(key);
+        text::push_decimal(&mut self.0, n);
+    }
+
+    fn end(mut self) -> String {
+        if self.0.is_empty() {
+            self.0.push('{');
+        }
+        self.0.push('}');
+        self.0
+    }
 }
 
-/// A string, or a number written as one (ids are either on the wire).
-fn string_or_number(v: &JsValue) -> Option<String> {
-    // Whole numbers only: ids are counters, and f64 formatting would cost the wasm 14 KB.
-    v.as_string().or_else(|| {
-        v.as_f64()
-            // (`f64::fract` is std-only; NaN and infinities fail the range check.)
-            .filter(|&n| n.abs() < 9.0e15 && n == (n as i64) as f64)
-            .map(|n| crate::core::text::signed_decimal(n as i64))
-    })
+/// `version`, `supportedConnectionTypes` and `advice` as JSON text.
+fn members(m: &Message<JsValue>) -> String {
+    let mut o = Object::default();
+    if let Some(v) = m.version {
+        o.key("version");
+        text::push_json_string(&mut o.0, v);
+    }
+    if !m.supported_connection_types.is_empty() {
+        o.key("supportedConnectionTypes");
+        let mut sep = '[';
+        for t in &m.supported_connection_types {
+            o.0.push(sep);
+            text::push_json_string(&mut o.0, t);
+            sep = ',';
+        }
+        o.0.push(']');
+    }
+    if let Some(a) = &m.advice {
+        let mut advice = Object::default();
+        if let Some(r) = a.reconnect {
+            advice.key("reconnect");
+            text::push_json_string(&mut advice.0, r.as_str());
+        }
+        if let Some(i) = a.interval {
+            advice.number("interval", i);
+        }
+        if let Some(t) = a.timeout {
+            advice.number("timeout", t);
+        }
+        o.key("advice");
+        o.0.push_str(&advice.end());
+    }
+    o.end()
+}
+
+/// A list `bayeux_io.js` joined by line breaks (empty: none).
+fn lines(v: &JsValue) -> Vec<String> {
+    match v.as_string() {
+        Some(t) if !t.is_empty() => t.split('\n').map(String::from).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn millis(v: &JsValue) -> Option<u64> {
@@ -38,100 +129,23 @@ fn millis(v: &JsValue) -> Option<u64> {
         .map(|n| n.min(u64::MAX as f64) as u64)
 }
 
-/// The JSON text of a batch.
-pub(crate) fn encode(messages: &[Message<JsValue>]) -> String {
-    let array: Array = messages.iter().map(to_js).collect();
-    JSON::stringify(&array)
-        .ok()
-        .and_then(|s| s.as_string())
-        .unwrap_or_else(|| String::from("[]"))
-}
-
-fn to_js(m: &Message<JsValue>) -> JsValue {
-    let o = Object::new();
-    set(&o, "channel", &m.channel.as_str().into());
-    let opt = |o: &Object, k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            set(o, k, &v.as_str().into());
-        }
-    };
-    opt(&o, "id", &m.id);
-    opt(&o, "clientId", &m.client_id);
-    opt(&o, "subscription", &m.subscription);
-    if let Some(t) = m.connection_type {
-        set(&o, "connectionType", &t.into());
-    }
-    if let Some(v) = m.version {
-        set(&o, "version", &v.into());
-    }
-    if !m.supported_connection_types.is_empty() {
-        let types: Array = m
-            .supported_connection_types
-            .iter()
-            .map(|t| JsValue::from_str(t))
-            .collect();
-        set(&o, "supportedConnectionTypes", &types);
-    }
-    if let Some(a) = &m.advice {
-        let advice = Object::new();
-        if let Some(r) = a.reconnect {
-            set(&advice, "reconnect", &r.as_str().into());
-        }
-        if let Some(i) = a.interval {
-            set(&advice, "interval", &(i as f64).into());
-        }
-        if let Some(t) = a.timeout {
-            set(&advice, "timeout", &(t as f64).into());
-        }
-        set(&o, "advice", &advice);
-    }
-    if let Some(d) = &m.data {
-        set(&o, "data", d);
-    }
-    let has_tidings = !m.tidings.replay.is_empty();
-    if m.ext.is_some() || has_tidings {
-        // A copy, so the page's own object is never changed.
-        let ext = Object::new();
-        if let Some(page) = m.ext.as_ref().filter(|e| e.is_object()) {
-            Object::assign(&ext, page.unchecked_ref());
-        }
-        if has_tidings {
-            let tidings = Object::new();
-            let existing = get(&ext, "tidings");
-            if existing.is_object() {
-                Object::assign(&tidings, existing.unchecked_ref());
-            }
-            let replay = Object::new();
-            for (channel, id) in &m.tidings.replay {
-                set(&replay, channel, &id.as_str().into());
-            }
-            set(&tidings, "replay", &replay);
-            set(&ext, "tidings", &tidings);
-        }
-        set(&o, "ext", &ext);
-    }
-    o.into()
-}
-
-/// The messages of a body or frame `io.js` parsed (each as the array of fields its `fields`
-/// makes), or why it could not parse it.
-pub(crate) fn decode(value: JsValue, error: JsValue) -> Result<Vec<Message<JsValue>>, String> {
+/// The messages of a body or frame `bayeux_io.js` parsed, or why it could not parse it.
+pub(crate) fn decode(value: &JsValue, error: &JsValue) -> Result<Vec<Message<JsValue>>, String> {
     if let Some(why) = error.as_string() {
         return Err(why);
     }
-    let list: Array = value.dyn_into().map_err(|_| String::from("no messages"))?;
+    let list: &Array = value.dyn_ref().ok_or_else(|| String::from("no messages"))?;
     let mut last = String::new();
-    Ok(list
-        .iter()
-        .filter_map(|v| {
-            let f: &Array = v.dyn_ref()?;
-            if f.length() == 3 {
-                Some(delivery(f, &mut last))
-            } else {
-                from_fields(f)
-            }
-        })
-        .collect())
+    let mut out = Vec::new();
+    for i in 0..list.length() {
+        let f: Array = list.get(i).unchecked_into();
+        if f.length() == 3 {
+            out.push(delivery(&f, &mut last));
+        } else if let Some(m) = from_fields(&f) {
+            out.push(m);
+        }
+    }
+    Ok(out)
 }
 
 /// A plain delivery, as `[channel, id, data]`; channel null: the previous delivery's.
@@ -140,55 +154,40 @@ fn delivery(f: &Array, last: &mut String) -> Message<JsValue> {
         *last = channel;
     }
     let mut m = Message::new(last.clone());
-    m.id = string_or_number(&f.get(1));
+    m.id = f.get(1).as_string();
     m.data = Some(f.get(2));
     m
 }
 
 /// One message from its fields: channel, id, clientId, successful, error, subscription,
-/// advice, data, supportedConnectionTypes, ext.tidings.
+/// advice's reconnect, interval and timeout, data, supportedConnectionTypes, and of
+/// `ext.tidings` replay, reset, id and last (as channels and ids in turn).
 fn from_fields(f: &Array) -> Option<Message<JsValue>> {
     let mut m = Message::new(f.get(0).as_string()?);
-    m.id = string_or_number(&f.get(1));
+    m.id = f.get(1).as_string();
     m.client_id = f.get(2).as_string();
     m.successful = f.get(3).as_bool();
     m.error = f.get(4).as_string();
     m.subscription = f.get(5).as_string();
-    let advice = f.get(6);
-    if advice.is_object() {
-        m.advice = Some(Advice {
-            reconnect: get(&advice, "reconnect")
-                .as_string()
-                .and_then(|r| Reconnect::parse(&r)),
-            interval: millis(&get(&advice, "interval")),
-            timeout: millis(&get(&advice, "timeout")),
-        });
+    let advice = Advice {
+        reconnect: f.get(6).as_string().and_then(|r| Reconnect::parse(&r)),
+        interval: millis(&f.get(7)),
+        timeout: millis(&f.get(8)),
+    };
+    if advice != Advice::default() {
+        m.advice = Some(advice);
     }
-    let data = f.get(7);
+    let data = f.get(9);
     if !data.is_undefined() {
         m.data = Some(data);
     }
-    if let Some(types) = f.get(8).dyn_ref::<Array>() {
-        m.supported_connection_types = types.iter().filter_map(|t| t.as_string()).collect();
-    }
-    let tidings = f.get(9);
-    if tidings.is_object() {
-        m.tidings.replay_offered = get(&tidings, "replay").is_truthy();
-        if let Some(reset) = get(&tidings, "reset").dyn_ref::<Array>() {
-            m.tidings.reset = reset.iter().filter_map(|c| c.as_string()).collect();
-        }
-        m.tidings.id = string_or_number(&get(&tidings, "id"));
-        let last = get(&tidings, "last");
-        if last.is_object() {
-            for entry in js_sys::Object::entries(last.unchecked_ref::<js_sys::Object>()).iter() {
-                let pair: Array = entry.unchecked_into();
-                if let (Some(c), Some(id)) =
-                    (pair.get(0).as_string(), string_or_number(&pair.get(1)))
-                {
-                    m.tidings.last.push((c, id));
-                }
-            }
-        }
+    m.supported_connection_types = lines(&f.get(10));
+    m.tidings.replay_offered = f.get(11).is_truthy();
+    m.tidings.reset = lines(&f.get(12));
+    m.tidings.id = f.get(13).as_string();
+    let mut last = lines(&f.get(14)).into_iter();
+    while let (Some(c), Some(id)) = (last.next(), last.next()) {
+        m.tidings.last.push((c, id));
     }
     Some(m)
 }

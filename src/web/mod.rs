@@ -18,10 +18,11 @@ mod bayeux_json;
 mod clock;
 mod poll;
 
-use alloc::rc::{Rc, Weak};
+use alloc::rc::Rc;
+#[cfg(feature = "std")]
+use alloc::rc::Weak;
 use core::cell::RefCell;
 
-use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
 use crate::core::client::{ClientCore, Output, State};
@@ -42,24 +43,26 @@ pub(crate) use poll::body as poll_body;
 
 #[wasm_bindgen(module = "/src/web/io.js")]
 extern "C" {
-    /// One client's browser I/O (see `io.js`).
-    type Io;
+    /// One client's browser I/O (see `io.js`). The driver tells it what to do by commands:
+    /// the text and value arguments of one go first ([`s`](Io::s), [`v`](Io::v)), then the
+    /// command itself with up to three numbers ([`c`](Io::c)). Three imports carry every
+    /// command, the page's as well (the JavaScript API's `client.js` hears those), instead of
+    /// an import with its own glue for each.
+    #[derive(Clone)]
+    pub(crate) type Io;
+    /// `emit(kind, id, a, b, c, d)` hears what happened (see [`event`]); `page(op, args, a,
+    /// b, c)` the page's commands, if any.
     #[wasm_bindgen(constructor)]
-    fn new(emit: &Function, credentials: bool) -> Io;
+    pub(crate) fn new(emit: &JsValue, credentials: bool, page: &JsValue) -> Io;
+    /// A text argument of the next command.
     #[wasm_bindgen(method)]
-    fn poll(this: &Io, id: f64, url: &str, headers: Array);
+    pub(crate) fn s(this: &Io, text: &str);
+    /// A value argument of the next command.
     #[wasm_bindgen(method)]
-    fn abort(this: &Io, id: f64);
-    #[wasm_bindgen(method, js_name = abortPoll)]
-    fn abort_poll(this: &Io, id: f64);
-    #[wasm_bindgen(method, js_name = closeSocket)]
-    fn close_socket(this: &Io, id: f64);
+    pub(crate) fn v(this: &Io, value: &JsValue);
+    /// Runs command `op` with the arguments given since the last one; what it returns.
     #[wasm_bindgen(method)]
-    fn timer(this: &Io, ms: f64);
-    #[wasm_bindgen(method)]
-    fn watch(this: &Io, on: bool) -> u32;
-    #[wasm_bindgen(method)]
-    fn close(this: &Io);
+    pub(crate) fn c(this: &Io, op: u8, a: f64, b: f64, c: f64) -> f64;
 }
 
 // What only one protocol needs is in a module of its own, imported only by the builds with
@@ -67,29 +70,50 @@ extern "C" {
 #[cfg(feature = "sse")]
 #[wasm_bindgen(module = "/src/web/sse_io.js")]
 extern "C" {
-    /// A streaming GET on `io` (see `sse_io.js`).
+    /// A streaming GET on `io` (see `sse_io.js`); arguments: URL, headers.
     #[wasm_bindgen(js_name = stream)]
-    fn open_stream(io: &Io, id: f64, url: &str, headers: Array);
+    fn open_stream(io: &Io, id: f64);
 }
 
 #[cfg(feature = "bayeux")]
 #[wasm_bindgen(module = "/src/web/bayeux_io.js")]
 extern "C" {
-    /// A long-polling POST on `io` (see `bayeux_io.js`).
+    /// A long-polling POST on `io` (see `bayeux_io.js`); arguments: URL, headers, the batch.
     #[wasm_bindgen(js_name = post)]
-    fn send_post(io: &Io, id: f64, url: &str, headers: Array, body: &str);
-    /// Opens a WebSocket on `io`.
+    fn send_post(io: &Io, id: f64);
+    /// Opens a WebSocket on `io`; argument: the URL.
     #[wasm_bindgen(js_name = socket)]
-    fn open_socket(io: &Io, id: f64, url: &str);
-    /// Sends one text frame on `io`'s socket `id`.
+    fn open_socket(io: &Io, id: f64);
+    /// Sends one text frame on `io`'s socket `id`; arguments: the batch.
     #[wasm_bindgen(js_name = send)]
-    fn send_frame(io: &Io, id: f64, text: &str);
+    fn send_frame(io: &Io, id: f64);
+}
+
+/// The commands of [`Io::c`] (`io.js` has the same numbers). From 16 on they are the page's
+/// (the JavaScript API's, in `src/js/mod.rs`), which `io.js` hands on.
+// A single-protocol build leaves the other protocol's commands unused.
+#[allow(dead_code)]
+pub(crate) mod op {
+    /// Aborts request `a` (a stream or a POST).
+    pub const ABORT: u8 = 0;
+    /// Polls: `a` the poll's id; arguments: URL, headers.
+    pub const POLL: u8 = 1;
+    /// Aborts poll `a`.
+    pub const ABORT_POLL: u8 = 2;
+    /// Closes socket `a`.
+    pub const CLOSE_SOCKET: u8 = 3;
+    /// Sets the timer to `a` ms (negative: clears it).
+    pub const TIMER: u8 = 4;
+    /// Listens to the page (`a` = 1) or stops; returns the page facts (see `io.js`).
+    pub const WATCH: u8 = 5;
+    /// Stops everything for good.
+    pub const CLOSE: u8 = 6;
 }
 
 /// What `io.js` reports (its `emit` kinds, in the same order).
 // A single-protocol build leaves the other protocol's kinds unused.
 #[allow(dead_code)]
-mod event {
+pub(crate) mod event {
     pub const RESPONSE: u8 = 0;
     pub const DATA: u8 = 1;
     pub const END: u8 = 2;
@@ -108,7 +132,9 @@ mod event {
     pub const HIDDEN: u8 = 15;
 }
 
-/// The callback `io.js` reports through: kind, id, and up to four values.
+/// The callback `io.js` reports through in the Rust API: kind, id, and up to four values.
+/// (The JavaScript API's reports go to the `Core` class instead: no closure is made.)
+#[cfg(feature = "std")]
 type Emit = Closure<dyn Fn(u8, f64, JsValue, JsValue, JsValue, JsValue)>;
 
 /// Receives what the page must hear about (deliveries, readiness, state, errors, resets).
@@ -126,12 +152,17 @@ pub(crate) struct FetchOptions {
     pub headers: Vec<(String, String)>,
 }
 
-/// Header names and values in turn, as `io.js` takes them.
-fn header_array<'a>(headers: impl IntoIterator<Item = &'a (String, String)>) -> Array {
-    let out = Array::new();
+/// Header names and values in turn, one per line, as `io.js` takes them (names and values
+/// hold no line breaks: `client.js` and the Rust API's builder refuse them).
+fn header_text<'a>(headers: impl IntoIterator<Item = &'a (String, String)>) -> String {
+    let mut out = String::new();
     for (k, v) in headers {
-        out.push(&JsValue::from_str(k));
-        out.push(&JsValue::from_str(v));
+        for part in [k, v] {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(part);
+        }
     }
     out
 }
@@ -151,7 +182,8 @@ struct Inner {
     io: Io,
     sink: Rc<dyn Sink>,
     /// Dropped after `io` is closed (see `Drop`).
-    _emit: Emit,
+    #[cfg(feature = "std")]
+    _emit: Option<Emit>,
 }
 
 impl Inner {
@@ -161,12 +193,17 @@ impl Inner {
         self.polls.retain(|p| *p != id);
         self.polls.len() != before
     }
+
+    /// A command without arguments.
+    fn io(&self, op: u8, a: f64) -> f64 {
+        self.io.c(op, a, 0.0, 0.0)
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Nothing is reported after this, so the callback can go.
-        self.io.close();
+        self.io(op::CLOSE, 0.0);
     }
 }
 
@@ -174,11 +211,13 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub(crate) struct Driver(Rc<RefCell<Inner>>);
 
-/// A handle that does not keep the client alive (held by the `io.js` callback and the Rust
-/// API's tasks).
+/// A handle that does not keep the client alive (held by the Rust API's `io.js` callback and
+/// its tasks).
+#[cfg(feature = "std")]
 #[derive(Clone)]
 pub(crate) struct WeakDriver(Weak<RefCell<Inner>>);
 
+#[cfg(feature = "std")]
 impl WeakDriver {
     pub(crate) fn upgrade(&self) -> Option<Driver> {
         self.0.upgrade().map(Driver)
@@ -186,26 +225,32 @@ impl WeakDriver {
 }
 
 impl Driver {
+    /// A driver over `io`, which reports to whoever made it (the JavaScript API's `Core`
+    /// class, through `client.js`).
+    #[cfg(feature = "js")]
+    pub(crate) fn with_io(core: Core, fetch: FetchOptions, sink: Rc<dyn Sink>, io: Io) -> Self {
+        Driver(Rc::new(RefCell::new(Inner::new(core, fetch, sink, io))))
+    }
+
+    /// A driver whose `io.js` reports to a closure of its own (the Rust API).
+    #[cfg(feature = "std")]
     pub(crate) fn new(core: Core, fetch: FetchOptions, sink: Rc<dyn Sink>) -> Self {
         Driver(Rc::new_cyclic(|weak: &Weak<RefCell<Inner>>| {
             let weak = WeakDriver(weak.clone());
-            let emit: Emit = Closure::new(move |kind, id, a, b, c, d| {
+            let emit: Emit = Closure::new(move |kind, id, a: JsValue, b, c, d| {
                 if let Some(driver) = weak.upgrade() {
-                    driver.on_event(kind, id as u64, a, b, c, d);
+                    if kind == event::DATA {
+                        let bytes = a.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec());
+                        driver.on_data(id, &bytes.unwrap_or_default());
+                    } else {
+                        driver.on_event(kind, id, a, b, c, d);
+                    }
                 }
             });
-            let io = Io::new(emit.as_ref().unchecked_ref(), fetch.with_credentials);
-            RefCell::new(Inner {
-                core,
-                clock: Clock::default(),
-                headers: fetch.headers,
-                polls: Vec::new(),
-                watching: false,
-                timer: None,
-                io,
-                sink,
-                _emit: emit,
-            })
+            let io = Io::new(emit.as_ref(), fetch.with_credentials, &JsValue::UNDEFINED);
+            let mut inner = Inner::new(core, fetch, sink, io);
+            inner._emit = Some(emit);
+            RefCell::new(inner)
         }))
     }
 
@@ -231,6 +276,7 @@ impl Driver {
     }
 
     /// Reads the core without changing it.
+    #[cfg(feature = "std")]
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Core) -> R) -> R {
         f(&self.0.borrow().core)
     }
@@ -245,8 +291,24 @@ impl Driver {
         self.0.borrow_mut().polls.push(id);
     }
 
-    /// What `io.js` reported, fed to the core.
-    fn on_event(&self, kind: u8, id: u64, a: JsValue, b: JsValue, c: JsValue, d: JsValue) {
+    /// SSE: body bytes of stream `id`, fed to the core.
+    #[cfg_attr(not(feature = "sse"), allow(unused_variables))]
+    pub(crate) fn on_data(&self, id: f64, bytes: &[u8]) {
+        #[cfg(feature = "sse")]
+        self.with_core(|core, now| core.handle_data(id as u64, bytes, now));
+    }
+
+    /// What `io.js` reported (see [`event`]), fed to the core.
+    pub(crate) fn on_event(
+        &self,
+        kind: u8,
+        id: f64,
+        a: JsValue,
+        b: JsValue,
+        c: JsValue,
+        d: JsValue,
+    ) {
+        let id = id as u64;
         let text = |v: &JsValue| v.as_string().unwrap_or_default();
         let status = |v: &JsValue| v.as_f64().unwrap_or(0.0) as u16;
         match kind {
@@ -255,17 +317,12 @@ impl Driver {
                 core.handle_response(id, status(&a), b.as_string().as_deref(), now)
             }),
             #[cfg(feature = "sse")]
-            event::DATA => {
-                let bytes = a.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec());
-                self.with_core(|core, now| core.handle_data(id, &bytes.unwrap_or_default(), now))
-            }
-            #[cfg(feature = "sse")]
             event::END => self.with_core(|core, now| core.handle_end(id, now)),
             #[cfg(feature = "sse")]
             event::FAILED => self.with_core(|core, now| core.handle_error(id, &text(&a), now)),
             #[cfg(feature = "bayeux")]
             event::HTTP => {
-                let parsed = bayeux_json::decode(b, c);
+                let parsed = bayeux_json::decode(&b, &c);
                 self.with_core(|core, now| core.handle_http_response(id, status(&a), parsed, now))
             }
             #[cfg(feature = "bayeux")]
@@ -277,7 +334,7 @@ impl Driver {
                     return;
                 }
                 let answer = if kind == event::POLL {
-                    poll::answer(status(&a), b.as_string(), c.as_string(), d.as_string())
+                    poll::answer(status(&a), b.as_string(), c.as_string(), &d)
                 } else {
                     Err(Error::new(ErrorCode::Network, text(&a)))
                 };
@@ -292,7 +349,7 @@ impl Driver {
             event::WS_OPEN => self.with_core(|core, now| core.handle_ws_open(id, now)),
             #[cfg(feature = "bayeux")]
             event::WS_MESSAGE => {
-                let parsed = bayeux_json::decode(a, b);
+                let parsed = bayeux_json::decode(&a, &b);
                 self.with_core(|core, now| core.handle_ws_messages(id, parsed, now))
             }
             #[cfg(feature = "bayeux")]
@@ -324,43 +381,50 @@ impl Driver {
                     match out {
                         #[cfg(feature = "sse")]
                         Output::Open(req) => {
-                            open_stream(io, req.id as f64, &req.url, header_array(&req.headers))
+                            io.s(&req.url);
+                            io.s(&header_text(&req.headers));
+                            open_stream(io, req.id as f64)
                         }
-                        Output::Abort(id) | Output::HttpAbort(id) => io.abort(id as f64),
+                        Output::Abort(id) | Output::HttpAbort(id) => {
+                            inner.io(op::ABORT, id as f64);
+                        }
                         #[cfg(feature = "bayeux")]
                         Output::HttpSend { req, url, messages } => {
                             let json = (
                                 String::from("Content-Type"),
                                 String::from("application/json;charset=UTF-8"),
                             );
-                            let headers = header_array(inner.headers.iter().chain([&json]));
-                            send_post(
-                                io,
-                                req as f64,
-                                &url,
-                                headers,
-                                &bayeux_json::encode(&messages),
-                            );
+                            io.s(&url);
+                            io.s(&header_text(inner.headers.iter().chain([&json])));
+                            bayeux_json::encode(io, &messages);
+                            send_post(io, req as f64);
                         }
                         #[cfg(feature = "bayeux")]
-                        Output::WsOpen { conn, url } => open_socket(io, conn as f64, &url),
+                        Output::WsOpen { conn, url } => {
+                            io.s(&url);
+                            open_socket(io, conn as f64)
+                        }
                         #[cfg(feature = "bayeux")]
                         Output::WsSend { conn, messages } => {
-                            send_frame(io, conn as f64, &bayeux_json::encode(&messages))
+                            bayeux_json::encode(io, &messages);
+                            send_frame(io, conn as f64)
                         }
                         #[cfg(feature = "bayeux")]
-                        Output::WsClose(conn) => io.close_socket(conn as f64),
+                        Output::WsClose(conn) => {
+                            inner.io(op::CLOSE_SOCKET, conn as f64);
+                        }
                         Output::Poll(req) => match req.target {
                             PollTarget::Url(url) => {
-                                let headers = inner.headers.iter().chain(&req.headers);
-                                io.poll(req.id as f64, &url, header_array(headers));
+                                io.s(&url);
+                                io.s(&header_text(inner.headers.iter().chain(&req.headers)));
+                                inner.io(op::POLL, req.id as f64);
                                 inner.polls.push(req.id);
                             }
                             // A page function: the page side calls it.
                             PollTarget::Function(_) => page.push(Output::Poll(req)),
                         },
                         Output::PollAbort(id) => {
-                            io.abort_poll(id as f64);
+                            inner.io(op::ABORT_POLL, id as f64);
                             inner.end_poll(id);
                             // The Rust API drops an aborted poll function's future (its
                             // answer is discarded either way: `finish_poll`). Not in the npm
@@ -392,7 +456,7 @@ impl Driver {
             return;
         }
         inner.watching = active;
-        let facts = inner.io.watch(active);
+        let facts = inner.io(op::WATCH, active as u8 as f64) as u8;
         if active {
             let now = inner.clock.now();
             if facts & 1 != 0 {
@@ -410,7 +474,7 @@ impl Driver {
     fn arm_timer(inner: &mut Inner) {
         let Some(at) = inner.core.poll_timeout() else {
             if inner.timer.take().is_some() {
-                inner.io.timer(-1.0);
+                inner.io(op::TIMER, -1.0);
             }
             return;
         };
@@ -418,7 +482,24 @@ impl Driver {
             return;
         }
         let delay = at.saturating_sub(inner.clock.now());
-        inner.io.timer(delay.min(i32::MAX as u64) as f64);
+        inner.io(op::TIMER, delay.min(i32::MAX as u64) as f64);
         inner.timer = Some(at);
+    }
+}
+
+impl Inner {
+    fn new(core: Core, fetch: FetchOptions, sink: Rc<dyn Sink>, io: Io) -> Self {
+        Inner {
+            core,
+            clock: Clock::default(),
+            headers: fetch.headers,
+            polls: Vec::new(),
+            watching: false,
+            timer: None,
+            io,
+            sink,
+            #[cfg(feature = "std")]
+            _emit: None,
+        }
     }
 }

@@ -1,23 +1,40 @@
-//! Interval polling: a poll GET's answer (made by `io.js`) sorted into "not modified",
-//! tidings-relay's message format, or a whole body.
+//! Interval polling: a poll's answer sorted into "not modified", tidings-relay's message
+//! format, or a whole body.
+//!
+//! `io.js` sorts a body where it arrives (`pollBody` there) and hands it over as one array:
+//! `[text, value]` for a body delivered whole (its text is hashed here, to skip a body that did
+//! not change), `[text, last, reset, id, data, id, data, …]` for tidings-relay's `{messages,
+//! last, reset}`. Neither the JSON parsing nor a key lookup per field happens in the wasm.
 
 use crate::prelude::*;
-use js_sys::{Array, Reflect, JSON};
-use wasm_bindgen::{JsCast, JsValue};
+use js_sys::Array;
+use wasm_bindgen::prelude::*;
 
 use crate::core::error::{Error, ErrorCode};
 use crate::core::poll::PollBody;
+
+#[wasm_bindgen(module = "/src/web/io.js")]
+extern "C" {
+    /// What a page poll function returned, sorted like a body.
+    #[cfg(feature = "js")]
+    #[wasm_bindgen(js_name = valueBody)]
+    fn value_sorted(value: &JsValue) -> JsValue;
+    /// A body's text, parsed and sorted.
+    #[cfg(feature = "std")]
+    #[wasm_bindgen(js_name = textBody)]
+    fn text_sorted(text: &str) -> JsValue;
+}
 
 /// A poll's ETag, Last-Modified and body, or its error.
 pub(super) type Answer = Result<(Option<String>, Option<String>, PollBody<JsValue>), Error>;
 
 /// What a poll GET answered, sorted: validators and body, or the error (any status but 304
-/// and 2xx). `text` is the body, read for 2xx answers only.
+/// and 2xx). `body` is the sorted body, there for 2xx answers only.
 pub(super) fn answer(
     status: u16,
     etag: Option<String>,
     modified: Option<String>,
-    text: Option<String>,
+    body: &JsValue,
 ) -> Answer {
     if status == 304 {
         return Ok((etag, modified, PollBody::NotModified));
@@ -29,57 +46,46 @@ pub(super) fn answer(
         )
         .with_status(status));
     }
-    Ok((etag, modified, body(&text.unwrap_or_default())))
+    Ok((etag, modified, sorted(body)))
 }
 
-/// Sorts a body: tidings-relay's `{messages, last}` becomes messages; anything else is
-/// delivered whole (parsed when it is JSON), with a fingerprint of its text.
-pub(crate) fn body(text: &str) -> PollBody<JsValue> {
-    let parsed = JSON::parse(text).unwrap_or_else(|_| JsValue::from_str(text));
-    if let Some(b) = relay_body(&parsed) {
-        return b;
+/// A body as `io.js` sorted it (see the module docs).
+fn sorted(body: &JsValue) -> PollBody<JsValue> {
+    let parts: &Array = body.unchecked_ref();
+    let len = parts.length();
+    if len < 3 {
+        let text = parts.get(0).as_string().unwrap_or_default();
+        return PollBody::Whole {
+            data: parts.get(1),
+            fingerprint: fnv(text.as_bytes()),
+        };
     }
-    PollBody::Whole {
-        data: parsed,
-        fingerprint: fnv(text.as_bytes()),
+    let mut messages = Vec::new();
+    let mut i = 3;
+    while i + 1 < len {
+        messages.push((
+            parts.get(i).as_string().unwrap_or_default(),
+            parts.get(i + 1),
+        ));
+        i += 2;
+    }
+    PollBody::Messages {
+        messages,
+        last: parts.get(1).as_string().unwrap_or_default(),
+        reset: parts.get(2).is_truthy(),
     }
 }
 
 /// Sorts what a page poll function returned, like a body.
 #[cfg(feature = "js")]
-pub(crate) fn value_body(v: JsValue) -> PollBody<JsValue> {
-    if let Some(b) = relay_body(&v) {
-        return b;
-    }
-    let text = JSON::stringify(&v)
-        .ok()
-        .and_then(|s| s.as_string())
-        .unwrap_or_default();
-    PollBody::Whole {
-        data: v,
-        fingerprint: fnv(text.as_bytes()),
-    }
+pub(crate) fn value_body(value: &JsValue) -> PollBody<JsValue> {
+    sorted(&value_sorted(value))
 }
 
-fn relay_body(v: &JsValue) -> Option<PollBody<JsValue>> {
-    if !v.is_object() {
-        return None;
-    }
-    let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).ok();
-    let last = get(v, "last")?.as_string()?;
-    let list = get(v, "messages")?.dyn_into::<Array>().ok()?;
-    let mut messages = Vec::new();
-    for m in list.iter() {
-        let id = get(&m, "id")?.as_string()?;
-        let data = get(&m, "data").unwrap_or(JsValue::NULL);
-        messages.push((id, data));
-    }
-    let reset = get(v, "reset").is_some_and(|r| r.is_truthy());
-    Some(PollBody::Messages {
-        messages,
-        last,
-        reset,
-    })
+/// Sorts the text a Rust poll function returned, like a body.
+#[cfg(feature = "std")]
+pub(crate) fn body(text: &str) -> PollBody<JsValue> {
+    sorted(&text_sorted(text))
 }
 
 /// FNV-1a, enough to tell "the same body again" (not a security measure).

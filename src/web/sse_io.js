@@ -2,8 +2,10 @@
 // own, so a build without SSE (tidings/bayeux) does not carry it.
 import { DATA, END, FAILED, RESPONSE, describe } from './io.js';
 
-/** A streaming GET: the response, then every chunk of its body, then its end. */
-export function stream(io, id, url, headers) {
+/** A streaming GET (arguments: URL, headers): the response, then every chunk of its body,
+ *  then its end. */
+export function stream(io, id) {
+  const [url, headers] = io.take();
   const { live, response } = io._fetch(io._requests, id, url, 'GET', headers);
   const failed = (e) => live() && (io._requests.delete(id), io._report(FAILED, id, describe(e)));
   response.then((r) => {

@@ -200,15 +200,43 @@ fn rename_in_glue(glue: &str, map: &str, module: &str) -> Result<String> {
     };
     let mut out = glue.to_owned();
     let mut old_modules: Vec<String> = Vec::new();
+    // Functions of a snippet that need no glue are imported from its module directly
+    // (`import * as import1 from "./snippets/…"`): under their new names they become members
+    // of the glue's own imports object, which then is the one module.
+    let mut direct: Vec<String> = Vec::new();
     for row in rows("imports")? {
         let [from, old, new] = row.as_slice() else {
             return Err(format!("an import row of wasm-opt's name map is {row:?}"));
         };
+        if let Some(namespace) = namespace_of(glue, from) {
+            direct.push(format!("{new}: {namespace}.{old},"));
+            if !old_modules.contains(from) {
+                out = out.replacen(&format!("\"{from}\": {namespace},"), "", 1);
+                old_modules.push(from.clone());
+            }
+            continue;
+        }
         out = replace_token(&out, &format!("{old}:"), &format!("{new}:"))?;
         if !old_modules.contains(from) {
             out = replace_token(&out, &format!("\"{from}\":"), &format!("\"{module}\":"))?;
             old_modules.push(from.clone());
         }
+    }
+    if !direct.is_empty() {
+        // The glue's own imports object: the one module entry left in the returned object.
+        let own = out
+            .find(&format!("\"{module}\": "))
+            .and_then(|i| {
+                let rest = &out[i + module.len() + 4..];
+                rest.find(',').map(|end| rest[..end].trim().to_owned())
+            })
+            .ok_or("the glue has no imports object of its own")?;
+        let head = format!("const {own} = {{");
+        let at = out
+            .find(&head)
+            .ok_or_else(|| format!("the glue does not define {own}"))?
+            + head.len();
+        out.insert_str(at, &direct.concat());
     }
     for row in rows("exports")? {
         let [old, new] = row.as_slice() else {
@@ -220,6 +248,16 @@ fn rename_in_glue(glue: &str, map: &str, module: &str) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The name of the namespace the glue imports module `from` as (`import * as <name> from
+/// "<from>"`), if it does.
+fn namespace_of(glue: &str, from: &str) -> Option<String> {
+    glue.lines().find_map(|line| {
+        let rest = line.strip_prefix("import * as ")?;
+        let (name, module) = rest.split_once(" from ")?;
+        (module.trim_end_matches(';').trim_matches('"') == from).then(|| name.to_owned())
+    })
 }
 
 /// Whether `c` can continue a JavaScript identifier.
@@ -597,6 +635,19 @@ mod tests {
             out,
             "const i = { a: function() {}, b: function() {} };\n\
              return { \"m\": i };\nwasm.c(); wasm.d.buffer; wasm.core_new2;"
+        );
+        // A snippet function imported from its module directly joins the glue's own object.
+        let glue = "import * as import1 from \"./snippets/x/io.js\"\n\
+                    const import0 = { __proto__: null, __wbg_x_0a: function() {} };\n\
+                    return { \"./t_bg.js\": import0, \"./snippets/x/io.js\": import1, };";
+        let map = "{\"imports\": [[\"./t_bg.js\", \"__wbg_x_0a\", \"a\"], \
+                   [\"./snippets/x/io.js\", \"stream\", \"b\"]], \"exports\": []}";
+        let out = rename_in_glue(glue, map, "m").unwrap();
+        assert_eq!(
+            out,
+            "import * as import1 from \"./snippets/x/io.js\"\n\
+             const import0 = {b: import1.stream, __proto__: null, a: function() {} };\n\
+             return { \"m\": import0,  };"
         );
         // A name the glue lacks means the two files would not link.
         let lacking = "{\"imports\": [[\"./t_bg.js\", \"__wbg_z_2c\", \"a\"]], \"exports\": []}";
