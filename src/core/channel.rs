@@ -144,8 +144,14 @@ pub fn check_stream_name(name: &str) -> Result<(), ChannelError> {
     if name.len() > MAX_CHANNEL_LEN {
         return Err(ChannelError::TooLong);
     }
-    if let Some((i, c)) = name.char_indices().find(|(_, c)| c.is_control()) {
-        return Err(ChannelError::BadChar(c, i));
+    // Control characters are C0, DEL and C1; in UTF-8 a C1 one is 0xC2 then 0x80..=0x9F.
+    let b = name.as_bytes();
+    for (i, &x) in b.iter().enumerate() {
+        let c1 = x == 0xC2 && b.get(i + 1).is_some_and(|&n| n < 0xA0);
+        if x < 0x20 || x == 0x7F || c1 {
+            let c = if c1 { b[i + 1] } else { x };
+            return Err(ChannelError::BadChar(char::from(c), i));
+        }
     }
     Ok(())
 }
@@ -216,6 +222,19 @@ mod tests {
             check_stream_name("a\nb"),
             Err(ChannelError::BadChar('\n', 1))
         );
+    }
+
+    proptest::proptest! {
+        /// The byte scan finds the first control character where `char::is_control` does.
+        #[test]
+        fn stream_names_refuse_what_is_control(s in "[a-z\\x00-\\x1f\\x7f-\\u{a0}é€]{1,12}") {
+            let first = s.char_indices().find(|(_, c)| c.is_control());
+            let expected = match first {
+                Some((i, c)) => Err(ChannelError::BadChar(c, i)),
+                None => Ok(()),
+            };
+            proptest::prop_assert_eq!(check_stream_name(&s), expected);
+        }
     }
 
     #[test]

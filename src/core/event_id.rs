@@ -4,6 +4,7 @@
 //! here and by django-eventstream are byte-for-byte alike. On a stream of several channels the
 //! channel of an event is the one whose position advanced.
 
+use super::text;
 use crate::prelude::*;
 
 /// Appends `s` the way `urllib.parse.quote(s)` writes it: every byte but ASCII letters, digits
@@ -48,17 +49,6 @@ pub fn unquote(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The number ASCII digits `s` spell (`None`: not all digits, empty, or above `u64::MAX`).
-pub fn digits(s: &str) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.bytes().try_fold(0u64, |n, b| {
-        let d = char::from(b).to_digit(10)?;
-        n.checked_mul(10)?.checked_add(u64::from(d))
-    })
-}
-
 /// A part `name:position` split at its last colon.
 fn halves(part: &str) -> Option<(&str, &str)> {
     let colon = part.bytes().rposition(|b| b == b':')?;
@@ -71,7 +61,7 @@ fn parse_part(part: &str) -> Option<(String, u64)> {
     if name.is_empty() {
         return None;
     }
-    Some((unquote(name)?, digits(pos)?))
+    Some((unquote(name)?, text::digits(pos)?))
 }
 
 /// The number `id` spells when it is a plain counter that a JavaScript number holds exactly and
@@ -80,7 +70,7 @@ pub fn counter(id: &str) -> Option<u64> {
     if id.len() > 15 || (id.len() > 1 && id.starts_with('0')) {
         return None;
     }
-    digits(id)
+    text::digits(id)
 }
 
 /// A position per channel, in the order they were first set.
@@ -302,11 +292,6 @@ mod tests {
         fn unquote_decodes_what_percent_encoding_does(s in "([ -~]|%[0-9a-fA-F]{2}|%[0-9a-z]?|\\PC){0,12}") {
             let theirs = percent_encoding::percent_decode_str(&s).decode_utf8().ok();
             prop_assert_eq!(unquote(&s), theirs.map(|c| c.into_owned()));
-        }
-
-        #[test]
-        fn digits_read_as_str_parse_does(s in "[0-9]{0,22}|[0-9+ a-]{0,3}") {
-            prop_assert_eq!(digits(&s), if s.starts_with('+') { None } else { s.parse().ok() });
         }
 
         #[test]

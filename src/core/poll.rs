@@ -247,12 +247,9 @@ impl Poller {
 
     /// Moves the resume position forward to `id` (delivered by push), never back.
     pub fn advance_to(&mut self, id: &str) {
-        let newer = match (
-            id.parse::<u64>(),
-            self.since.as_deref().map(str::parse::<u64>),
-        ) {
-            (Ok(n), Some(Ok(old))) => n > old,
-            (Ok(_), None) => true,
+        let newer = match (text::digits(id), self.since.as_deref().map(text::digits)) {
+            (Some(n), Some(Some(old))) => n > old,
+            (Some(_), None) => true,
             _ => false,
         };
         if newer {

@@ -50,7 +50,7 @@ impl Seen {
             }
         };
         let c = &mut self.channels[i];
-        let num = id.parse::<u64>().ok().filter(|_| !id.starts_with('+'));
+        let num = super::text::digits(id);
         let dup = match (num, c.last_num) {
             (Some(n), Some(last)) => n <= last,
             _ => c.recent.iter().any(|r| r == id),

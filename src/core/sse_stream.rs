@@ -267,7 +267,7 @@ impl SseStream {
 
     /// Another path (polling) delivered `channel` up to `id`: the next stream resumes after it.
     pub fn note_position(&mut self, channel: &str, id: &str) {
-        let Ok(pos) = id.parse::<u64>() else { return };
+        let Some(pos) = text::digits(id) else { return };
         if self.positions.get(channel).is_none_or(|old| pos > old) {
             self.positions.set(channel, pos);
             self.raw_applied = false;
@@ -318,15 +318,16 @@ impl SseStream {
         if !matches!(self.phase, Phase::Opening { id: cur, .. } if cur == id) {
             return;
         }
-        let is_stream = content_type
-            .map(|t| {
-                t.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("text/event-stream")
-            })
-            .unwrap_or(false);
+        let is_stream = content_type.is_some_and(|t| {
+            let essence = t
+                .as_bytes()
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or_default();
+            essence
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"text/event-stream")
+        });
         match status {
             200 if is_stream => {
                 let resume = self.raw_id.clone();

@@ -81,6 +81,18 @@ pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The number ASCII digits `s` spell (`None`: not all digits, empty, or above `u64::MAX`):
+/// `str::parse` without its sign and its error type, in less of the wasm.
+pub fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| {
+        let d = char::from(b).to_digit(10)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
 /// `n` in decimal.
 pub fn decimal(n: u64) -> String {
     let mut out = String::new();
@@ -134,6 +146,11 @@ mod tests {
                 push_json_string(&mut out, &input);
                 prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), input);
             }
+        }
+
+        #[test]
+        fn digits_read_as_str_parse_does(s in "[0-9]{0,22}|[0-9+ a-]{0,3}") {
+            prop_assert_eq!(digits(&s), if s.starts_with('+') { None } else { s.parse().ok() });
         }
 
         #[test]

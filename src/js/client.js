@@ -106,7 +106,9 @@ function pollSpec(o, fns) {
   const fn = get(p, 'fn');
   let index = NONE;
   if ((url === undefined) == (fn === undefined)) throw typeError('option poll: give exactly one of url and fn');
-  if (url !== undefined && (typeof url != 'string' || !url)) throw typeError('option poll.url: expected a URL string');
+  if (url !== undefined && (typeof url != 'string' || !url || url.includes('\0'))) {
+    throw typeError('option poll.url: expected a URL string');
+  }
   if (fn !== undefined) {
     if (typeof fn != 'function') throw typeError('option poll.fn: expected a function');
     index = fns.push(fn) - 1;
@@ -163,6 +165,7 @@ export class Client {
   constructor(url, options) {
     checkKeys(options, 'Client options', [...COMMON, ...SSE_ONLY, ...BAYEUX_ONLY]);
     if (typeof url != 'string' || !url) throw typeError('new Client(url, …): url must not be empty');
+    if (url.includes('\0')) throw typeError('new Client(url, …): url holds a NUL');
     const protocol = get(options, 'protocol') ?? 'sse';
     const kind = ['sse', 'bayeux', 'poll'].indexOf(protocol);
     if (kind < 0) throw typeError("option protocol: expected 'sse', 'bayeux' or 'poll'");
@@ -190,7 +193,7 @@ export class Client {
     const n = [throttle, downshift, NONE, NONE, NONE, NONE, NONE];
     if (kind == 0 && HAS_SSE) {
       const param = get(options, 'channelParam');
-      if (param !== undefined && (typeof param != 'string' || !param)) {
+      if (param !== undefined && (typeof param != 'string' || !param || param.includes('\0'))) {
         throw typeError('option channelParam: expected a non-empty string');
       }
       urls[2] = param ?? '';
@@ -254,7 +257,9 @@ export class Client {
       if (kind == DATA) core?.chunk(id, a);
       else core?.input(kind, id, a, b, c, d);
     };
-    this._core = new Core(page, emit, kind, ...urls, h, n, ext, poll[0]);
+    // The texts as one string, each ended by a NUL (none holds one: see below).
+    const texts = [...urls, h, poll[0] ?? ''].map((t) => t + '\0').join('');
+    this._core = new Core(page, emit, kind, texts, n, ext);
   }
 
   /** Subscribes `callback(data, meta)` to `channel` (Bayeux: a pattern such as `/chat/*`). An

@@ -116,7 +116,7 @@ struct PageSink {
 }
 
 impl Sink for PageSink {
-    fn dispatch(&self, driver: &Driver, output: Output<JsValue>) {
+    fn dispatch(&self, driver: &Driver<Self>, output: Output<JsValue>) {
         let io = &self.io;
         match output {
             Output::Deliver(d) => {
@@ -225,7 +225,7 @@ fn poll_spec(url: Option<String>, index: f64, interval: f64, push: f64) -> Optio
 /// One client's core and driver; made and owned by `client.js`'s `Client`.
 #[wasm_bindgen]
 pub struct Core {
-    driver: Driver,
+    driver: Driver<PageSink>,
     io: Io,
 }
 
@@ -254,9 +254,11 @@ mod n {
 #[wasm_bindgen]
 impl Core {
     /// `protocol`: 0 SSE, 1 Bayeux, 2 polling only (`client.js` refuses one this build left
-    /// out). `url` (Bayeux: http(s)), `ws_url` (Bayeux's ws(s) URL) and `channel_param` (SSE;
-    /// empty: the default). `headers`: names and values in turn, one per line (`client.js`
-    /// refuses line breaks in them). `n`: see [`n`] (`client.js` checks the values). `page`
+    /// out). `texts`: five texts, each ended by a NUL (`client.js` refuses NUL in them, one
+    /// string crosses rather than five): the URL (Bayeux: http(s)), Bayeux's ws(s) URL, the SSE
+    /// channel parameter (empty: the default), the headers (names and values in turn, one per
+    /// line: `client.js` refuses line breaks in them) and the poll URL (empty: none). `n`: see
+    /// [`n`] (`client.js` checks the values). `page`
     /// hears the page's commands ([`page`]), `emit` is where `io.js` reports, which hands its
     /// reports to [`input`](Self::input) and [`chunk`](Self::chunk).
     #[wasm_bindgen(constructor)]
@@ -270,14 +272,14 @@ impl Core {
         page: JsValue,
         emit: JsValue,
         protocol: u8,
-        url: String,
-        ws_url: String,
-        channel_param: String,
-        headers: String,
-        n: Vec<f64>,
+        texts: &str,
+        n: &[f64],
         ext: JsValue,
-        poll_url: Option<String>,
     ) -> Core {
+        let mut parts = texts.split('\0').map(String::from);
+        let mut next = || parts.next().unwrap_or_default();
+        let (url, ws_url, channel_param, headers) = (next(), next(), next(), next());
+        let poll_url = Some(next()).filter(|u| !u.is_empty());
         let num = |i: usize| given(n.get(i).copied().unwrap_or(-1.0));
         let flags = num(n::FLAGS).unwrap_or(0);
         let d = BackoffConfig::default();

@@ -12,7 +12,7 @@ use super::hub::{EventQueue, Hub, PubShared, SubShared};
 use super::options::{ClientBuilder, SubscribeOptions};
 use super::subscription::{Events, SubInner, Subscription};
 use crate::core::client::{ClientConfig, ClientCore, State, Transport};
-use crate::web::{Driver, FetchOptions, Sink};
+use crate::web::{Driver, FetchOptions};
 
 /// A realtime client: one connection (or one per batch of SSE channels), any number of
 /// subscriptions. Clones share the client; it closes when the last clone and the last
@@ -32,7 +32,7 @@ use crate::web::{Driver, FetchOptions, Sink};
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) driver: Driver,
+    pub(crate) driver: Driver<Hub>,
     pub(crate) hub: Rc<Hub>,
 }
 
@@ -90,13 +90,12 @@ impl ClientBuilder {
         });
         let seed = (js_sys::Math::random() * u64::MAX as f64) as u64;
         let core = ClientCore::with_options(config, settings.client, seed);
-        let sink: Rc<dyn Sink> = hub.clone();
         let fetch = FetchOptions {
             with_credentials: settings.with_credentials,
             headers,
         };
         Ok(Client {
-            driver: Driver::new(core, fetch, sink),
+            driver: Driver::new(core, fetch, hub.clone()),
             hub,
         })
     }

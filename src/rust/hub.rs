@@ -1,6 +1,6 @@
 //! The Rust side of a client: queues for each subscription's stream, the settled `ready`s and
 //! publishes, the event streams, and the app's async functions (the `auth` hook, poll
-//! functions). It is the driver's [`Sink`]. Nothing here runs user code synchronously: it
+//! functions). It is the driver's [`Sink`](crate::web::Sink). Nothing here runs user code synchronously: it
 //! queues and wakes, and the app's functions are first called from a task, so the driver is
 //! never re-entered from a delivery.
 
@@ -216,7 +216,7 @@ impl Hub {
     /// Calls the auth hook (from a task) and hands its outcome to the core; without a hook,
     /// the static ext at once.
     #[inline]
-    fn authenticate(&self, driver: &Driver) {
+    fn authenticate(&self, driver: &Driver<Hub>) {
         let Some(hook) = self.auth.clone() else {
             let ext = self.ext.clone();
             driver.with_core(|core, now| core.auth_done(Ok(ext), now));
@@ -246,7 +246,7 @@ impl Hub {
     /// Calls the poll function `req` names (from a task) and hands its outcome to the core,
     /// unless the core aborted the poll meanwhile.
     #[inline]
-    fn poll_function(&self, driver: &Driver, req: PollRequest) {
+    fn poll_function(&self, driver: &Driver<Hub>, req: PollRequest) {
         let PollTarget::Function(n) = req.target else {
             return;
         };
@@ -302,7 +302,7 @@ pub(crate) fn closed(message: &str) -> Error {
 
 impl Sink for Hub {
     #[inline]
-    fn dispatch(&self, driver: &Driver, output: Output<JsValue>) {
+    fn dispatch(&self, driver: &Driver<Self>, output: Output<JsValue>) {
         match output {
             Output::Deliver(d) => self.deliver(d),
             Output::Ready(id) => self.settle(id, Ok(())),

@@ -138,9 +138,13 @@ pub(crate) mod event {
 type Emit = Closure<dyn Fn(u8, f64, JsValue, JsValue, JsValue, JsValue)>;
 
 /// Receives what the page must hear about (deliveries, readiness, state, errors, resets).
-pub(crate) trait Sink {
+///
+/// A type parameter of the driver rather than a trait object: with no indirect call left, the
+/// wasm needs no function table, and with it go the functions only the table kept (e.g.
+/// js-sys's task waker, about 500 bytes of the npm build).
+pub(crate) trait Sink: Sized {
     /// Called with no borrow of the driver held: it may call back into the client.
-    fn dispatch(&self, driver: &Driver, output: Output<JsValue>);
+    fn dispatch(&self, driver: &Driver<Self>, output: Output<JsValue>);
 }
 
 /// Request options the core does not decide.
@@ -167,7 +171,7 @@ fn header_text<'a>(headers: impl IntoIterator<Item = &'a (String, String)>) -> S
     out
 }
 
-struct Inner {
+struct Inner<S> {
     core: Core,
     clock: Clock,
     /// Extra headers of Bayeux POSTs and URL polls.
@@ -180,13 +184,13 @@ struct Inner {
     /// The deadline the timer is set for.
     timer: Option<Millis>,
     io: Io,
-    sink: Rc<dyn Sink>,
+    sink: Rc<S>,
     /// Dropped after `io` is closed (see `Drop`).
     #[cfg(feature = "std")]
     _emit: Option<Emit>,
 }
 
-impl Inner {
+impl<S> Inner<S> {
     /// Poll `id` ended or was aborted; false when it was not in flight.
     fn end_poll(&mut self, id: PollId) -> bool {
         let before = self.polls.len();
@@ -200,7 +204,7 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
+impl<S> Drop for Inner<S> {
     fn drop(&mut self) {
         // Nothing is reported after this, so the callback can go.
         self.io(op::CLOSE, 0.0);
@@ -208,34 +212,48 @@ impl Drop for Inner {
 }
 
 /// A handle on the client state; clones share it.
-#[derive(Clone)]
-pub(crate) struct Driver(Rc<RefCell<Inner>>);
+pub(crate) struct Driver<S>(Rc<RefCell<Inner<S>>>);
+
+impl<S> Clone for Driver<S> {
+    fn clone(&self) -> Self {
+        Driver(self.0.clone())
+    }
+}
 
 /// A handle that does not keep the client alive (held by the Rust API's `io.js` callback and
 /// its tasks).
 #[cfg(feature = "std")]
-#[derive(Clone)]
-pub(crate) struct WeakDriver(Weak<RefCell<Inner>>);
+pub(crate) struct WeakDriver<S>(Weak<RefCell<Inner<S>>>);
 
 #[cfg(feature = "std")]
-impl WeakDriver {
-    pub(crate) fn upgrade(&self) -> Option<Driver> {
+impl<S> Clone for WeakDriver<S> {
+    fn clone(&self) -> Self {
+        WeakDriver(self.0.clone())
+    }
+}
+
+#[cfg(feature = "std")]
+impl<S> WeakDriver<S> {
+    pub(crate) fn upgrade(&self) -> Option<Driver<S>> {
         self.0.upgrade().map(Driver)
     }
 }
 
-impl Driver {
+impl<S: Sink> Driver<S> {
     /// A driver over `io`, which reports to whoever made it (the JavaScript API's `Core`
     /// class, through `client.js`).
     #[cfg(feature = "js")]
-    pub(crate) fn with_io(core: Core, fetch: FetchOptions, sink: Rc<dyn Sink>, io: Io) -> Self {
+    pub(crate) fn with_io(core: Core, fetch: FetchOptions, sink: Rc<S>, io: Io) -> Self {
         Driver(Rc::new(RefCell::new(Inner::new(core, fetch, sink, io))))
     }
 
     /// A driver whose `io.js` reports to a closure of its own (the Rust API).
     #[cfg(feature = "std")]
-    pub(crate) fn new(core: Core, fetch: FetchOptions, sink: Rc<dyn Sink>) -> Self {
-        Driver(Rc::new_cyclic(|weak: &Weak<RefCell<Inner>>| {
+    pub(crate) fn new(core: Core, fetch: FetchOptions, sink: Rc<S>) -> Self
+    where
+        S: 'static,
+    {
+        Driver(Rc::new_cyclic(|weak: &Weak<RefCell<Inner<S>>>| {
             let weak = WeakDriver(weak.clone());
             let emit: Emit = Closure::new(move |kind, id, a: JsValue, b, c, d| {
                 if let Some(driver) = weak.upgrade() {
@@ -257,7 +275,7 @@ impl Driver {
     /// A handle that does not keep the client alive (for the Rust API's tasks that outlive a
     /// call).
     #[cfg(feature = "std")]
-    pub(crate) fn downgrade(&self) -> WeakDriver {
+    pub(crate) fn downgrade(&self) -> WeakDriver<S> {
         WeakDriver(Rc::downgrade(&self.0))
     }
 
@@ -450,7 +468,7 @@ impl Driver {
 
     /// Listens to the page while the client is active, and not otherwise. When the listeners
     /// start, the core hears the facts as they are now (a client started in a hidden tab).
-    fn watch_page(inner: &mut Inner) {
+    fn watch_page(inner: &mut Inner<S>) {
         let active = !matches!(inner.core.state(), State::Idle | State::Closed);
         if active == inner.watching {
             return;
@@ -471,7 +489,7 @@ impl Driver {
     /// Keeps one timer armed at the core's next deadline. A timer that fires early is harmless
     /// (the core reports its next deadline), so a later deadline does not re-arm it: a stream
     /// that pushes its idle deadline on every read costs no timer churn.
-    fn arm_timer(inner: &mut Inner) {
+    fn arm_timer(inner: &mut Inner<S>) {
         let Some(at) = inner.core.poll_timeout() else {
             if inner.timer.take().is_some() {
                 inner.io(op::TIMER, -1.0);
@@ -487,8 +505,8 @@ impl Driver {
     }
 }
 
-impl Inner {
-    fn new(core: Core, fetch: FetchOptions, sink: Rc<dyn Sink>, io: Io) -> Self {
+impl<S> Inner<S> {
+    fn new(core: Core, fetch: FetchOptions, sink: Rc<S>, io: Io) -> Self {
         Inner {
             core,
             clock: Clock::default(),

@@ -184,6 +184,8 @@ describe('SSE through the relay', () => {
         backoffOrder: thrown(() => new Client('/events/', { backoff: { minMs: 5000, maxMs: 10 } })),
         headers: thrown(() => new Client('/events/', { headers: { 'X-A': 5 } })),
         headerBreak: thrown(() => new Client('/events/', { headers: { 'X-A': 'a', 'X-B': 'b\r\nX-C: c' } })),
+        nul: thrown(() => new Client('/events/\0x')),
+        pollNul: thrown(() => new Client('/events/', { poll: { url: '/poll\0' } })),
       };
       const client = new Client('/events/', { protocol: 'sse', throttleMs: 0, throttleMs: 0 });
       out.event = thrown(() => client.on('mesage', () => {}));
@@ -206,6 +208,8 @@ describe('SSE through the relay', () => {
     assert.match(results.backoffOrder, /^TypeError: option backoff: minMs must not exceed maxMs/);
     assert.match(results.headers, /^TypeError: option headers: "X-A"/);
     assert.match(results.headerBreak, /^TypeError: option headers: "X-B" holds a line break/);
+    assert.match(results.nul, /^TypeError: new Client\(url, …\): url holds a NUL/);
+    assert.match(results.pollNul, /^TypeError: option poll.url/);
     assert.match(results.event, /^TypeError: .*"mesage"/);
     assert.match(results.callback, /^TypeError: .*callback must be a function/);
     assert.equal(results.bad, 'invalid-channel');

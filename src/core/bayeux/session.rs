@@ -1050,7 +1050,7 @@ impl<P: Clone> BayeuxSession<P> {
         let flight =
             m.id.as_deref()
                 .filter(|_| is_reply)
-                .and_then(|id| id.parse::<MsgId>().ok())
+                .and_then(text::digits)
                 .and_then(|id| {
                     let i = self.flights.iter().position(|f| f.msg == id)?;
                     Some(self.flights.remove(i))
@@ -1586,7 +1586,8 @@ impl<P: Clone> BayeuxSession<P> {
 /// An [`Error`] from a Bayeux reply's `error` (`"403:/a:Forbidden"`), or `fallback`.
 fn bayeux_error<P>(m: &Message<P>, code: ErrorCode, fallback: &str) -> Error {
     let text = m.error.as_deref().unwrap_or(fallback);
-    let status = text.split(':').next().and_then(|c| c.parse::<u16>().ok());
+    let number = text.split(':').next().and_then(crate::core::text::digits);
+    let status = number.and_then(|n| u16::try_from(n).ok());
     let mut e = Error::new(code, text);
     e.status = status;
     e
