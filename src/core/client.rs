@@ -20,7 +20,9 @@ use super::fifo::Fifo;
 use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec};
 use super::seen::Seen;
 use super::sse_group::SseGroup;
-use super::sse_stream::{SseConfig, StreamEvent, StreamId, StreamPhase, StreamRequest};
+#[cfg(feature = "sse")]
+use super::sse_stream::StreamRequest;
+use super::sse_stream::{SseConfig, StreamEvent, StreamId, StreamPhase};
 use super::supervisor::{Joined, Mode, Supervisor, SupervisorConfig};
 use super::text;
 use super::throttle::{Release, Throttle};
@@ -132,13 +134,17 @@ pub struct Delivery<P> {
     pub coalesced: u32,
 }
 
-/// What the shell must do or tell the page.
+/// What the shell must do or tell the page. The I/O of a protocol the build leaves out
+/// (features `sse`, `bayeux`) is not among the variants: the shell needs no arm for it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output<P> {
+    #[cfg(feature = "sse")]
     /// SSE: start this streaming GET.
     Open(StreamRequest),
+    #[cfg(feature = "sse")]
     /// SSE: abort this request.
     Abort(StreamId),
+    #[cfg(feature = "bayeux")]
     /// Bayeux: POST these messages as a JSON array.
     HttpSend {
         /// The request id to report back under.
@@ -148,8 +154,10 @@ pub enum Output<P> {
         /// The batch.
         messages: Vec<Message<P>>,
     },
+    #[cfg(feature = "bayeux")]
     /// Bayeux: abort this POST.
     HttpAbort(ReqId),
+    #[cfg(feature = "bayeux")]
     /// Bayeux: open a WebSocket.
     WsOpen {
         /// The connection id to report back under.
@@ -157,6 +165,7 @@ pub enum Output<P> {
         /// The URL.
         url: String,
     },
+    #[cfg(feature = "bayeux")]
     /// Bayeux: send one text frame of these messages.
     WsSend {
         /// The connection.
@@ -164,6 +173,7 @@ pub enum Output<P> {
         /// The batch.
         messages: Vec<Message<P>>,
     },
+    #[cfg(feature = "bayeux")]
     /// Bayeux: close this WebSocket.
     WsClose(ConnId),
     /// Bayeux: call the page's `auth()` hook, then [`ClientCore::auth_done`].
@@ -909,8 +919,12 @@ impl<P: Clone> ClientCore<P> {
                 .is_some_and(|l| l.iter().any(|x| x == c))
         };
         match ev {
+            #[cfg(feature = "sse")]
             StreamEvent::Open(req) => self.out.push_back(Output::Open(req)),
+            #[cfg(feature = "sse")]
             StreamEvent::Abort(id) => self.out.push_back(Output::Abort(id)),
+            #[cfg(not(feature = "sse"))]
+            StreamEvent::Open(_) | StreamEvent::Abort(_) => {}
             StreamEvent::Opened => self.ready_where(on_stream),
             StreamEvent::Down => {}
             StreamEvent::Halted(err) => {
@@ -940,14 +954,19 @@ impl<P: Clone> ClientCore<P> {
 
     fn on_session_event(&mut self, ev: SessionEvent<P>, now: Millis) {
         match ev {
+            #[cfg(feature = "bayeux")]
             SessionEvent::HttpSend { req, url, messages } => {
                 self.out.push_back(Output::HttpSend { req, url, messages })
             }
+            #[cfg(feature = "bayeux")]
             SessionEvent::HttpAbort(req) => self.out.push_back(Output::HttpAbort(req)),
+            #[cfg(feature = "bayeux")]
             SessionEvent::WsOpen { conn, url } => self.out.push_back(Output::WsOpen { conn, url }),
+            #[cfg(feature = "bayeux")]
             SessionEvent::WsSend { conn, messages } => {
                 self.out.push_back(Output::WsSend { conn, messages })
             }
+            #[cfg(feature = "bayeux")]
             SessionEvent::WsClose(conn) => self.out.push_back(Output::WsClose(conn)),
             SessionEvent::Authenticate => self.out.push_back(Output::Authenticate),
             SessionEvent::Subscribed(pattern) => self.ready_where(|c| c == pattern),
@@ -983,6 +1002,9 @@ impl<P: Clone> ClientCore<P> {
                 }
                 self.out.push_back(Output::Error(err));
             }
+            // The I/O of a protocol this build left out: never made.
+            #[cfg(not(feature = "bayeux"))]
+            _ => {}
         }
     }
 

@@ -403,7 +403,12 @@ impl<S: Sink> Driver<S> {
                             io.s(&header_text(&req.headers));
                             open_stream(io, req.id as f64)
                         }
-                        Output::Abort(id) | Output::HttpAbort(id) => {
+                        #[cfg(feature = "sse")]
+                        Output::Abort(id) => {
+                            inner.io(op::ABORT, id as f64);
+                        }
+                        #[cfg(feature = "bayeux")]
+                        Output::HttpAbort(id) => {
                             inner.io(op::ABORT, id as f64);
                         }
                         #[cfg(feature = "bayeux")]
