@@ -287,7 +287,10 @@ fn with_query(url: &str, key: &str, value: &str) -> String {
 /// `s` split before its first `at` (an ASCII byte, so always at a char boundary): the text
 /// before it, and the rest from it on (empty when there is none).
 fn cut(s: &str, at: u8) -> (&str, &str) {
-    let i = s.bytes().position(|b| b == at).unwrap_or(s.len());
+    let mut i = 0;
+    while s.as_bytes().get(i).is_some_and(|&b| b != at) {
+        i += 1;
+    }
     s.split_at_checked(i).unwrap_or((s, ""))
 }
 
