@@ -16,9 +16,12 @@ struct Channel {
     name: String,
     last: Option<String>,
     last_num: Option<u64>,
-    /// Oldest first; a `Vec` rather than a `VecDeque`: at 64 short ids, dropping the oldest
-    /// moves little, and the ring buffer's code is not in the build.
+    /// A ring of the last [`RECENT`] other ids: filled by pushing, then each new id overwrites
+    /// the oldest, in its buffer (no allocation, nothing moved; `VecDeque`'s code is not in
+    /// the build). Only membership is asked, so the order in it does not matter.
     recent: Vec<String>,
+    /// Where the next id goes in `recent` (its length until it is full).
+    next: usize,
 }
 
 /// Per-channel delivery record.
@@ -69,10 +72,11 @@ impl Seen {
             c.last_num = num;
             return true;
         }
-        if c.recent.len() == RECENT {
-            c.recent.remove(0);
+        match c.recent.get_mut(c.next) {
+            Some(oldest) => id.clone_into(oldest),
+            None => c.recent.push(id.to_owned()),
         }
-        c.recent.push(id.to_owned());
+        c.next = (c.next + 1) % RECENT;
         true
     }
 
