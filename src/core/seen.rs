@@ -155,6 +155,27 @@ mod tests {
     }
 
     #[test]
+    fn the_window_keeps_the_newest_ids_round_after_round() {
+        let mut s = Seen::new();
+        let n = 2 * RECENT + 5;
+        for i in 0..n {
+            assert!(s.first_time("/a", &format!("y{i}")));
+        }
+        // The newest are still known (checked newest first: a first_time that wrongly said
+        // true would overwrite the oldest of them).
+        for i in (n - RECENT..n).rev() {
+            assert!(
+                !s.first_time("/a", &format!("y{i}")),
+                "y{i} is in the window"
+            );
+        }
+        assert!(
+            s.first_time("/a", &format!("y{}", n - RECENT - 1)),
+            "older ones are not"
+        );
+    }
+
+    #[test]
     fn channels_are_bounded_and_forgettable() {
         let mut s = Seen::new();
         for i in 0..MAX_CHANNELS + 10 {
