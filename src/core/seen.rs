@@ -99,7 +99,16 @@ impl Seen {
 
     /// Forgets the channels `drop` selects (unsubscribed, or reset by the server).
     pub fn forget(&mut self, drop: impl Fn(&str) -> bool) {
-        self.channels.retain(|c| !drop(&c.name));
+        // A loop over `remove` rather than `retain`: each of the callers' closures would get a
+        // `retain` of its own, and `remove` is one function for them all.
+        let mut i = 0;
+        while let Some(c) = self.channels.get(i) {
+            if drop(&c.name) {
+                self.channels.remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 }
 
