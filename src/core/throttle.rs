@@ -50,83 +50,76 @@ impl<T> Throttle<T> {
     /// the channel is quiet, or the trailing delivery of a window whose end the timer has not
     /// processed yet (then this message is folded into the window that opens).
     pub fn offer(&mut self, channel: &str, item: T, now: Millis, out: &mut Vec<Release<T>>) {
-        if self.window_ms == 0 {
-            out.push(Release {
-                channel: channel.to_owned(),
-                item,
-                coalesced: 0,
-            });
-            return;
-        }
         let window_ms = self.window_ms;
-        let i = match self.windows.iter().position(|w| w.channel == channel) {
-            Some(i) => i,
-            None => {
-                self.windows.push(Window {
+        if window_ms != 0 {
+            match self.windows.iter_mut().find(|w| w.channel == channel) {
+                None => self.windows.push(Window {
                     channel: channel.to_owned(),
                     ends: now + window_ms,
                     pending: None,
                     arrived: 0,
-                });
-                out.push(Release {
-                    channel: channel.to_owned(),
-                    item,
-                    coalesced: 0,
-                });
-                return;
-            }
-        };
-        let w = &mut self.windows[i];
-        if now >= w.ends {
-            match w.pending.take() {
-                Some(late) => {
-                    out.push(Release {
-                        channel: w.channel.clone(),
-                        item: late,
-                        coalesced: w.arrived - 1,
-                    });
-                    w.ends = now + window_ms;
-                    w.arrived = 0;
-                }
-                None => {
-                    w.ends = now + window_ms;
-                    w.arrived = 0;
-                    out.push(Release {
-                        channel: channel.to_owned(),
-                        item,
-                        coalesced: 0,
-                    });
-                    return;
+                }),
+                Some(w) => {
+                    // A window the timer has not closed yet: closed now. Nothing pending in it
+                    // means the channel was quiet, and this message leads the next one.
+                    let quiet = now >= w.ends
+                        && match Self::close(w, now, window_ms) {
+                            Some(late) => {
+                                out.push(late);
+                                false
+                            }
+                            None => true,
+                        };
+                    if !quiet {
+                        w.pending = Some(item);
+                        w.arrived += 1;
+                        return;
+                    }
                 }
             }
         }
-        w.pending = Some(item);
-        w.arrived += 1;
+        out.push(Release {
+            channel: channel.to_owned(),
+            item,
+            coalesced: 0,
+        });
+    }
+
+    /// Ends window `w` at `now`: its pending message, if any, is the trailing delivery, and
+    /// the next window opens.
+    fn close(w: &mut Window<T>, now: Millis, window_ms: Millis) -> Option<Release<T>> {
+        w.ends = now + window_ms;
+        let arrived = core::mem::take(&mut w.arrived);
+        let item = w.pending.take()?;
+        Some(Release {
+            channel: w.channel.clone(),
+            item,
+            coalesced: arrived - 1,
+        })
     }
 
     /// Closes the windows that ended by `now`, returning their trailing deliveries.
     pub fn handle_timeout(&mut self, now: Millis) -> Vec<Release<T>> {
         let mut out = Vec::new();
         let window_ms = self.window_ms;
-        self.windows.retain_mut(|w| {
+        // A loop over `remove` rather than `retain_mut`, whose code is bigger.
+        let mut i = 0;
+        while let Some(w) = self.windows.get_mut(i) {
             if now < w.ends {
-                return true;
+                i += 1;
+                continue;
             }
-            match w.pending.take() {
-                Some(item) => {
-                    out.push(Release {
-                        channel: w.channel.clone(),
-                        item,
-                        coalesced: w.arrived - 1,
-                    });
-                    // The trailing delivery opens the next window.
-                    w.arrived = 0;
-                    w.ends = now + window_ms;
-                    true
+            match Self::close(w, now, window_ms) {
+                Some(r) => {
+                    out.push(r);
+                    i += 1;
                 }
-                None => false,
+                // Nothing came in the window: the channel is forgotten.
+                None => {
+                    self.windows.remove(i);
+                }
             }
-        });
+        }
         out
     }
 
