@@ -153,19 +153,27 @@ impl<P: Clone> Supervisor<P> {
         }
     }
 
+    /// The index of the entry `sub` is attached to (at most one: the client attaches each
+    /// subscription once). One search for every method that looks a subscription up.
+    fn entry_of(&self, sub: SubId) -> Option<usize> {
+        self.entries.iter().position(|e| e.subs.contains(&sub))
+    }
+
+    /// `sub`'s entry, when its target answered in tidings-relay's format.
+    fn relay_entry(&self, sub: SubId) -> Option<&Entry<P>> {
+        self.entries.get(self.entry_of(sub)?).filter(|e| e.relay)
+    }
+
     /// The position `sub`'s relay-format target will be polled from.
     pub fn position(&self, sub: SubId) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|e| e.relay && e.subs.contains(&sub))
-            .and_then(|e| e.poller.position())
+        self.relay_entry(sub).and_then(|e| e.poller.position())
     }
 
     /// `sub` has `id` already (push delivered it, or the page loaded history up to it): a
     /// later poll of its relay-format target starts after it. Before the target answered, its
     /// format is unknown; the position is then only kept for a relay answer to use.
     pub fn delivered(&mut self, sub: SubId, id: &str) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.subs.contains(&sub)) {
+        if let Some(e) = self.entry_of(sub).and_then(|i| self.entries.get_mut(i)) {
             if e.relay || !e.answered {
                 e.poller.advance_to(id);
             }
@@ -174,9 +182,10 @@ impl<P: Clone> Supervisor<P> {
 
     /// Subscription `sub` is gone; returns the poll to abort when its poller went with it.
     pub fn detach(&mut self, sub: SubId) -> Option<PollId> {
-        let i = self.entries.iter().position(|e| e.subs.contains(&sub))?;
-        self.entries[i].subs.retain(|s| *s != sub);
-        if self.entries[i].subs.is_empty() {
+        let i = self.entry_of(sub)?;
+        let e = self.entries.get_mut(i)?;
+        e.subs.retain(|s| *s != sub);
+        if e.subs.is_empty() {
             let mut e = self.entries.remove(i);
             e.poller.abort()
         } else {
@@ -186,14 +195,12 @@ impl<P: Clone> Supervisor<P> {
 
     /// Whether `sub`'s target answered in tidings-relay's message format.
     pub fn relay_format(&self, sub: SubId) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.relay && e.subs.contains(&sub))
+        self.relay_entry(sub).is_some()
     }
 
     /// A push hint for `sub`: refresh its target soon.
     pub fn hint(&mut self, sub: SubId, now: Millis) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.subs.contains(&sub)) {
+        if let Some(e) = self.entry_of(sub).and_then(|i| self.entries.get_mut(i)) {
             e.poller.poll_soon(now);
         }
     }
