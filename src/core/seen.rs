@@ -14,7 +14,8 @@ const MAX_CHANNELS: usize = 1024;
 #[derive(Debug, Clone, Default)]
 struct Channel {
     name: String,
-    last: Option<String>,
+    /// The last id delivered (a channel is only made by delivering an id, so there is one).
+    last: String,
     last_num: Option<u64>,
     /// A ring of the last [`RECENT`] other ids: filled by pushing, then each new id overwrites
     /// the oldest, in its buffer (no allocation, nothing moved; `VecDeque`'s code is not in
@@ -62,10 +63,7 @@ impl Seen {
             return false;
         }
         // The last id, in the buffer of the one before (no allocation per message).
-        match &mut c.last {
-            Some(last) => id.clone_into(last),
-            None => c.last = Some(id.to_owned()),
-        }
+        id.clone_into(&mut c.last);
         if num.is_some() {
             // Numbers are compared by value: the window is for the other ids, which a number
             // can never equal.
@@ -85,7 +83,7 @@ impl Seen {
         self.channels
             .iter()
             .find(|c| c.name == channel)
-            .and_then(|c| c.last.as_deref())
+            .map(|c| c.last.as_str())
     }
 
     /// `(channel, last id)` for the channels `keep` selects.
@@ -93,7 +91,7 @@ impl Seen {
         self.channels
             .iter()
             .filter(|c| keep(&c.name))
-            .filter_map(|c| c.last.clone().map(|l| (c.name.clone(), l)))
+            .map(|c| (c.name.clone(), c.last.clone()))
             .collect()
     }
 
