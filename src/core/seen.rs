@@ -53,7 +53,10 @@ impl Seen {
                 self.channels.len() - 1
             }
         };
-        let c = &mut self.channels[i];
+        // `get_mut`, not an index: `i` was just found or made, and no panic path is needed.
+        let Some(c) = self.channels.get_mut(i) else {
+            return true;
+        };
         let num = super::text::digits(id);
         let dup = match (num, c.last_num) {
             (Some(n), Some(last)) => n <= last,
