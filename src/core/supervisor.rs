@@ -328,9 +328,14 @@ impl<P: Clone> Supervisor<P> {
                 Mode::Polling => {
                     if let Some(u) = self.push_up_since {
                         let mut t = u + self.config.upshift_ms;
-                        // Until enough old drops left the window.
-                        if self.drops.len() >= self.config.flaps {
-                            let oldest = self.drops[self.drops.len() - self.config.flaps];
+                        // Until enough old drops left the window. By `get`, not an index: no
+                        // panic path (and with `flaps: 0` there is no such drop to wait for).
+                        let oldest = self
+                            .drops
+                            .len()
+                            .checked_sub(self.config.flaps)
+                            .and_then(|i| self.drops.get(i));
+                        if let Some(oldest) = oldest {
                             t = t.max(oldest + self.config.flap_window_ms + 1);
                         }
                         at(t);
