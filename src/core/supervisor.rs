@@ -244,9 +244,7 @@ impl<P: Clone> Supervisor<P> {
 
     fn resume_if_active(&mut self, now: Millis) {
         if self.active() && core::mem::take(&mut self.missed) {
-            for e in &mut self.entries {
-                e.poller.poll_soon(now);
-            }
+            self.poll_all_soon(now);
         }
     }
 
@@ -262,33 +260,35 @@ impl<P: Clone> Supervisor<P> {
         {
             self.drops.remove(0);
         }
-        match self.mode {
+        let switch = match self.mode {
             Mode::Push => {
                 let down_long = self
                     .push_down_since
                     .is_some_and(|t| now.saturating_sub(t) >= self.config.downshift_ms);
-                if down_long || self.drops.len() >= self.config.flaps {
-                    self.mode = Mode::Polling;
-                    for e in &mut self.entries {
-                        e.poller.poll_soon(now);
-                    }
-                }
+                down_long || self.drops.len() >= self.config.flaps
             }
+            // Up long enough, and not flapping any more (drops stay counted across an
+            // upshift, so a push that keeps dropping is caught again at once).
             Mode::Polling => {
-                // Up long enough, and not flapping any more (drops stay counted across an
-                // upshift, so a push that keeps dropping is caught again at once).
-                let stable = self
-                    .push_up_since
+                self.push_up_since
                     .is_some_and(|t| now.saturating_sub(t) >= self.config.upshift_ms)
-                    && self.drops.len() < self.config.flaps;
-                if stable {
-                    self.mode = Mode::Push;
-                    // One catch-up poll, then the safety-net pace.
-                    for e in &mut self.entries {
-                        e.poller.poll_soon(now);
-                    }
-                }
+                    && self.drops.len() < self.config.flaps
             }
+        };
+        if switch {
+            self.mode = match self.mode {
+                Mode::Push => Mode::Polling,
+                Mode::Polling => Mode::Push,
+            };
+            // Down: poll at once. Up: one catch-up poll, then the safety-net pace.
+            self.poll_all_soon(now);
+        }
+    }
+
+    /// Every target is polled as soon as possible.
+    fn poll_all_soon(&mut self, now: Millis) {
+        for e in &mut self.entries {
+            e.poller.poll_soon(now);
         }
     }
 
