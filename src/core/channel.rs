@@ -84,7 +84,12 @@ pub enum ChannelKind {
 }
 
 fn segment_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"_!~()$@.-".contains(&c)
+    // A pattern, not `contains` on a byte string: that is a call to `memchr`.
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'_' | b'!' | b'~' | b'(' | b')' | b'$' | b'@' | b'.' | b'-'
+        )
 }
 
 /// Checks a Bayeux channel name or pattern.
