@@ -93,44 +93,59 @@ fn segment_char(c: u8) -> bool {
 }
 
 /// Checks a Bayeux channel name or pattern.
+///
+/// On bytes, a segment at a time: `split`, `peekable` and `strip_prefix` cost more of the wasm
+/// (a property test holds this to that version).
 pub fn parse_bayeux(name: &str) -> Result<ChannelKind, ChannelError> {
-    if name.is_empty() {
+    let b = name.as_bytes();
+    if b.is_empty() {
         return Err(ChannelError::Empty);
     }
-    if name.len() > MAX_CHANNEL_LEN {
+    if b.len() > MAX_CHANNEL_LEN {
         return Err(ChannelError::TooLong);
     }
-    let rest = name.strip_prefix('/').ok_or(ChannelError::NoLeadingSlash)?;
-    let mut kind = ChannelKind::Plain;
-    let mut offset = 1;
-    let mut segments = rest.split('/').peekable();
-    while let Some(seg) = segments.next() {
-        let last = segments.peek().is_none();
+    if b.first() != Some(&b'/') {
+        return Err(ChannelError::NoLeadingSlash);
+    }
+    // Each segment is `b[start..end]`, `end` at the next `/` or the end.
+    let mut start = 1;
+    loop {
+        let mut end = start;
+        while b.get(end).is_some_and(|&c| c != b'/') {
+            end += 1;
+        }
+        let seg = b.get(start..end).unwrap_or_default();
+        let last = end >= b.len();
         if seg.is_empty() {
             return Err(ChannelError::EmptySegment);
         }
-        if seg == "*" || seg == "**" {
+        if seg == b"*" || seg == b"**" {
             if !last {
                 return Err(ChannelError::MisplacedWildcard);
             }
-            kind = if seg == "*" {
+            return Ok(if seg == b"*" {
                 ChannelKind::Wildcard
             } else {
                 ChannelKind::DeepWildcard
-            };
-        } else if let Some(i) = seg.bytes().position(|c| !segment_char(c)) {
-            let c = seg
-                .get(i..)
+            });
+        }
+        if let Some(i) = seg.iter().position(|&c| !segment_char(c)) {
+            // Every byte before it is ASCII: `at` starts a character.
+            let at = start + i;
+            let c = name
+                .get(at..)
                 .and_then(|s| s.chars().next())
                 .unwrap_or('\u{fffd}');
             if c == '*' {
                 return Err(ChannelError::MisplacedWildcard);
             }
-            return Err(ChannelError::BadChar(c, offset + i));
+            return Err(ChannelError::BadChar(c, at));
         }
-        offset += seg.len() + 1;
+        if last {
+            return Ok(ChannelKind::Plain);
+        }
+        start = end + 1;
     }
-    Ok(kind)
 }
 
 /// Checks a concrete Bayeux channel (no wildcards), as needed to publish.
@@ -227,6 +242,55 @@ mod tests {
             check_stream_name("a\nb"),
             Err(ChannelError::BadChar('\n', 1))
         );
+    }
+
+    /// What `parse_bayeux` did with `str`'s splitting.
+    fn parse_bayeux_std(name: &str) -> Result<ChannelKind, ChannelError> {
+        if name.is_empty() {
+            return Err(ChannelError::Empty);
+        }
+        if name.len() > MAX_CHANNEL_LEN {
+            return Err(ChannelError::TooLong);
+        }
+        let rest = name.strip_prefix('/').ok_or(ChannelError::NoLeadingSlash)?;
+        let mut kind = ChannelKind::Plain;
+        let mut offset = 1;
+        let mut segments = rest.split('/').peekable();
+        while let Some(seg) = segments.next() {
+            let last = segments.peek().is_none();
+            if seg.is_empty() {
+                return Err(ChannelError::EmptySegment);
+            }
+            if seg == "*" || seg == "**" {
+                if !last {
+                    return Err(ChannelError::MisplacedWildcard);
+                }
+                kind = if seg == "*" {
+                    ChannelKind::Wildcard
+                } else {
+                    ChannelKind::DeepWildcard
+                };
+            } else if let Some(i) = seg.bytes().position(|c| !segment_char(c)) {
+                let c = seg
+                    .get(i..)
+                    .and_then(|s| s.chars().next())
+                    .unwrap_or('\u{fffd}');
+                if c == '*' {
+                    return Err(ChannelError::MisplacedWildcard);
+                }
+                return Err(ChannelError::BadChar(c, offset + i));
+            }
+            offset += seg.len() + 1;
+        }
+        Ok(kind)
+    }
+
+    proptest::proptest! {
+        /// The byte-level check gives what the `str` one gave.
+        #[test]
+        fn bayeux_names_match_std(s in "/?[a/*. é]{0,12}") {
+            proptest::prop_assert_eq!(parse_bayeux(&s), parse_bayeux_std(&s));
+        }
     }
 
     proptest::proptest! {
