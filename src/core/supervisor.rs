@@ -424,11 +424,13 @@ impl<P: Clone> Supervisor<P> {
 
     /// Forgets every request in flight (closing); returns them to abort.
     pub fn abort_all(&mut self) -> Vec<PollId> {
-        let ids = self
-            .entries
-            .iter_mut()
-            .filter_map(|e| e.poller.abort())
-            .collect();
+        // A loop, not `filter_map` and `collect`: less code for the adapters.
+        let mut ids = Vec::new();
+        for e in &mut self.entries {
+            if let Some(id) = e.poller.abort() {
+                ids.push(id);
+            }
+        }
         self.entries.clear();
         ids
     }
