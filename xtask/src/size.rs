@@ -459,7 +459,8 @@ fn named_build(tools: &Tools) -> Result<PathBuf> {
     let named = dir.join("tidings_named.wasm");
     proc::run(
         Command::new(&tools.wasm_opt)
-            .args(["-Oz", "-g", "--strip-producers"])
+            .args(build::OPT_PASSES)
+            .args(["-g", "--strip-producers"])
             .arg(dir.join("tidings_bg.wasm"))
             .arg("-o")
             .arg(&named),
