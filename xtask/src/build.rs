@@ -131,6 +131,8 @@ fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> 
     // No --all-features: binaryen then emits compact imports that Chromium refuses.
     // --low-memory-unused lets binaryen fold constant offsets into loads and stores: Rust's
     // stack sits below the data and grows down from 1 MiB, so the first 1 KiB is never used.
+    // --strip-target-features: the section only tells tools which wasm features the code
+    // uses; browsers ignore it (about 110 B gzip).
     // --minify-imports-and-exports-and-modules: see `shorten_names`; it prints its name map.
     let mut opt = std::process::Command::new(&tools.wasm_opt);
     opt.args(OPT_PASSES)
@@ -138,6 +140,7 @@ fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> 
             "--low-memory-unused",
             "--strip-debug",
             "--strip-producers",
+            "--strip-target-features",
             "--minify-imports-and-exports-and-modules",
         ])
         .arg(&bg)
