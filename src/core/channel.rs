@@ -189,6 +189,8 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     } else {
         return pattern == name;
     };
+    // `any`, not `contains`: on bytes `contains` brings memchr's word-at-a-time search.
+    #[allow(clippy::manual_contains)]
     match head.and_then(|h| name.as_bytes().strip_prefix(h)) {
         Some(rest) if !rest.is_empty() => deep || !rest.iter().any(|&b| b == b'/'),
         _ => false,

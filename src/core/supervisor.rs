@@ -158,6 +158,7 @@ impl<P: Clone> Supervisor<P> {
     fn entry_of(&self, sub: SubId) -> Option<usize> {
         // `any`, not `contains`: on integers `contains` is an unrolled search of four times
         // the code, for lists of a few subscriptions.
+        #[allow(clippy::manual_contains)]
         self.entries
             .iter()
             .position(|e| e.subs.iter().any(|s| *s == sub))

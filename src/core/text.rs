@@ -45,6 +45,34 @@ pub fn push_lossy(out: &mut String, mut bytes: &[u8]) {
     }
 }
 
+/// The pieces of `s` between the ASCII separators `sep`: `str::split` on a `char` (a property
+/// test holds it to that), without its `Pattern` searcher, which was the only one in the wasm
+/// once the parsers scan bytes.
+pub fn pieces(s: &str, sep: u8) -> Pieces<'_> {
+    Pieces { rest: Some(s), sep }
+}
+
+/// The iterator of [`pieces`].
+pub struct Pieces<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        let mut i = 0;
+        while s.as_bytes().get(i).is_some_and(|&b| b != self.sep) {
+            i += 1;
+        }
+        // An ASCII byte is a char boundary on both sides; past the end, `get` ends the pieces.
+        self.rest = s.get(i + 1..);
+        s.get(..i)
+    }
+}
+
 /// Appends `n` in decimal.
 pub fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -146,6 +174,13 @@ mod tests {
                 push_json_string(&mut out, &input);
                 prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), input);
             }
+        }
+
+        #[test]
+        fn pieces_are_what_split_gives(s in "[a,\n\u{0}é]{0,12}", sep in prop::sample::select(vec![b',', b'\n', 0u8])) {
+            let ours: Vec<&str> = pieces(&s, sep).collect();
+            let std: Vec<&str> = s.split(char::from(sep)).collect();
+            prop_assert_eq!(ours, std);
         }
 
         #[test]

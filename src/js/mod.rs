@@ -23,6 +23,7 @@ use crate::core::error::{Error, ErrorCode};
 use crate::core::poll::{PollSpec, PollTarget};
 #[cfg(feature = "sse")]
 use crate::core::sse_stream::SseConfig;
+use crate::core::text;
 use crate::web::{event, value_body, Driver, FetchOptions, Io, Sink};
 
 /// The page's commands (`Io::c` numbers from `op::PAGE` on; `client.js` has the same). An
@@ -276,7 +277,7 @@ impl Core {
         n: &[f64],
         ext: JsValue,
     ) -> Core {
-        let mut parts = texts.split('\0').map(String::from);
+        let mut parts = text::pieces(texts, 0).map(String::from);
         let mut next = || parts.next().unwrap_or_default();
         let (url, ws_url, channel_param, headers) = (next(), next(), next(), next());
         let poll_url = Some(next()).filter(|u| !u.is_empty());
@@ -302,7 +303,7 @@ impl Core {
         if let Some(ms) = num(n::DOWNSHIFT) {
             client.supervisor.downshift_ms = ms;
         }
-        let mut lines = headers.split('\n').filter(|_| !headers.is_empty());
+        let mut lines = text::pieces(&headers, b'\n').filter(|_| !headers.is_empty());
         let mut pairs: Vec<(String, String)> = Vec::new();
         while let (Some(k), Some(v)) = (lines.next(), lines.next()) {
             pairs.push((k.into(), v.into()));

@@ -118,7 +118,7 @@ fn members(m: &Message<JsValue>) -> String {
 /// A list `bayeux_io.js` joined by line breaks (empty: none).
 fn lines(v: &JsValue) -> Vec<String> {
     match v.as_string() {
-        Some(t) if !t.is_empty() => t.split('\n').map(String::from).collect(),
+        Some(t) if !t.is_empty() => text::pieces(&t, b'\n').map(String::from).collect(),
         _ => Vec::new(),
     }
 }

@@ -1586,7 +1586,9 @@ impl<P: Clone> BayeuxSession<P> {
 /// An [`Error`] from a Bayeux reply's `error` (`"403:/a:Forbidden"`), or `fallback`.
 fn bayeux_error<P>(m: &Message<P>, code: ErrorCode, fallback: &str) -> Error {
     let text = m.error.as_deref().unwrap_or(fallback);
-    let number = text.split(':').next().and_then(crate::core::text::digits);
+    let number = crate::core::text::pieces(text, b':')
+        .next()
+        .and_then(crate::core::text::digits);
     let status = number.and_then(|n| u16::try_from(n).ok());
     let mut e = Error::new(code, text);
     e.status = status;
