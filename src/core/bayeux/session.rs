@@ -195,7 +195,7 @@ enum Carrier {
     Queued,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Kind {
     Handshake,
     Connect,
@@ -694,22 +694,12 @@ impl<P: Clone> BayeuxSession<P> {
             }
         }
         // Dead requests.
-        let limit = self.connect_deadline();
-        let request_timeout = self.config.request_timeout_ms;
-        let dead: Vec<Carrier> = self
-            .flights
-            .iter()
-            .filter(|f| f.carrier != Carrier::Queued)
-            .filter(|f| {
-                let allowed = if f.kind == Kind::Connect {
-                    limit
-                } else {
-                    request_timeout
-                };
-                now >= f.sent + allowed
-            })
-            .map(|f| f.carrier)
-            .collect();
+        let mut dead: Vec<Carrier> = Vec::new();
+        for f in &self.flights {
+            if self.deadline(f).is_some_and(|d| now >= d) {
+                dead.push(f.carrier);
+            }
+        }
         for carrier in dead {
             let err = Error::new(ErrorCode::Timeout, "no reply from the server in time");
             match carrier {
@@ -775,16 +765,26 @@ impl<P: Clone> BayeuxSession<P> {
         if let Ws::Opening { since, .. } = self.ws {
             at(since + self.config.request_timeout_ms);
         }
-        let limit = self.connect_deadline();
-        for f in self.flights.iter().filter(|f| f.carrier != Carrier::Queued) {
-            let allowed = if f.kind == Kind::Connect {
-                limit
-            } else {
-                self.config.request_timeout_ms
-            };
-            at(f.sent + allowed);
+        for f in &self.flights {
+            if let Some(d) = self.deadline(f) {
+                at(d);
+            }
         }
         t
+    }
+
+    /// When request `f` counts as lost without a reply (`None`: not sent yet). The server
+    /// holds a connect for up to the advised timeout: it is allowed that and a margin.
+    fn deadline(&self, f: &Flight) -> Option<Millis> {
+        if f.carrier == Carrier::Queued {
+            return None;
+        }
+        let allowed = if matches!(f.kind, Kind::Connect) {
+            self.connect_deadline()
+        } else {
+            self.config.request_timeout_ms
+        };
+        Some(f.sent + allowed)
     }
 
     /// The next thing for the owner.
@@ -853,12 +853,9 @@ impl<P: Clone> BayeuxSession<P> {
         let msg = self.msg_id();
         let mut m = Message::new(meta::HANDSHAKE);
         m.version = Some("1.0");
-        m.supported_connection_types = self
-            .config
-            .transports
-            .iter()
-            .map(|t| t.as_str().to_owned())
-            .collect();
+        for t in &self.config.transports {
+            m.supported_connection_types.push(t.as_str().to_owned());
+        }
         self.phase = Phase::Handshaking;
         self.transmit(vec![(m, msg, Kind::Handshake)], now);
     }
@@ -937,7 +934,7 @@ impl<P: Clone> BayeuxSession<P> {
             if m.ext.is_none() {
                 m.ext = self.ext.clone();
             }
-            if kind == Kind::Connect {
+            if matches!(kind, Kind::Connect) {
                 m.connection_type = Some(match carrier {
                     Carrier::Http(_) => TransportKind::LongPolling.as_str(),
                     _ => TransportKind::WebSocket.as_str(),
@@ -960,7 +957,7 @@ impl<P: Clone> BayeuxSession<P> {
             Carrier::Ws(conn) => self
                 .events
                 .push_back(SessionEvent::WsSend { conn, messages }),
-            Carrier::Queued => self.ws_queue.extend(messages),
+            Carrier::Queued => self.ws_queue.append(&mut messages),
         }
     }
 
@@ -1291,12 +1288,24 @@ impl<P: Clone> BayeuxSession<P> {
             p.server = ServerSub::None;
             p.refused = None;
         }
-        self.patterns.retain(|p| p.wanted);
+        self.drop_unwanted();
         self.phase = if self.wanted() {
             Phase::Starting { at }
         } else {
             Phase::Idle
         };
+    }
+
+    /// Forgets the patterns the client no longer wants (one loop for both callers).
+    fn drop_unwanted(&mut self) {
+        let mut i = 0;
+        while let Some(p) = self.patterns.get(i) {
+            if p.wanted {
+                i += 1;
+            } else {
+                self.patterns.remove(i);
+            }
+        }
     }
 
     fn halt(&mut self, err: Error) {
@@ -1311,7 +1320,7 @@ impl<P: Clone> BayeuxSession<P> {
     fn go_idle(&mut self) {
         self.shut_down();
         self.phase = Phase::Idle;
-        self.patterns.retain(|p| p.wanted);
+        self.drop_unwanted();
     }
 
     /// Says goodbye to the server when there is a session, closes the WebSocket, forgets
@@ -1387,6 +1396,21 @@ impl<P: Clone> BayeuxSession<P> {
         self.connect = ConnectLoop::Off;
     }
 
+    /// Removes and returns the requests in flight on `carrier`, in order (one loop for its
+    /// callers rather than a `retain` with a closure of its own for each).
+    fn take_flights(&mut self, carrier: Carrier) -> Vec<Flight> {
+        let mut taken = Vec::new();
+        let mut i = 0;
+        while let Some(f) = self.flights.get(i) {
+            if f.carrier == carrier {
+                taken.push(self.flights.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        taken
+    }
+
     /// Requests carried by POST `req` failed.
     fn http_failed(&mut self, req: ReqId, err: Error, now: Millis) {
         self.fail_carrier(Carrier::Http(req), err, now);
@@ -1395,24 +1419,16 @@ impl<P: Clone> BayeuxSession<P> {
     /// Every request on `carrier` failed: connects and handshakes retry, subscription changes
     /// are sent again, publishes are refused (the page decides whether to publish again).
     fn fail_carrier(&mut self, carrier: Carrier, err: Error, now: Millis) {
-        let mut lost = Vec::new();
-        self.flights.retain(|f| {
-            if f.carrier == carrier {
-                lost.push(f.kind.clone());
-                false
-            } else {
-                true
-            }
-        });
+        let lost = self.take_flights(carrier);
         if lost.is_empty() {
             return;
         }
         // A connect lost with them is retried as a session's first connect, which carries
         // whatever subscription changes are pending: those wait for it.
-        let with_connect = lost.iter().any(|k| matches!(k, Kind::Connect));
+        let with_connect = lost.iter().any(|f| matches!(f.kind, Kind::Connect));
         let mut reported = false;
-        for kind in lost {
-            match kind {
+        for flight in lost {
+            match flight.kind {
                 Kind::Handshake => {
                     if !reported {
                         self.events
@@ -1517,25 +1533,20 @@ impl<P: Clone> BayeuxSession<P> {
             self.events.push_back(SessionEvent::Error(
                 Error::new(ErrorCode::Network, "the WebSocket did not open").retrying(),
             ));
-            let kinds: Vec<(MsgId, Kind)> = self
-                .flights
-                .iter()
-                .filter(|f| f.carrier == Carrier::Queued)
-                .map(|f| (f.msg, f.kind.clone()))
-                .collect();
-            self.flights.retain(|f| f.carrier != Carrier::Queued);
-            let batch: Vec<(Message<P>, MsgId, Kind)> = queued
-                .into_iter()
-                .zip(kinds)
-                .map(|(m, (id, k))| (m, id, k))
-                .collect();
+            // The queue and its flights are in the same order.
+            let mut flights = self.take_flights(Carrier::Queued).into_iter();
+            let mut batch: Vec<(Message<P>, MsgId, Kind)> = Vec::new();
+            for m in queued {
+                let Some(f) = flights.next() else { break };
+                batch.push((m, f.msg, f.kind));
+            }
             if self.use_ws() {
                 // WebSocket only and it failed: wait for the probe, like a failed request.
                 for (_, _, k) in &batch {
-                    if *k == Kind::Handshake {
+                    if matches!(k, Kind::Handshake) {
                         let at = now + self.next_delay();
                         self.phase = Phase::Starting { at };
-                    } else if *k == Kind::Connect {
+                    } else if matches!(k, Kind::Connect) {
                         let at = now + self.next_delay();
                         self.connect = ConnectLoop::At(at);
                     }
