@@ -26,7 +26,7 @@ use super::sse_stream::{SseConfig, StreamEvent, StreamId, StreamPhase};
 use super::supervisor::{Joined, Mode, Supervisor, SupervisorConfig};
 use super::text;
 use super::throttle::{Release, Throttle};
-use super::{BayeuxBuilt, Built, Millis, SseBuilt};
+use super::{earliest, BayeuxBuilt, Built, Millis, SseBuilt};
 
 /// Identifies a subscription.
 pub type SubId = u64;
@@ -809,11 +809,11 @@ impl<P: Clone> ClientCore<P> {
             Proto::Bayeux(b, _) => b.poll_timeout(),
             Proto::None => None,
         };
-        [proto, self.sup.poll_timeout()]
-            .into_iter()
-            .chain(self.subs.iter().map(|s| s.throttle.poll_timeout()))
-            .flatten()
-            .min()
+        let mut t = earliest(proto, self.sup.poll_timeout());
+        for s in &self.subs {
+            t = earliest(t, s.throttle.poll_timeout());
+        }
+        t
     }
 
     /// The next thing for the shell to do.

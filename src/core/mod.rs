@@ -26,6 +26,14 @@ pub mod throttle;
 /// monotonic origin works (the browser shell uses wall-clock time so sleeps count).
 pub type Millis = u64;
 
+/// The earlier of two optional deadlines (`None`: no deadline).
+pub fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The marker a protocol's state carries in a build that has the protocol (features `sse`,
 /// `bayeux`).
 #[derive(Debug, Clone, Copy)]
