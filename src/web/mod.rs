@@ -157,18 +157,24 @@ pub(crate) struct FetchOptions {
 }
 
 /// Header names and values in turn, one per line, as `io.js` takes them (names and values
-/// hold no line breaks: `client.js` and the Rust API's builder refuse them).
-fn header_text<'a>(headers: impl IntoIterator<Item = &'a (String, String)>) -> String {
+/// hold no line breaks: `client.js` and the Rust API's builder refuse them), of two lists
+/// rather than of any iterator: one instantiation for every caller.
+fn header_text(lists: [&[(String, String)]; 2]) -> String {
     let mut out = String::new();
-    for (k, v) in headers {
-        for part in [k, v] {
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(part);
-        }
+    for (k, v) in lists.into_iter().flatten() {
+        push_header(&mut out, k, v);
     }
     out
+}
+
+/// Appends one header to [`header_text`]'s text.
+fn push_header(out: &mut String, name: &str, value: &str) {
+    for part in [name, value] {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(part);
+    }
 }
 
 struct Inner<S> {
@@ -400,7 +406,7 @@ impl<S: Sink> Driver<S> {
                         #[cfg(feature = "sse")]
                         Output::Open(req) => {
                             io.s(&req.url);
-                            io.s(&header_text(&req.headers));
+                            io.s(&header_text([&req.headers, &[]]));
                             open_stream(io, req.id as f64)
                         }
                         #[cfg(feature = "sse")]
@@ -413,12 +419,14 @@ impl<S: Sink> Driver<S> {
                         }
                         #[cfg(feature = "bayeux")]
                         Output::HttpSend { req, url, messages } => {
-                            let json = (
-                                String::from("Content-Type"),
-                                String::from("application/json;charset=UTF-8"),
+                            let mut headers = header_text([&inner.headers, &[]]);
+                            push_header(
+                                &mut headers,
+                                "Content-Type",
+                                "application/json;charset=UTF-8",
                             );
                             io.s(&url);
-                            io.s(&header_text(inner.headers.iter().chain([&json])));
+                            io.s(&headers);
                             bayeux_json::encode(io, &messages);
                             send_post(io, req as f64);
                         }
@@ -439,7 +447,7 @@ impl<S: Sink> Driver<S> {
                         Output::Poll(req) => match req.target {
                             PollTarget::Url(url) => {
                                 io.s(&url);
-                                io.s(&header_text(inner.headers.iter().chain(&req.headers)));
+                                io.s(&header_text([&inner.headers, &req.headers]));
                                 inner.io(op::POLL, req.id as f64);
                                 inner.polls.push(req.id);
                             }
