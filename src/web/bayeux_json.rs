@@ -117,10 +117,13 @@ fn members(m: &Message<JsValue>) -> String {
 
 /// A list `bayeux_io.js` joined by line breaks (empty: none).
 fn lines(v: &JsValue) -> Vec<String> {
-    match v.as_string() {
-        Some(t) if !t.is_empty() => text::pieces(&t, b'\n').map(String::from).collect(),
-        _ => Vec::new(),
+    let mut out = Vec::new();
+    if let Some(t) = v.as_string().filter(|t| !t.is_empty()) {
+        for piece in text::pieces(&t, b'\n') {
+            out.push(String::from(piece));
+        }
     }
+    out
 }
 
 fn millis(v: &JsValue) -> Option<u64> {
@@ -174,7 +177,7 @@ fn from_fields(f: &Array) -> Option<Message<JsValue>> {
         interval: millis(&f.get(7)),
         timeout: millis(&f.get(8)),
     };
-    if advice != Advice::default() {
+    if advice.reconnect.is_some() || advice.interval.is_some() || advice.timeout.is_some() {
         m.advice = Some(advice);
     }
     let data = f.get(9);
