@@ -1363,19 +1363,20 @@ impl<P: Clone> BayeuxSession<P> {
     }
 
     /// Forgets every request in flight: their publishes fail with `err`, their POSTs are
-    /// aborted (once each).
+    /// aborted (once each: a POST carries several; one aborted before, by `handle_timeout`,
+    /// took its flights with it).
     fn forget_flights(&mut self, err: &Error) {
+        let mut aborted: Vec<ReqId> = Vec::new();
         for f in core::mem::take(&mut self.flights) {
             if let Kind::Publish(id) = f.kind {
                 self.events
                     .push_back(SessionEvent::Published(id, Err(err.clone())));
             }
             if let Carrier::Http(req) = f.carrier {
-                if !self
-                    .events
-                    .iter()
-                    .any(|e| matches!(e, SessionEvent::HttpAbort(r) if *r == req))
-                {
+                // `any`, not `contains`: see `Supervisor::entry_of`.
+                #[allow(clippy::manual_contains)]
+                if !aborted.iter().any(|r| *r == req) {
+                    aborted.push(req);
                     self.events.push_back(SessionEvent::HttpAbort(req));
                 }
             }
