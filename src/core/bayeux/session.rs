@@ -1189,19 +1189,24 @@ impl<P: Clone> BayeuxSession<P> {
                     self.seen.first_time(c, id);
                 }
             }
-            self.patterns[i].server = ServerSub::Subscribed;
             if !m.tidings.reset.is_empty() {
                 let reset = m.tidings.reset.clone();
                 self.seen.forget(|c| reset.iter().any(|r| r == c));
                 self.events.push_back(SessionEvent::Reset(reset));
             }
-            if self.patterns[i].wanted {
+            let Some(p) = self.patterns.get_mut(i) else {
+                return;
+            };
+            p.server = ServerSub::Subscribed;
+            if p.wanted {
                 self.events.push_back(SessionEvent::Subscribed(pattern));
             } else {
                 self.changed(now);
             }
         } else if m.advice.and_then(|a| a.reconnect) == Some(Reconnect::Handshake) {
-            self.patterns[i].server = ServerSub::None;
+            if let Some(p) = self.patterns.get_mut(i) {
+                p.server = ServerSub::None;
+            }
             let at = now + self.next_delay();
             self.rehandshake(at);
         } else {
@@ -1214,10 +1219,12 @@ impl<P: Clone> BayeuxSession<P> {
                 // Faye refuses a subscribe from a client it forgot with a 401 and no advice:
                 // the next connect says whether the session is gone (re-handshake, and the
                 // subscribe is sent again) or alive (then the refusal stands).
-                self.patterns[i].server = ServerSub::None;
-                self.patterns[i].refused = Some(err);
+                if let Some(p) = self.patterns.get_mut(i) {
+                    p.server = ServerSub::None;
+                    p.refused = Some(err);
+                }
             } else {
-                self.patterns.remove(i);
+                take_at(&mut self.patterns, i);
                 self.events
                     .push_back(SessionEvent::SubscribeFailed(pattern, err));
             }
@@ -1225,18 +1232,20 @@ impl<P: Clone> BayeuxSession<P> {
     }
 
     fn unsubscribe_reply(&mut self, m: Message<P>, pattern: String, now: Millis) {
-        if let Some(i) = self.patterns.iter().position(|p| p.name == pattern) {
-            self.patterns[i].server = ServerSub::None;
-            if m.advice.and_then(|a| a.reconnect) == Some(Reconnect::Handshake) {
-                self.rehandshake(now);
-                return;
-            }
-            if self.patterns[i].wanted {
-                // Wanted again while the unsubscribe was on its way.
-                self.changed(now);
-            } else {
-                self.patterns.remove(i);
-            }
+        let Some(i) = self.patterns.iter().position(|p| p.name == pattern) else {
+            return;
+        };
+        let Some(p) = self.patterns.get_mut(i) else {
+            return;
+        };
+        p.server = ServerSub::None;
+        if m.advice.and_then(|a| a.reconnect) == Some(Reconnect::Handshake) {
+            self.rehandshake(now);
+        } else if p.wanted {
+            // Wanted again while the unsubscribe was on its way.
+            self.changed(now);
+        } else {
+            take_at(&mut self.patterns, i);
         }
     }
 
@@ -1596,6 +1605,12 @@ impl<P: Clone> BayeuxSession<P> {
 }
 
 /// An [`Error`] from a Bayeux reply's `error` (`"403:/a:Forbidden"`), or `fallback`.
+/// Removes item `i` when there is one: `Vec::remove` behind a length check the optimizer can
+/// see, so no out-of-bounds panic path is linked for it.
+fn take_at<T>(v: &mut Vec<T>, i: usize) -> Option<T> {
+    (i < v.len()).then(|| v.remove(i))
+}
+
 fn bayeux_error<P>(m: &Message<P>, code: ErrorCode, fallback: &str) -> Error {
     let text = m.error.as_deref().unwrap_or(fallback);
     let number = crate::core::text::pieces(text, b':')
