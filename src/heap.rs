@@ -95,10 +95,13 @@ impl<R: Region> Classes<R> {
     /// # Safety
     /// `ptr` came from `alloc` with the same `layout` and is not used after this.
     pub unsafe fn dealloc(&mut self, ptr: *mut u8, layout: Layout) {
-        let class = class_of(&layout);
-        // SAFETY: the block is ours and at least a word long.
-        unsafe { *(ptr as *mut usize) = self.free[class] };
-        self.free[class] = ptr as usize;
+        // `get_mut`: `alloc` never hands out a block of a class past the table, and no bounds
+        // check panic is linked for one.
+        if let Some(head) = self.free.get_mut(class_of(&layout)) {
+            // SAFETY: the block is ours and at least a word long.
+            unsafe { *(ptr as *mut usize) = *head };
+            *head = ptr as usize;
+        }
     }
 
     /// Whether a block for `old` also holds `new_size` bytes (a realloc can keep it).
