@@ -1072,7 +1072,7 @@ impl<P: Clone> BayeuxSession<P> {
         }) = flight
         {
             let result = if m.successful == Some(true) {
-                Ok(m.tidings.id.clone())
+                Ok(m.tidings.id)
             } else {
                 Err(bayeux_error(
                     &m,
@@ -1105,11 +1105,11 @@ impl<P: Clone> BayeuxSession<P> {
         });
     }
 
-    fn handshake_reply(&mut self, m: Message<P>, now: Millis) {
+    fn handshake_reply(&mut self, mut m: Message<P>, now: Millis) {
         if !matches!(self.phase, Phase::Handshaking) {
             return;
         }
-        let client_id = m.client_id.clone().filter(|c| !c.is_empty());
+        let client_id = m.client_id.take().filter(|c| !c.is_empty());
         match (m.successful, client_id) {
             (Some(true), Some(client_id)) => {
                 self.phase = Phase::Connected { client_id };
@@ -1177,7 +1177,7 @@ impl<P: Clone> BayeuxSession<P> {
         }
     }
 
-    fn subscribe_reply(&mut self, m: Message<P>, pattern: String, now: Millis) {
+    fn subscribe_reply(&mut self, mut m: Message<P>, pattern: String, now: Millis) {
         let Some(i) = self.patterns.iter().position(|p| p.name == pattern) else {
             return;
         };
@@ -1190,7 +1190,7 @@ impl<P: Clone> BayeuxSession<P> {
                 }
             }
             if !m.tidings.reset.is_empty() {
-                let reset = m.tidings.reset.clone();
+                let reset = core::mem::take(&mut m.tidings.reset);
                 self.seen.forget(|c| reset.iter().any(|r| r == c));
                 self.events.push_back(SessionEvent::Reset(reset));
             }
