@@ -84,41 +84,37 @@ export const valueBody = (v) => {
 };
 
 export class Io {
-  // Private members (#) are the minifier's to rename; the ones with `_` are also used by
-  // sse_io.js and bayeux_io.js.
-  #emit;
-  #credentials;
-  #page;
-  #args = [];
-  #polls = new Map();
-  #timer = 0;
-  #listeners = null;
-  #closed = false;
-
+  // Members with a leading `_` are internal (sse_io.js and bayeux_io.js use some): the
+  // package build mangles their names, which minifies smaller than `#` private members.
   constructor(emit, credentials, page) {
-    this.#emit = emit;
-    this.#credentials = credentials;
-    this.#page = page;
+    this._emit = emit;
+    this._credentials = credentials;
+    this._page = page;
+    this._args = [];
     // id -> AbortController of streams and POSTs (one protocol per client: ids never mix),
-    // and of polls (their own ids, in #polls).
+    // and of polls (their own ids, in _polls).
     this._requests = new Map();
+    this._polls = new Map();
     this._sockets = new Map();
+    this._timer = 0;
+    this._listeners = null;
+    this._closed = false;
   }
 
   /** A text argument of the next command. */
   s(text) {
-    this.#args.push(text);
+    this._args.push(text);
   }
 
   /** A value argument of the next command. */
   v(value) {
-    this.#args.push(value);
+    this._args.push(value);
   }
 
   /** The arguments given since the last command. */
   take() {
-    const args = this.#args;
-    this.#args = [];
+    const args = this._args;
+    this._args = [];
     return args;
   }
 
@@ -127,28 +123,28 @@ export class Io {
     const args = this.take();
     switch (op) {
       case ABORT:
-        return this.#abort(this._requests, a);
+        return this._abort(this._requests, a);
       case START_POLL:
-        return this.#poll(a, args[0], args[1]);
+        return this._poll(a, args[0], args[1]);
       case ABORT_POLL:
-        return this.#abort(this.#polls, a);
+        return this._abort(this._polls, a);
       case CLOSE_SOCKET:
         return this._drop(a)?.close();
       case SET_TIMER:
-        clearTimeout(this.#timer);
-        this.#timer = a < 0 ? 0 : setTimeout(() => this._report(TIMER, 0), a);
+        clearTimeout(this._timer);
+        this._timer = a < 0 ? 0 : setTimeout(() => this._report(TIMER, 0), a);
         return;
       case WATCH:
-        return this.#watch(a);
+        return this._watch(a);
       case CLOSE:
-        return this.#close();
+        return this._close();
       default:
-        return this.#page(op, args, a, b, c);
+        return this._page(op, args, a, b, c);
     }
   }
 
   _report(kind, id, a, b, c, d) {
-    if (!this.#closed) this.#emit(kind, id, a, b, c, d);
+    if (!this._closed) this._emit(kind, id, a, b, c, d);
   }
 
   // The init of every fetch: the HTTP cache bypassed (the protocols' ids and validators decide
@@ -161,19 +157,19 @@ export class Io {
     const lines = headers ? headers.split('\n') : [];
     for (let i = 0; i + 1 < lines.length; i += 2) h[lines[i]] = lines[i + 1];
     const init = { method, headers: h, cache: 'no-store', signal: ctrl.signal, body };
-    if (this.#credentials) init.credentials = 'include';
+    if (this._credentials) init.credentials = 'include';
     // Still wanted: not aborted, not superseded, client not closed.
-    const live = () => map.get(id) === ctrl && !this.#closed;
+    const live = () => map.get(id) === ctrl && !this._closed;
     // fetch() itself may throw (a bad URL): reported on a later turn like any failure.
     return { live, ctrl, response: Promise.resolve().then(() => fetch(url, init)) };
   }
 
   // A conditional poll GET; the body is read unless the answer is 304 or not 2xx.
-  #poll(id, url, headers) {
-    const { live, response } = this._fetch(this.#polls, id, url, 'GET', headers);
+  _poll(id, url, headers) {
+    const { live, response } = this._fetch(this._polls, id, url, 'GET', headers);
     const done = (kind, a, b, c, d) => {
       if (!live()) return;
-      this.#polls.delete(id);
+      this._polls.delete(id);
       this._report(kind, id, a, b, c, d);
     };
     response
@@ -189,7 +185,7 @@ export class Io {
   }
 
   // Stops request `id` of `map`; nothing more is reported for it.
-  #abort(map, id) {
+  _abort(map, id) {
     map.get(id)?.abort();
     map.delete(id);
   }
@@ -206,15 +202,15 @@ export class Io {
 
   // Listens to the page (`on`) or stops. Returns 1 when the page is hidden now, plus 2 when
   // the browser is offline now (a client started in a hidden tab must know at once).
-  #watch(on) {
+  _watch(on) {
     const doc = globalThis.document;
     if (!on) {
-      for (const [target, kind, f] of this.#listeners || []) target.removeEventListener(kind, f);
-      this.#listeners = null;
+      for (const [target, kind, f] of this._listeners || []) target.removeEventListener(kind, f);
+      this._listeners = null;
       return 0;
     }
-    if (!this.#listeners) {
-      this.#listeners = [
+    if (!this._listeners) {
+      this._listeners = [
         [globalThis, 'online', () => this._report(ONLINE, 0, true)],
         [globalThis, 'offline', () => this._report(ONLINE, 0, false)],
         [globalThis, 'pageshow', (e) => e.persisted && this._report(SHOWN, 0)],
@@ -222,21 +218,21 @@ export class Io {
         // leaving for good: it closes, which says goodbye to a Bayeux server.
         [globalThis, 'pagehide', (e) => this._report(HIDDEN, 0, !!e.persisted)],
       ];
-      if (doc) this.#listeners.push([doc, 'visibilitychange', () => this._report(VISIBLE, 0, !doc.hidden)]);
-      for (const [target, kind, f] of this.#listeners) target.addEventListener(kind, f);
+      if (doc) this._listeners.push([doc, 'visibilitychange', () => this._report(VISIBLE, 0, !doc.hidden)]);
+      for (const [target, kind, f] of this._listeners) target.addEventListener(kind, f);
     }
     return (doc && doc.hidden ? 1 : 0) | (globalThis.navigator?.onLine === false ? 2 : 0);
   }
 
   // Stops everything; nothing is reported after this.
-  #close() {
-    this.#closed = true;
+  _close() {
+    this._closed = true;
     for (const c of this._requests.values()) c.abort();
-    for (const c of this.#polls.values()) c.abort();
+    for (const c of this._polls.values()) c.abort();
     for (const id of [...this._sockets.keys()]) this.c(CLOSE_SOCKET, id);
     this._requests.clear();
-    this.#polls.clear();
+    this._polls.clear();
     this.c(SET_TIMER, -1);
-    this.#watch(false);
+    this._watch(false);
   }
 }

@@ -365,11 +365,10 @@ fn import_modules(wasm: &[u8]) -> Result<Vec<String>> {
 }
 
 /// rolldown: `input` and what it imports, bundled into one minified file of `format`.
-fn minify(tools: &Tools, input: &Path, format: &str, out: &Path, extra: &[&str]) -> Result<()> {
+fn minify(tools: &Tools, input: &Path, format: &str, out: &Path) -> Result<()> {
     proc::run(
         std::process::Command::new(&tools.rolldown)
             .arg(input)
-            .args(extra)
             .args(["--format", format, "--minify", "--file"])
             .arg(out),
     )
@@ -384,22 +383,22 @@ fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<
     // client.js imports the glue as './wasm.js'.
     let wasm_js = stage.join("wasm.js");
     std::fs::rename(&glue, &wasm_js).map_err(|e| format!("cannot move the glue: {e}"))?;
+    check_mangle_safe(&read(&wasm_js)?)?;
     let entry = stage.join("client.js");
     copy(&js_source("client.js"), &entry)?;
-    // client.js's protocol flags, for its minifier to drop what the entry's wasm leaves out.
     let has = |p: &str| features.split(',').any(|f| f == p);
-    let define = format!(
-        "TIDINGS_SSE:{},TIDINGS_BAYEUX:{}",
-        has("sse"),
-        has("bayeux")
-    );
-    minify(
-        tools,
-        &entry,
-        "esm",
-        &glue,
-        &["--transform.define", &define],
+    let config = stage.join("rolldown.config.mjs");
+    write(
+        &config,
+        rolldown_config(&entry, &glue, has("sse"), has("bayeux")),
     )?;
+    proc::run(
+        std::process::Command::new(&tools.rolldown)
+            .current_dir(stage)
+            .arg("--config")
+            .arg(&config),
+    )?;
+    std::fs::remove_file(&config).map_err(|e| format!("cannot remove the rolldown config: {e}"))?;
     let text = read(&glue)?;
     if text.contains("TIDINGS_SSE") || text.contains("TIDINGS_BAYEUX") {
         return Err(format!(
@@ -423,6 +422,59 @@ fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<
     let snippets = stage.join("snippets");
     if snippets.exists() {
         std::fs::remove_dir_all(&snippets).map_err(|e| format!("cannot remove snippets/: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The rolldown config of an entry's bundle: `input` and what it imports into one minified
+/// ES module at `out`, with client.js's protocol flags defined (for the minifier to drop what
+/// the entry's wasm leaves out). The CLI cannot say the rest:
+/// - no comments at all: the bundle is generated, its sources are in the repository (the
+///   minifier's `@__PURE__` marks and legal comments would otherwise stay);
+/// - property names starting with `_` are mangled: they are the private members of client.js
+///   and io.js and wasm-bindgen's own (`__wbg_ptr`), which nothing outside the bundle reads.
+///   `__proto__` is never mangled; [`check_mangle_safe`] makes sure the wasm's imports and
+///   exports are not among them.
+fn rolldown_config(input: &Path, out: &Path, sse: bool, bayeux: bool) -> String {
+    let path = |p: &Path| serde_json::Value::from(p.to_string_lossy()).to_string();
+    let (input, out) = (path(input), path(out));
+    format!(
+        "export default {{
+  input: {input},
+  transform: {{ define: {{ TIDINGS_SSE: '{sse}', TIDINGS_BAYEUX: '{bayeux}' }} }},
+  output: {{
+    file: {out},
+    format: 'esm',
+    comments: false,
+    minify: {{ mangleProps: {{ include: /^_/ }} }},
+  }},
+}};
+"
+    )
+}
+
+/// Fails when the renamed glue (see [`rename_in_glue`]) names a wasm import or export with a
+/// leading `_`: the bundle's property mangling would rename it, and the wasm would not link.
+fn check_mangle_safe(glue: &str) -> Result<()> {
+    let bytes = glue.as_bytes();
+    for (i, _) in glue.match_indices('_') {
+        if i > 0 && ident_char(bytes[i - 1]) {
+            continue;
+        }
+        let end = (i..bytes.len())
+            .find(|&j| !ident_char(bytes[j]))
+            .unwrap_or(bytes.len());
+        let ident = &glue[i..end];
+        let export = glue[..i].ends_with("wasm.");
+        // A key of the imports object: `_name: function(…)` or `_name: import1.f`.
+        let key = bytes.get(end) == Some(&b':')
+            && glue[..i].trim_end().ends_with(['{', ','])
+            && ident != "__proto__";
+        if export || key {
+            return Err(format!(
+                "the glue names a wasm import or export `{ident}`, which the bundle's property mangling would rename"
+            ));
+        }
     }
     Ok(())
 }
@@ -504,7 +556,7 @@ fn write_global(tools: &Tools, pkg: &Path) -> Result<()> {
     let source = pkg.join("loader-source.js");
     write(&source, global_loader()?)?;
     let out = pkg.join("tidings.global.js");
-    minify(tools, &source, "iife", &out, &[])?;
+    minify(tools, &source, "iife", &out)?;
     std::fs::remove_file(&source).map_err(|e| format!("cannot remove loader-source.js: {e}"))?;
     let text = read(&out)?;
     if !text.contains("/*! tidings") || text.contains("export") || text.contains("import.meta") {
@@ -662,6 +714,36 @@ mod tests {
         // A name the glue lacks means the two files would not link.
         let lacking = "{\"imports\": [[\"./t_bg.js\", \"__wbg_z_2c\", \"a\"]], \"exports\": []}";
         assert!(rename_in_glue(glue, lacking, "m").is_err());
+    }
+
+    #[test]
+    fn the_bundle_config_mangles_private_names_and_drops_comments() {
+        let config = rolldown_config(Path::new("/s/client.js"), Path::new("/s/t.js"), true, false);
+        assert!(config.contains("input: \"/s/client.js\""), "{config}");
+        assert!(config.contains("file: \"/s/t.js\""), "{config}");
+        assert!(
+            config.contains("TIDINGS_SSE: 'true', TIDINGS_BAYEUX: 'false'"),
+            "{config}"
+        );
+        assert!(config.contains("comments: false"), "{config}");
+        assert!(
+            config.contains("mangleProps: { include: /^_/ }"),
+            "{config}"
+        );
+        // Paths are JSON strings: quotes and backslashes escaped.
+        let odd = rolldown_config(Path::new("/a\"b\\c.js"), Path::new("/o.js"), false, true);
+        assert!(odd.contains(r#"input: "/a\"b\\c.js""#), "{odd}");
+    }
+
+    #[test]
+    fn mangling_must_not_reach_the_wasm_names() {
+        let ok = "const i = {a: f, __proto__: null, b: function(x) { this.__wbg_ptr = x; }};\n\
+                  wasm.c(this.__wbg_ptr); return { \"m\": i };";
+        assert!(check_mangle_safe(ok).is_ok());
+        // An export or an import key the name map left alone would be renamed.
+        assert!(check_mangle_safe("wasm.__wbindgen_start();").is_err());
+        assert!(check_mangle_safe("const i = { a: f,\n    __wbg_x_0a: function() {} };").is_err());
+        assert!(check_mangle_safe("const i = {_x: f};").is_err());
     }
 
     #[test]
