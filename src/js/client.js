@@ -10,6 +10,8 @@
 // internal and the build mangles their names; small steps used once are inlined where they are
 // used; lists of names are written as one string.
 import init, { initSync, Core } from './wasm.js';
+// io.js's helpers (the build points this at the glue's copy of io.js, bundled once).
+import { describe, isObject } from '../web/io.js';
 
 export { init as default, initSync };
 
@@ -25,7 +27,6 @@ const bad = (message) => {
   throw new TypeError(message);
 };
 const quote = JSON.stringify;
-const isObject = (v) => typeof v == 'object' && v !== null;
 const words = (list) => list.split(' ');
 // An option the page did not give is undefined (null is a value, and a bad one for most
 // options); `o?.[key]` reads one of an absent `o` as not given.
@@ -139,9 +140,6 @@ function bayeuxUrls(url) {
   const rest = u.href.slice(scheme.length);
   return [`http${secure[2]}:${rest}`, `ws${secure[2]}:${rest}`];
 }
-
-/** Backs a failed callback or hook with a readable message. */
-const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
 
 /** A TidingsError: `status` only when a response caused it. */
 const fail = (code, message, status, retrying) =>

@@ -1,9 +1,8 @@
 // The Bayeux side of the browser I/O (see io.js): long-polling POSTs, WebSockets, and the JSON
 // of the messages they carry. A module of its own, so a build without Bayeux (tidings/sse)
 // does not carry it.
-import { HTTP, HTTP_FAILED, WS_CLOSED, WS_MESSAGE, WS_OPEN, describe } from './io.js';
+import { HTTP, HTTP_FAILED, WS_CLOSED, WS_MESSAGE, WS_OPEN, describe, isObject } from './io.js';
 
-const isObject = (v) => typeof v == 'object' && v !== null;
 // An id as text: ids are strings or whole numbers on the wire.
 const text = (v) => (typeof v == 'string' ? v : Number.isSafeInteger(v) ? String(v) : undefined);
 // A list of strings as one text, one per line (channel names and ids hold no line breaks).

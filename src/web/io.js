@@ -44,7 +44,7 @@ const CLOSE = 6;
 
 export const describe = (e) => (e instanceof Error ? e.message : typeof e == 'string' ? e : 'network error');
 
-const isObject = (v) => typeof v == 'object' && v !== null;
+export const isObject = (v) => typeof v == 'object' && v !== null;
 
 // A poll body for the wasm (src/web/poll.rs): tidings-relay's `{messages, last, reset}` as
 // [text, last, reset, id, data, id, data, …]; anything else as [text, value], delivered whole

@@ -218,10 +218,16 @@ fn rename_in_glue(glue: &str, map: &str, module: &str) -> Result<String> {
         let [from, old, new] = row.as_slice() else {
             return Err(format!("an import row of wasm-opt's name map is {row:?}"));
         };
-        if let Some(namespace) = namespace_of(glue, from) {
+        let namespaces = namespaces_of(glue, from);
+        if let Some(namespace) = namespaces.first() {
             direct.push(format!("{new}: {namespace}.{old},"));
             if !old_modules.contains(from) {
-                out = out.replacen(&format!("\"{from}\": {namespace},"), "", 1);
+                // wasm-bindgen imports such a module once per function (`import3`, `import4`
+                // … of the same file): every entry goes, or the bundle would carry the
+                // module's namespace object (its exports by name, a getter each).
+                for ns in &namespaces {
+                    out = out.replacen(&format!("\"{from}\": {ns},"), "", 1);
+                }
                 old_modules.push(from.clone());
             }
             continue;
@@ -257,17 +263,48 @@ fn rename_in_glue(glue: &str, map: &str, module: &str) -> Result<String> {
             out = replace_token(&out, &format!("wasm.{old}"), &format!("wasm.{new}"))?;
         }
     }
+    check_namespaces_folded(&out)?;
     Ok(out)
 }
 
-/// The name of the namespace the glue imports module `from` as (`import * as <name> from
-/// "<from>"`), if it does.
-fn namespace_of(glue: &str, from: &str) -> Option<String> {
-    glue.lines().find_map(|line| {
-        let rest = line.strip_prefix("import * as ")?;
-        let (name, module) = rest.split_once(" from ")?;
-        (module.trim_end_matches(';').trim_matches('"') == from).then(|| name.to_owned())
-    })
+/// The `import * as <name> from "<module>"` lines of the glue: (name, module).
+fn namespace_imports(glue: &str) -> Vec<(&str, &str)> {
+    glue.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("import * as ")?;
+            let (name, module) = rest.split_once(" from ")?;
+            Some((name, module.trim_end_matches(';').trim_matches('"')))
+        })
+        .collect()
+}
+
+/// The names of the namespaces the glue imports module `from` as, in order.
+fn namespaces_of(glue: &str, from: &str) -> Vec<String> {
+    namespace_imports(glue)
+        .into_iter()
+        .filter(|(_, module)| *module == from)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+/// Fails when the glue uses an imported namespace other than by its members (`import1.f`):
+/// the bundler then keeps the whole module as an object, its functions out of reach of
+/// tree-shaking and mangling, instead of binding `import1.f` to `f` itself.
+fn check_namespaces_folded(glue: &str) -> Result<()> {
+    for (name, _) in namespace_imports(glue) {
+        let mut rest = glue;
+        while let Some(i) = find_token(rest, name) {
+            let after = &rest[i + name.len()..];
+            if !after.starts_with('.') && !rest[..i].ends_with("import * as ") {
+                return Err(format!(
+                    "the glue uses the namespace {name} as a value: `{}`",
+                    &after[..after.len().min(40)]
+                ));
+            }
+            rest = after;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `c` can continue a JavaScript identifier.
@@ -385,7 +422,8 @@ fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<
     std::fs::rename(&glue, &wasm_js).map_err(|e| format!("cannot move the glue: {e}"))?;
     check_mangle_safe(&read(&wasm_js)?)?;
     let entry = stage.join("client.js");
-    copy(&js_source("client.js"), &entry)?;
+    let client = link_io(&read(&js_source("client.js"))?, &read(&wasm_js)?)?;
+    write(&entry, client)?;
     let has = |p: &str| features.split(',').any(|f| f == p);
     let config = stage.join("rolldown.config.mjs");
     write(
@@ -424,6 +462,24 @@ fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<
         std::fs::remove_dir_all(&snippets).map_err(|e| format!("cannot remove snippets/: {e}"))?;
     }
     Ok(())
+}
+
+/// client.js shares io.js's helpers, importing it as `'../web/io.js'` (where it sits in the
+/// repository); in the stage io.js is the glue's snippet: the import is pointed at the path the
+/// glue imports it from, so the bundle holds the module once.
+fn link_io(client: &str, glue: &str) -> Result<String> {
+    const SOURCE: &str = "from '../web/io.js'";
+    let snippet = glue
+        .lines()
+        .filter(|l| l.starts_with("import "))
+        .filter_map(|l| l.split_once(" from ").map(|(_, m)| m.trim_end_matches(';')))
+        .map(|m| m.trim_matches(['"', '\'']))
+        .find(|m| m.starts_with("./snippets/") && m.ends_with("/src/web/io.js"))
+        .ok_or("the glue does not import src/web/io.js")?;
+    if !client.contains(SOURCE) {
+        return Err(format!("src/js/client.js has no import {SOURCE}"));
+    }
+    Ok(client.replacen(SOURCE, &format!("from '{snippet}'"), 1))
 }
 
 /// The rolldown config of an entry's bundle: `input` and what it imports into one minified
@@ -744,6 +800,43 @@ mod tests {
         assert!(check_mangle_safe("wasm.__wbindgen_start();").is_err());
         assert!(check_mangle_safe("const i = { a: f,\n    __wbg_x_0a: function() {} };").is_err());
         assert!(check_mangle_safe("const i = {_x: f};").is_err());
+    }
+
+    #[test]
+    fn client_js_imports_the_snippet_io_js() {
+        let glue = "import { Io } from './snippets/tidings-0123/src/web/io.js';\n\
+                    import * as import1 from \"./snippets/tidings-0123/src/web/sse_io.js\"\n";
+        let client = "import init from './wasm.js';\nimport { describe } from '../web/io.js';\n";
+        assert_eq!(
+            link_io(client, glue).unwrap(),
+            "import init from './wasm.js';\n\
+             import { describe } from './snippets/tidings-0123/src/web/io.js';\n"
+        );
+        assert!(link_io("import init from './wasm.js';", glue).is_err());
+        assert!(link_io(
+            client,
+            "import * as import1 from \"./snippets/x/src/web/sse_io.js\""
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn every_namespace_of_a_direct_module_goes() {
+        // wasm-bindgen imports bayeux_io.js once per function; each entry must go.
+        let glue = "import * as import1 from \"./snippets/x/b.js\"\n\
+                    import * as import2 from \"./snippets/x/b.js\"\n\
+                    const import0 = { __proto__: null, __wbg_x_0a: function() {} };\n\
+                    return { \"./t_bg.js\": import0, \"./snippets/x/b.js\": import1, \"./snippets/x/b.js\": import2, };";
+        let map = "{\"imports\": [[\"./t_bg.js\", \"__wbg_x_0a\", \"a\"], \
+                   [\"./snippets/x/b.js\", \"post\", \"b\"], [\"./snippets/x/b.js\", \"send\", \"c\"]], \
+                   \"exports\": []}";
+        let out = rename_in_glue(glue, map, "m").unwrap();
+        assert!(out.ends_with("return { \"m\": import0,   };"), "{out}");
+        assert!(out.contains("{b: import1.post,c: import1.send,"), "{out}");
+        // A namespace left as a value fails the build.
+        assert!(check_namespaces_folded("import * as import1 from \"x\"\nf(import1.a);").is_ok());
+        let err = check_namespaces_folded("import * as import1 from \"x\"\nreturn { x: import1 };");
+        assert!(err.is_err());
     }
 
     #[test]
