@@ -420,9 +420,11 @@ fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<
     // client.js imports the glue as './wasm.js'.
     let wasm_js = stage.join("wasm.js");
     std::fs::rename(&glue, &wasm_js).map_err(|e| format!("cannot move the glue: {e}"))?;
-    check_mangle_safe(&read(&wasm_js)?)?;
+    let text = trim_glue(&read(&wasm_js)?)?;
+    check_mangle_safe(&text)?;
+    write(&wasm_js, &text)?;
     let entry = stage.join("client.js");
-    let client = link_io(&read(&js_source("client.js"))?, &read(&wasm_js)?)?;
+    let client = link_io(&read(&js_source("client.js"))?, &text)?;
     write(&entry, client)?;
     let has = |p: &str| features.split(',').any(|f| f == p);
     let config = stage.join("rolldown.config.mjs");
@@ -462,6 +464,121 @@ fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<
         std::fs::remove_dir_all(&snippets).map_err(|e| format!("cannot remove snippets/: {e}"))?;
     }
     Ok(())
+}
+
+/// Parts of wasm-bindgen's glue that the package never runs, cut before bundling (a minifier
+/// cannot know they are dead): what each is, and its exact text. A part that is not found
+/// fails the build, so a wasm-bindgen upgrade that changes one shows here rather than
+/// shipping it again, or cutting something else.
+const GLUE_CUTS: [(&str, &str, &str); 5] = [
+    (
+        // client.js keeps `Core` to itself, and frees it by `free()`.
+        "Core's Symbol.dispose",
+        "if (Symbol.dispose) Core.prototype[Symbol.dispose] = Core.prototype.free;\n",
+        "",
+    ),
+    (
+        // client.js needs WeakRef, which every engine shipped with FinalizationRegistry.
+        "the stand-in for a missing FinalizationRegistry",
+        "(typeof FinalizationRegistry === 'undefined')\n    ? { register: () => {}, unregister: () => {} }\n    : new FinalizationRegistry(",
+        "new FinalizationRegistry(",
+    ),
+    (
+        // TextEncoder.encodeInto predates WeakRef in every engine.
+        "the TextEncoder.encodeInto polyfill",
+        "\nif (!('encodeInto' in cachedTextEncoder)) {\n    cachedTextEncoder.encodeInto = function (arg, view) {\n        const buf = cachedTextEncoder.encode(arg);\n        view.set(buf);\n        return {\n            read: arg.length,\n            written: buf.length\n        };\n    };\n}\n",
+        "",
+    ),
+    (
+        // Every call passes the wasm's realloc (checked by `check_realloc_given`).
+        "passStringToWasm0 without realloc",
+        "    if (realloc === undefined) {\n        const buf = cachedTextEncoder.encode(arg);\n        const ptr = malloc(buf.length, 1) >>> 0;\n        getUint8ArrayMemory0().subarray(ptr, ptr + buf.length).set(buf);\n        WASM_VECTOR_LEN = buf.length;\n        return ptr;\n    }\n\n",
+        "",
+    ),
+    (
+        // Only `free()` takes the pointer out: the step inlined there.
+        "Core's __destroy_into_raw",
+        "    __destroy_into_raw() {\n        const ptr = this.__wbg_ptr;\n        this.__wbg_ptr = 0;\n        CoreFinalization.unregister(this);\n        return ptr;\n    }\n    free() {\n        const ptr = this.__destroy_into_raw();\n",
+        "    free() {\n        const ptr = this.__wbg_ptr;\n        this.__wbg_ptr = 0;\n        CoreFinalization.unregister(this);\n",
+    ),
+];
+
+/// wasm-bindgen's glue without [`GLUE_CUTS`], and with the functions of its imports object as
+/// arrow functions (see [`arrow_imports`]).
+fn trim_glue(glue: &str) -> Result<String> {
+    let mut out = glue.to_owned();
+    for (what, from, to) in GLUE_CUTS {
+        match out.matches(from).count() {
+            1 => out = out.replacen(from, to, 1),
+            n => {
+                return Err(format!(
+                    "wasm-bindgen's glue has {n} copies of {what} where one was expected: \
+                     check GLUE_CUTS in xtask/src/build.rs against this wasm-bindgen"
+                ))
+            }
+        }
+    }
+    check_realloc_given(&out)?;
+    arrow_imports(&out)
+}
+
+/// Fails unless every call of `passStringToWasm0` passes a realloc (its third argument): the
+/// branch for none is cut.
+fn check_realloc_given(glue: &str) -> Result<()> {
+    const CALL: &str = "passStringToWasm0(";
+    for (i, _) in glue.match_indices(CALL) {
+        if glue[..i].ends_with("function ") {
+            continue;
+        }
+        let args = &glue[i + CALL.len()..];
+        let args = &args[..args.find(')').unwrap_or(args.len())];
+        if args.split(',').count() != 3 {
+            return Err(format!(
+                "the glue calls passStringToWasm0({args}) without a realloc"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The functions of the glue's imports object (`name: function(arg0) {`, one a line, in
+/// `__wbg_get_imports`) as arrow functions, which the minifier shortens further (`k:e=>!e`).
+/// The wasm calls them as plain functions; the build fails if one reads `this` or `arguments`.
+fn arrow_imports(glue: &str) -> Result<String> {
+    const HEAD: &str = "function __wbg_get_imports() {\n";
+    let start = glue.find(HEAD).ok_or("the glue has no __wbg_get_imports")? + HEAD.len();
+    let len = glue[start..]
+        .find("\n}\n")
+        .ok_or("the glue's __wbg_get_imports has no end")?;
+    let body = &glue[start..start + len];
+    if find_token(body, "this").is_some() || find_token(body, "arguments").is_some() {
+        return Err("an import of the glue reads this or arguments: it cannot be an arrow".into());
+    }
+    let mut converted = 0;
+    let lines: Vec<String> = body
+        .lines()
+        .map(|line| {
+            let arrow = line.split_once(": function(").and_then(|(key, rest)| {
+                let params = rest.strip_suffix(") {")?;
+                let simple = key.trim_start().bytes().all(ident_char)
+                    && params
+                        .bytes()
+                        .all(|c| ident_char(c) || c == b',' || c == b' ');
+                simple.then(|| format!("{key}: ({params}) => {{"))
+            });
+            converted += usize::from(arrow.is_some());
+            arrow.unwrap_or_else(|| line.to_owned())
+        })
+        .collect();
+    if converted == 0 {
+        return Err("the glue's imports object has no `name: function(…) {` line".into());
+    }
+    Ok(format!(
+        "{}{}{}",
+        &glue[..start],
+        lines.join("\n"),
+        &glue[start + len..]
+    ))
 }
 
 /// client.js shares io.js's helpers, importing it as `'../web/io.js'` (where it sits in the
@@ -837,6 +954,43 @@ mod tests {
         assert!(check_namespaces_folded("import * as import1 from \"x\"\nf(import1.a);").is_ok());
         let err = check_namespaces_folded("import * as import1 from \"x\"\nreturn { x: import1 };");
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn the_glue_loses_what_the_package_never_runs() {
+        let imports = "function __wbg_get_imports() {\n    const import0 = {\n        __proto__: null,\n        \
+                       k: function(arg0, arg1) {\n            arg0.v(arg1);\n        },\n        \
+                       l: function() {\n            const ret = Date.now();\n            return ret;\n        },\n    };\n    \
+                       return { __proto__: null, \"a\": import0 };\n}\n";
+        let calls = "const p = passStringToWasm0(channel, wasm.E, wasm.F);\n\
+                     function passStringToWasm0(arg, malloc, realloc) {\n";
+        let parts: String = GLUE_CUTS.iter().map(|(_, from, _)| *from).collect();
+        let glue = format!("{imports}{calls}{parts}");
+        let out = trim_glue(&glue).unwrap();
+        for (what, from, to) in GLUE_CUTS {
+            assert!(!out.contains(from), "{what} is still there: {out}");
+            assert!(out.contains(to), "{what}'s replacement is missing: {out}");
+        }
+        assert!(
+            out.contains("        k: (arg0, arg1) => {\n            arg0.v(arg1);\n        },\n"),
+            "{out}"
+        );
+        assert!(out.contains("        l: () => {\n"), "{out}");
+        assert!(
+            out.starts_with("function __wbg_get_imports() {\n    const import0 = {\n"),
+            "{out}"
+        );
+        // What a wasm-bindgen upgrade could change fails the build.
+        for (what, from, _) in GLUE_CUTS {
+            let without = glue.replacen(from, "", 1);
+            assert!(trim_glue(&without).is_err(), "{what} missing must fail");
+        }
+        let twice = format!("{glue}{}", GLUE_CUTS[0].1);
+        assert!(trim_glue(&twice).is_err());
+        let no_realloc = glue.replace("(channel, wasm.E, wasm.F)", "(channel, wasm.E)");
+        assert!(trim_glue(&no_realloc).is_err());
+        let this = glue.replace("arg0.v(arg1);", "this.v(arg1);");
+        assert!(trim_glue(&this).is_err());
     }
 
     #[test]
