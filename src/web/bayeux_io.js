@@ -78,7 +78,7 @@ const encode = (args) => {
  *  text. */
 export function post(io, id) {
   const [url, headers, ...messages] = io.take();
-  const { live, response } = io._fetch(io._requests, id, url, 'POST', headers, encode(messages));
+  const [live, response] = io._fetch(io._requests, id, url, 'POST', headers, encode(messages));
   const done = (kind, a, b, c) => {
     if (!live()) return;
     io._requests.delete(id);

@@ -143,8 +143,8 @@ export class Io {
     }
   }
 
-  _report(kind, id, a, b, c, d) {
-    if (!this._closed) this._emit(kind, id, a, b, c, d);
+  _report(...report) {
+    if (!this._closed) this._emit(...report);
   }
 
   // The init of every fetch: the HTTP cache bypassed (the protocols' ids and validators decide
@@ -160,13 +160,14 @@ export class Io {
     if (this._credentials) init.credentials = 'include';
     // Still wanted: not aborted, not superseded, client not closed.
     const live = () => map.get(id) === ctrl && !this._closed;
-    // fetch() itself may throw (a bad URL): reported on a later turn like any failure.
-    return { live, ctrl, response: Promise.resolve().then(() => fetch(url, init)) };
+    // [live, the response]: fetch() itself may throw (a bad URL), reported on a later turn like
+    // any failure.
+    return [live, Promise.resolve().then(() => fetch(url, init))];
   }
 
   // A conditional poll GET; the body is read unless the answer is 304 or not 2xx.
   _poll(id, url, headers) {
-    const { live, response } = this._fetch(this._polls, id, url, 'GET', headers);
+    const [live, response] = this._fetch(this._polls, id, url, 'GET', headers);
     const done = (kind, a, b, c, d) => {
       if (!live()) return;
       this._polls.delete(id);

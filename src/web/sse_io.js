@@ -6,7 +6,7 @@ import { DATA, END, FAILED, RESPONSE, describe } from './io.js';
  *  then its end. */
 export function stream(io, id) {
   const [url, headers] = io.take();
-  const { live, response } = io._fetch(io._requests, id, url, 'GET', headers);
+  const [live, response] = io._fetch(io._requests, id, url, 'GET', headers);
   const failed = (e) => live() && (io._requests.delete(id), io._report(FAILED, id, describe(e)));
   response.then((r) => {
     if (!live()) return;

@@ -503,8 +503,9 @@ const GLUE_CUTS: [(&str, &str, &str); 5] = [
     ),
 ];
 
-/// wasm-bindgen's glue without [`GLUE_CUTS`], and with the functions of its imports object as
-/// arrow functions (see [`arrow_imports`]).
+/// wasm-bindgen's glue without [`GLUE_CUTS`] and the freeing of passed arguments on a throw
+/// ([`drop_free_on_throw`]), the functions of its imports object as arrow functions
+/// ([`arrow_imports`]).
 fn trim_glue(glue: &str) -> Result<String> {
     let mut out = glue.to_owned();
     for (what, from, to) in GLUE_CUTS {
@@ -519,7 +520,57 @@ fn trim_glue(glue: &str) -> Result<String> {
         }
     }
     check_realloc_given(&out)?;
-    arrow_imports(&out)
+    arrow_imports(&drop_free_on_throw(&out)?)
+}
+
+/// `Core`'s methods pass their arguments inside `try { … } catch (e) { free what was passed;
+/// throw e; }`. Passing them cannot throw short of a trap (client.js hands over strings,
+/// numbers and arrays of numbers it has checked), after which the instance is lost anyway:
+/// the try goes, its body stays. Fails unless there is such a block and every `try` of a
+/// method is one.
+fn drop_free_on_throw(glue: &str) -> Result<String> {
+    const TRY: &str = "        try {\n";
+    const CATCH: &str = "        } catch (e) {\n";
+    let lines: Vec<&str> = glue.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(glue.len());
+    let (mut i, mut cut) = (0, 0);
+    while i < lines.len() {
+        if lines[i] != TRY {
+            out.push_str(lines[i]);
+            i += 1;
+            continue;
+        }
+        let catch = (i + 1..lines.len())
+            .find(|&j| lines[j] == CATCH)
+            .ok_or("a try block of the glue has no catch")?;
+        let mut end = catch + 1;
+        while lines[end..].first().is_some_and(|l| {
+            l.starts_with("            if (ptr") && l.contains(") { wasm.") && l.ends_with("); }\n")
+        }) {
+            end += 1;
+        }
+        if end == catch + 1
+            || lines[end..].get(..2) != Some(&["            throw e;\n", "        }\n"])
+        {
+            return Err(format!(
+                "a try block of the glue does more than free the arguments it passed: {}",
+                lines[catch..lines.len().min(end + 2)].concat()
+            ));
+        }
+        for line in &lines[i + 1..catch] {
+            out.push_str(line.strip_prefix("    ").unwrap_or(line));
+        }
+        i = end + 2;
+        cut += 1;
+    }
+    if cut == 0 {
+        return Err(
+            "the glue has no try block that frees passed arguments: check \
+                    drop_free_on_throw against this wasm-bindgen"
+                .into(),
+        );
+    }
+    Ok(out)
 }
 
 /// Fails unless every call of `passStringToWasm0` passes a realloc (its third argument): the
@@ -962,7 +1013,10 @@ mod tests {
                        k: function(arg0, arg1) {\n            arg0.v(arg1);\n        },\n        \
                        l: function() {\n            const ret = Date.now();\n            return ret;\n        },\n    };\n    \
                        return { __proto__: null, \"a\": import0 };\n}\n";
-        let calls = "const p = passStringToWasm0(channel, wasm.E, wasm.F);\n\
+        let calls = "    publish(channel) {\n        let ptr0, len0;\n        try {\n            \
+                     ptr0 = passStringToWasm0(channel, wasm.E, wasm.F);\n            len0 = WASM_VECTOR_LEN;\n        \
+                     } catch (e) {\n            if (ptr0) { wasm.G(ptr0, len0 * 1, 1); }\n            throw e;\n        \
+                     }\n        return wasm.A(ptr0, len0);\n    }\n\
                      function passStringToWasm0(arg, malloc, realloc) {\n";
         let parts: String = GLUE_CUTS.iter().map(|(_, from, _)| *from).collect();
         let glue = format!("{imports}{calls}{parts}");
@@ -976,6 +1030,13 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("        l: () => {\n"), "{out}");
+        assert!(
+            out.contains(
+                "        let ptr0, len0;\n        ptr0 = passStringToWasm0(channel, wasm.E, wasm.F);\n        \
+                 len0 = WASM_VECTOR_LEN;\n        return wasm.A(ptr0, len0);\n"
+            ),
+            "{out}"
+        );
         assert!(
             out.starts_with("function __wbg_get_imports() {\n    const import0 = {\n"),
             "{out}"
@@ -991,6 +1052,14 @@ mod tests {
         assert!(trim_glue(&no_realloc).is_err());
         let this = glue.replace("arg0.v(arg1);", "this.v(arg1);");
         assert!(trim_glue(&this).is_err());
+        // A catch that does more than free, or no such block at all.
+        let more = glue.replace(
+            "            throw e;\n",
+            "            report(e);\n            throw e;\n",
+        );
+        assert!(trim_glue(&more).is_err());
+        let none = glue.replace("        try {\n", "        {\n");
+        assert!(trim_glue(&none).is_err());
     }
 
     #[test]
