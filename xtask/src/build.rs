@@ -470,7 +470,7 @@ fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<
 /// cannot know they are dead): what each is, and its exact text. A part that is not found
 /// fails the build, so a wasm-bindgen upgrade that changes one shows here rather than
 /// shipping it again, or cutting something else.
-const GLUE_CUTS: [(&str, &str, &str); 5] = [
+const GLUE_CUTS: [(&str, &str, &str); 8] = [
     (
         // client.js keeps `Core` to itself, and frees it by `free()`.
         "Core's Symbol.dispose",
@@ -500,6 +500,25 @@ const GLUE_CUTS: [(&str, &str, &str); 5] = [
         "Core's __destroy_into_raw",
         "    __destroy_into_raw() {\n        const ptr = this.__wbg_ptr;\n        this.__wbg_ptr = 0;\n        CoreFinalization.unregister(this);\n        return ptr;\n    }\n    free() {\n        const ptr = this.__destroy_into_raw();\n",
         "    free() {\n        const ptr = this.__wbg_ptr;\n        this.__wbg_ptr = 0;\n        CoreFinalization.unregister(this);\n",
+    ),
+    (
+        // tidings.d.ts declares the bare module or bytes as an input of `initSync` of its
+        // own (the README's `initSync(module)`), not a deprecated one: no warning for it.
+        "initSync's warning about a bare argument",
+        "        } else {\n            console.warn('using deprecated parameters for `initSync()`; pass a single object instead')\n        }\n",
+        "        }\n",
+    ),
+    (
+        // Likewise `init(input)`.
+        "init's warning about a bare argument",
+        "        } else {\n            console.warn('using deprecated parameters for the initialization function; pass a single object instead')\n        }\n",
+        "        }\n",
+    ),
+    (
+        // The fallback stays; its warning says the same in fewer words.
+        "the warning about the wasm's MIME type",
+        "console.warn(\"`WebAssembly.instantiateStreaming` failed because your server does not serve Wasm with `application/wasm` MIME type. Falling back to `WebAssembly.instantiate` which is slower. Original error:\\n\", e);",
+        "console.warn('tidings: the wasm is not served as application/wasm, so it is compiled the slower way:', e);",
     ),
 ];
 
