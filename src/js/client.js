@@ -142,8 +142,13 @@ function bayeuxUrls(url) {
 }
 
 /** A TidingsError: `status` only when a response caused it. */
-const fail = (code, message, status, retrying) =>
-  Object.assign(new Error(message), status !== undefined ? { code, status } : { code }, { retrying });
+const fail = (code, message, status, retrying) => {
+  const e = new Error(message);
+  e.code = code;
+  if (status !== undefined) e.status = status;
+  e.retrying = retrying;
+  return e;
+};
 
 /** A subscription: `ready` and `unsubscribe()`. */
 export class Subscription {

@@ -96,9 +96,7 @@ export class Io {
     this._requests = new Map();
     this._polls = new Map();
     this._sockets = new Map();
-    this._timer = 0;
-    this._listeners = null;
-    this._closed = false;
+    // `_timer`, `_listeners` and `_closed` start unset: no timer, no listeners, not closed.
   }
 
   /** A text argument of the next command. */
