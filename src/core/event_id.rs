@@ -92,7 +92,7 @@ impl Positions {
             return None;
         }
         let mut out = Positions::new();
-        for part in id.split(',') {
+        for part in text::pieces(id, b',') {
             let (name, pos) = parse_part(part)?;
             out.set(&name, pos);
         }
@@ -110,9 +110,10 @@ impl Positions {
     /// 13 ms natively). Any other `id` is parsed whole.
     pub fn changes(prev: &str, id: &str) -> Option<(Vec<(String, u64)>, bool)> {
         let name = |part| halves(part).map(|(n, _)| n);
-        let mut before = prev.split(',').filter(|_| !prev.is_empty());
+        // An empty `prev` has no parts (`pieces` would give one empty part).
+        let mut before = text::pieces(prev, b',').filter(|_| !prev.is_empty());
         let mut out = Vec::new();
-        for part in id.split(',') {
+        for part in text::pieces(id, b',') {
             match before.next() {
                 Some(b) if b == part => {}
                 Some(b) if name(b).is_some_and(|n| name(part) == Some(n)) => {
@@ -130,7 +131,7 @@ impl Positions {
     /// `id` parsed whole, as [`changes`](Self::changes) gives it.
     fn parse_once(id: &str) -> Option<(Vec<(String, u64)>, bool)> {
         let whole = Positions::parse(id)?;
-        let once = whole.entries.len() == id.split(',').count();
+        let once = whole.entries.len() == text::pieces(id, b',').count();
         Some((whole.entries, once))
     }
 
