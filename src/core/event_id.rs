@@ -14,7 +14,8 @@ use crate::prelude::*;
 pub fn quote_into(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~/".contains(&b) {
+        // `matches!` rather than `contains` on a byte string: that is a memchr call.
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~' | b'/') {
             out.push(char::from(b));
         } else {
             out.push('%');

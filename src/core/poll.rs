@@ -260,18 +260,18 @@ impl Poller {
 
 /// `url` with `key=value` set in its query (replacing an earlier value).
 ///
-/// On bytes, through [`cut`]: `split`, `split_once`, `join` and a `Vec` of the parts brought a
+/// On bytes, through [`text::cut`]: `split`, `split_once`, `join` and a `Vec` of the parts brought a
 /// char searcher and iterator adapters into the wasm; a property test holds this to them.
 fn with_query(url: &str, key: &str, value: &str) -> String {
-    let (base, fragment) = cut(url, b'#');
-    let (path, mut rest) = cut(base, b'?');
+    let (base, fragment) = text::cut(url, b'#');
+    let (path, mut rest) = text::cut(base, b'?');
     let mut out = String::with_capacity(url.len() + key.len() + 3 * value.len() + 2);
     out.push_str(path);
     out.push('?');
     // `rest` starts at a separator (`?`, then each `&`), or is empty at the end.
     while let Some(after) = rest.get(1..) {
-        let (part, next) = cut(after, b'&');
-        if !part.is_empty() && cut(part, b'=').0 != key {
+        let (part, next) = text::cut(after, b'&');
+        if !part.is_empty() && text::cut(part, b'=').0 != key {
             out.push_str(part);
             out.push('&');
         }
@@ -282,16 +282,6 @@ fn with_query(url: &str, key: &str, value: &str) -> String {
     super::event_id::quote_into(&mut out, value);
     out.push_str(fragment);
     out
-}
-
-/// `s` split before its first `at` (an ASCII byte, so always at a char boundary): the text
-/// before it, and the rest from it on (empty when there is none).
-fn cut(s: &str, at: u8) -> (&str, &str) {
-    let mut i = 0;
-    while s.as_bytes().get(i).is_some_and(|&b| b != at) {
-        i += 1;
-    }
-    s.split_at_checked(i).unwrap_or((s, ""))
 }
 
 #[cfg(test)]

@@ -255,7 +255,8 @@ impl SseParser {
                 self.event.clear();
                 text::push_lossy(&mut self.event, value);
             }
-            b"id" if !value.contains(&0) => {
+            // `all` rather than `contains`, which is a memchr call.
+            b"id" if value.iter().all(|&b| b != 0) => {
                 self.last_id.clear();
                 text::push_lossy(&mut self.last_id, value);
                 self.id_seen = true;

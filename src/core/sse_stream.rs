@@ -319,12 +319,9 @@ impl SseStream {
             return;
         }
         let is_stream = content_type.is_some_and(|t| {
-            let essence = t
+            text::cut(t, b';')
+                .0
                 .as_bytes()
-                .split(|&b| b == b';')
-                .next()
-                .unwrap_or_default();
-            essence
                 .trim_ascii()
                 .eq_ignore_ascii_case(b"text/event-stream")
         });
@@ -474,7 +471,11 @@ impl SseStream {
         let id = self.next_id;
         self.next_id += 1;
         let mut url = self.config.url.clone();
-        let mut sep = if url.contains('?') { '&' } else { '?' };
+        let mut sep = if text::cut(&url, b'?').1.is_empty() {
+            '?'
+        } else {
+            '&'
+        };
         for c in &self.channels {
             url.push(sep);
             url.push_str(&self.config.channel_param);

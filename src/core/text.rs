@@ -73,6 +73,16 @@ impl<'a> Iterator for Pieces<'a> {
     }
 }
 
+/// `s` split before its first `at` (an ASCII byte, so always at a char boundary): the text
+/// before it, and the rest from it on (empty when there is none).
+pub fn cut(s: &str, at: u8) -> (&str, &str) {
+    let mut i = 0;
+    while s.as_bytes().get(i).is_some_and(|&b| b != at) {
+        i += 1;
+    }
+    s.split_at_checked(i).unwrap_or((s, ""))
+}
+
 /// Appends `n` in decimal.
 pub fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
