@@ -285,15 +285,28 @@ struct Pending<P> {
     via: Via,
 }
 
+/// The SSE state of [`Proto`]. In a build without SSE the variant cannot exist, but a `Box`
+/// in it still has drop glue, which would bring the whole group's drop code into the build:
+/// `ManuallyDrop` has none (and derefs the same, so every arm reads alike).
+#[cfg(feature = "sse")]
+type SseState = Box<SseGroup>;
+#[cfg(not(feature = "sse"))]
+type SseState = core::mem::ManuallyDrop<Box<SseGroup>>;
+/// The Bayeux state of [`Proto`]; `ManuallyDrop` in a build without Bayeux, as [`SseState`].
+#[cfg(feature = "bayeux")]
+type BayeuxState<P> = Box<BayeuxSession<P>>;
+#[cfg(not(feature = "bayeux"))]
+type BayeuxState<P> = core::mem::ManuallyDrop<Box<BayeuxSession<P>>>;
+
 #[derive(Debug)]
 enum Proto<P> {
     // Boxed: the two differ a lot in size, and a client holds one of them for its life. The
     // second field is uninhabited in a build without the protocol (see [`Absent`]): the
     // variant cannot exist, so every arm for it, and the code it calls, is compiled out.
     #[cfg_attr(not(feature = "sse"), allow(dead_code))]
-    Sse(Box<SseGroup>, SseBuilt),
+    Sse(SseState, SseBuilt),
     #[cfg_attr(not(feature = "bayeux"), allow(dead_code))]
-    Bayeux(Box<BayeuxSession<P>>, BayeuxBuilt),
+    Bayeux(BayeuxState<P>, BayeuxBuilt),
     None,
 }
 
