@@ -6,7 +6,7 @@
 //! room (only that stream reopens), a channel that goes leaves only its own stream.
 
 use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase};
-use super::Millis;
+use super::{earliest, Millis};
 use crate::prelude::*;
 
 /// Stream ids of different streams never collide: each stream numbers from its own base.
@@ -62,7 +62,7 @@ impl SseGroup {
             m.channels.retain(|c| channels.contains(c));
         }
         for c in &channels {
-            if !self.members.iter().any(|m| m.channels.contains(c)) {
+            if self.member_of(c).is_none() {
                 self.place(c.clone());
             }
         }
@@ -78,16 +78,21 @@ impl SseGroup {
     /// with [`SseGroup::set_channels`], a halted stream tries again), so subscribing n
     /// channels one by one costs O(n²) rather than O(n³) work.
     pub fn add_channel(&mut self, channel: &str, now: Millis) {
-        let known = self
-            .members
-            .iter()
-            .any(|m| m.channels.iter().any(|c| c == channel));
+        let known = self.member_of(channel).is_some();
         let joined = (!known).then(|| self.place(channel.to_owned()));
         self.apply(
             |(i, m)| Some(i) == joined || m.stream.phase() == StreamPhase::Halted,
             now,
         );
         self.noted.retain(|(c, _)| c != channel);
+    }
+
+    /// The index of the stream that carries `channel`: one search for every method that
+    /// looks a channel up.
+    fn member_of(&self, channel: &str) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|m| m.channels.iter().any(|c| c == channel))
     }
 
     /// Puts a new channel in the first stream with room, or a new stream; its index.
@@ -129,9 +134,8 @@ impl SseGroup {
     /// Another path delivered `channel` up to `id`: its stream resumes after it.
     pub fn note_position(&mut self, channel: &str, id: &str) {
         match self
-            .members
-            .iter_mut()
-            .find(|m| m.channels.iter().any(|c| c == channel))
+            .member_of(channel)
+            .and_then(|i| self.members.get_mut(i))
         {
             Some(m) => m.stream.note_position(channel, id),
             None => self.noted.push((channel.to_owned(), id.to_owned())),
@@ -140,17 +144,22 @@ impl SseGroup {
 
     /// The coarse phase of the whole: open when every stream is open.
     pub fn phase(&self) -> StreamPhase {
-        let phases: Vec<StreamPhase> = self
-            .members
-            .iter()
-            .filter(|m| !m.channels.is_empty())
-            .map(|m| m.stream.phase())
-            .collect();
-        if phases.is_empty() {
+        // One pass over the streams that carry channels, rather than a collected list of
+        // their phases searched twice.
+        let (mut any, mut halted, mut all_open) = (false, false, true);
+        for m in self.members.iter().filter(|m| !m.channels.is_empty()) {
+            any = true;
+            match m.stream.phase() {
+                StreamPhase::Halted => halted = true,
+                StreamPhase::Open => {}
+                _ => all_open = false,
+            }
+        }
+        if !any {
             StreamPhase::Idle
-        } else if phases.contains(&StreamPhase::Halted) {
+        } else if halted {
             StreamPhase::Halted
-        } else if phases.iter().all(|p| *p == StreamPhase::Open) {
+        } else if all_open {
             StreamPhase::Open
         } else {
             StreamPhase::Connecting
@@ -159,9 +168,10 @@ impl SseGroup {
 
     /// Whether `channel` is on a stream that is open now.
     pub fn is_live(&self, channel: &str) -> bool {
-        self.members.iter().any(|m| {
-            m.channels.iter().any(|c| c == channel) && m.stream.phase() == StreamPhase::Open
-        })
+        // A channel is on one stream at most.
+        self.member_of(channel)
+            .and_then(|i| self.members.get(i))
+            .is_some_and(|m| m.stream.phase() == StreamPhase::Open)
     }
 
     /// The next event, with the channels of its stream when the event concerns all of them
@@ -216,10 +226,11 @@ impl SseGroup {
 
     /// The earliest deadline of any stream.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.members
-            .iter()
-            .filter_map(|m| m.stream.poll_timeout())
-            .min()
+        let mut t = None;
+        for m in &self.members {
+            t = earliest(t, m.stream.poll_timeout());
+        }
+        t
     }
 
     /// See [`SseStream::reconnect_now`].
@@ -240,5 +251,56 @@ impl SseGroup {
     /// Stops every stream for good.
     pub fn close(&mut self) {
         self.each(SseStream::close);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request ids the group asked to open, in order.
+    fn opened(g: &mut SseGroup) -> Vec<StreamId> {
+        let mut ids = Vec::new();
+        while let Some((ev, _)) = g.poll_event() {
+            if let StreamEvent::Open(r) = ev {
+                ids.push(r.id);
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn phase_and_liveness_follow_every_stream() {
+        let mut config = SseConfig::new("/events/");
+        config.max_channels_per_stream = 1;
+        let mut g = SseGroup::new(config, 7);
+        assert_eq!(g.phase(), StreamPhase::Idle);
+        g.set_channels(vec!["a".into(), "b".into()], 0);
+        g.handle_timeout(0);
+        let ids = opened(&mut g);
+        assert_eq!((ids.len(), g.stream_count()), (2, 2));
+        assert_eq!(g.phase(), StreamPhase::Connecting);
+        g.handle_response(ids[0], 200, Some("text/event-stream"), 1);
+        // One stream open, one still connecting.
+        assert_eq!(g.phase(), StreamPhase::Connecting);
+        assert!(g.is_live("a") && !g.is_live("b") && !g.is_live("c"));
+        g.handle_response(ids[1], 200, Some("text/event-stream; charset=utf-8"), 2);
+        assert_eq!(g.phase(), StreamPhase::Open);
+        assert!(g.is_live("a") && g.is_live("b"));
+        // A channel joins a third stream: connecting again until it opens; then refused.
+        g.add_channel("c", 3);
+        assert_eq!(g.phase(), StreamPhase::Connecting);
+        g.handle_timeout(3);
+        let ids = opened(&mut g);
+        assert_eq!(ids.len(), 1);
+        g.handle_response(ids[0], 403, None, 4);
+        assert_eq!(g.phase(), StreamPhase::Halted);
+        assert!(g.is_live("a") && !g.is_live("c"));
+        // The earliest idle deadline: the stream that opened first.
+        assert_eq!(g.poll_timeout(), Some(1 + 45_000));
+        g.set_channels(Vec::new(), 5);
+        while g.poll_event().is_some() {}
+        assert_eq!(g.phase(), StreamPhase::Idle);
+        assert_eq!(g.poll_timeout(), None);
     }
 }
