@@ -30,10 +30,14 @@ pub fn quote_into(out: &mut String, s: &str) {
 /// (percent-encoding's decoder and its `Cow` were about 800 bytes of the wasm); a property
 /// test holds it to that decoder.
 pub fn unquote(s: &str) -> Option<String> {
+    unquote_bytes(s.as_bytes())
+}
+
+/// [`unquote`] of bytes (a name cut from an id at its ASCII colon).
+fn unquote_bytes(b: &[u8]) -> Option<String> {
     fn hex(b: Option<&u8>) -> Option<u8> {
         char::from(*b?).to_digit(16).map(|d| d as u8)
     }
-    let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -50,10 +54,13 @@ pub fn unquote(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A part `name:position` split at its last colon.
-fn halves(part: &str) -> Option<(&str, &str)> {
-    let colon = part.bytes().rposition(|b| b == b':')?;
-    Some((part.get(..colon)?, part.get(colon + 1..)?))
+/// A part `name:position` split at its last colon, as bytes: a `str` split would check the
+/// char boundaries of an ASCII colon.
+fn halves(part: &str) -> Option<(&[u8], &[u8])> {
+    let b = part.as_bytes();
+    let colon = b.iter().rposition(|&c| c == b':')?;
+    let (name, pos) = b.split_at_checked(colon)?;
+    Some((name, pos.get(1..)?))
 }
 
 /// One part of a django-eventstream id, `name:position` with the name percent-encoded.
@@ -62,7 +69,7 @@ fn parse_part(part: &str) -> Option<(String, u64)> {
     if name.is_empty() {
         return None;
     }
-    Some((unquote(name)?, text::digits(pos)?))
+    Some((unquote_bytes(name)?, text::digits_of(pos)?))
 }
 
 /// The number `id` spells when it is a plain counter that a JavaScript number holds exactly and

@@ -122,13 +122,22 @@ pub fn push_json_string(out: &mut String, s: &str) {
 /// The number ASCII digits `s` spell (`None`: not all digits, empty, or above `u64::MAX`):
 /// `str::parse` without its sign and its error type, in less of the wasm.
 pub fn digits(s: &str) -> Option<u64> {
+    digits_of(s.as_bytes())
+}
+
+/// [`digits`] of bytes (an id's part, cut at an ASCII separator).
+pub fn digits_of(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
     }
-    s.bytes().try_fold(0u64, |n, b| {
-        let d = char::from(b).to_digit(10)?;
-        n.checked_mul(10)?.checked_add(u64::from(d))
-    })
+    let mut n = 0u64;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
 }
 
 /// `n` in decimal.
