@@ -118,8 +118,11 @@ impl Positions {
     /// 13 ms natively). Any other `id` is parsed whole.
     pub fn changes(prev: &str, id: &str) -> Option<(Vec<(String, u64)>, bool)> {
         let name = |part| halves(part).map(|(n, _)| n);
-        // An empty `prev` has no parts (`pieces` would give one empty part).
-        let mut before = text::pieces(prev, b',').filter(|_| !prev.is_empty());
+        let mut before = text::pieces(prev, b',');
+        if prev.is_empty() {
+            // An empty `prev` has no parts: `pieces` gives it one empty part, skipped here.
+            before.next();
+        }
         let mut out = Vec::new();
         for part in text::pieces(id, b',') {
             match before.next() {
@@ -169,6 +172,11 @@ impl Positions {
         self.entries.is_empty()
     }
 
+    /// The `(channel, position)` pairs, as a slice: a plain loop over it needs no adapter.
+    pub fn entries(&self) -> &[(String, u64)] {
+        &self.entries
+    }
+
     /// `(channel, position)` pairs.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
         self.entries.iter().map(|(c, p)| (c.as_str(), *p))
@@ -177,13 +185,16 @@ impl Positions {
     /// The id in django-eventstream form, for the channels for which `keep` is true.
     pub fn format_filtered(&self, keep: impl Fn(&str) -> bool) -> String {
         let mut out = String::new();
-        for (c, p) in self.iter().filter(|(c, _)| keep(c)) {
+        for (c, p) in &self.entries {
+            if !keep(c) {
+                continue;
+            }
             if !out.is_empty() {
                 out.push(',');
             }
             quote_into(&mut out, c);
             out.push(':');
-            super::text::push_decimal(&mut out, p);
+            super::text::push_decimal(&mut out, *p);
         }
         out
     }

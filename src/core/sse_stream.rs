@@ -209,9 +209,7 @@ impl SseStream {
 
     /// The resume id that would be sent if the stream opened now.
     pub fn resume_id(&self) -> Option<String> {
-        let own = self
-            .positions
-            .format_filtered(|c| self.channels.iter().any(|k| k == c));
+        let own = self.positions.format_filtered(|c| has(&self.channels, c));
         if !own.is_empty() {
             Some(own)
         } else if !self.raw_id.is_empty() && Positions::parse(&self.raw_id).is_none() {
@@ -229,8 +227,10 @@ impl SseStream {
         if channels == self.channels && !halted {
             return;
         }
-        for c in self.channels.iter().filter(|c| !channels.contains(c)) {
-            self.positions.remove(c);
+        for c in &self.channels {
+            if !has(&channels, c) {
+                self.positions.remove(c);
+            }
         }
         self.channels = channels;
         self.raw_applied = false;
@@ -589,7 +589,7 @@ impl SseStream {
         let (changes, named_once) = changes?;
         let mut advanced = Vec::new();
         for (c, p) in changes {
-            if !self.channels.contains(&c) {
+            if !has(&self.channels, &c) {
                 continue;
             }
             let old = self.positions.get(&c);
@@ -653,14 +653,14 @@ impl SseStream {
     fn reset_to(&mut self, id: &str) -> Vec<String> {
         let mut reset = Vec::new();
         if let Some(new) = Positions::parse(id) {
-            for (c, p) in new.iter() {
-                if !self.channels.iter().any(|k| k == c) {
+            for (c, p) in new.entries() {
+                if !has(&self.channels, c) {
                     continue;
                 }
-                if self.positions.get(c).is_some_and(|old| old != p) {
-                    reset.push(c.to_owned());
+                if self.positions.get(c).is_some_and(|old| old != *p) {
+                    reset.push(c.clone());
                 }
-                self.positions.set(c, p);
+                self.positions.set(c, *p);
             }
         }
         self.raw_id = id.to_owned();
@@ -670,4 +670,9 @@ impl SseStream {
         }
         reset
     }
+}
+
+/// Whether `list` holds `channel`: one search for every membership test of the stream.
+fn has(list: &[String], channel: &str) -> bool {
+    list.iter().any(|c| c == channel)
 }
