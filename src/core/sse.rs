@@ -144,9 +144,12 @@ impl SseParser {
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseItem>) {
         if let Some(matched) = self.bom_matched {
             let mut m = matched;
-            while m < 3 && !chunk.is_empty() && chunk[0] == BOM[m] {
+            while let ([first, rest @ ..], Some(b)) = (chunk, BOM.get(m)) {
+                if first != b {
+                    break;
+                }
                 m += 1;
-                chunk = &chunk[1..];
+                chunk = rest;
             }
             if m == 3 {
                 self.bom_matched = None;
@@ -156,27 +159,26 @@ impl SseParser {
             } else {
                 // Not a BOM after all: the bytes held back are ordinary line bytes.
                 self.bom_matched = None;
-                self.append_line(&BOM[..m], out);
+                self.append_line(BOM.get(..m).unwrap_or_default(), out);
             }
         }
-        while !chunk.is_empty() {
-            if self.after_cr {
-                self.after_cr = false;
-                if chunk[0] == b'\n' {
-                    chunk = &chunk[1..];
-                    continue;
-                }
+        while let [first, rest @ ..] = chunk {
+            if core::mem::take(&mut self.after_cr) && *first == b'\n' {
+                chunk = rest;
+                continue;
             }
-            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
-                None => {
+            let i = chunk.iter().position(|&b| b == b'\n' || b == b'\r');
+            // Split by `split_at_checked`, not by index: no slice-index panic path.
+            match i.and_then(|i| chunk.split_at_checked(i)) {
+                Some((line, [end, rest @ ..])) => {
+                    self.append_line(line, out);
+                    self.after_cr = *end == b'\r';
+                    chunk = rest;
+                    self.end_line(out);
+                }
+                _ => {
                     self.append_line(chunk, out);
                     return;
-                }
-                Some(i) => {
-                    self.append_line(&chunk[..i], out);
-                    self.after_cr = chunk[i] == b'\r';
-                    chunk = &chunk[i + 1..];
-                    self.end_line(out);
                 }
             }
         }
@@ -224,18 +226,15 @@ impl SseParser {
     }
 
     fn process_line(&mut self, line: &[u8], out: &mut Vec<SseItem>) {
-        if line.is_empty() {
-            self.dispatch(out);
-            return;
-        }
-        if line[0] == b':' {
-            return;
-        }
         let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-            }
+            // A blank line ends the event; a line that starts with a colon is a comment.
+            _ if line.is_empty() => return self.dispatch(out),
+            Some(0) => return,
+            // Split by `split_at_checked`, not by index: no slice-index panic path.
+            Some(i) => match line.split_at_checked(i) {
+                Some((field, [_, v @ ..])) => (field, v.strip_prefix(b" ").unwrap_or(v)),
+                _ => return,
+            },
             None => (line, &[][..]),
         };
         match field {
