@@ -483,8 +483,8 @@ impl<P: Clone> ClientCore<P> {
             if let Joined::Answered(last) = joined {
                 // Joining a poller that already answered: ready now, with its current body.
                 let i = self.subs.len() - 1;
-                if !self.subs[i].ready {
-                    self.subs[i].ready = true;
+                if let Some(s) = self.subs.get_mut(i).filter(|s| !s.ready) {
+                    s.ready = true;
                     self.out.push_back(Output::Ready(id));
                 }
                 if let Some(data) = last {
@@ -802,8 +802,11 @@ impl<P: Clone> ClientCore<P> {
             }
         }
         // Trailing edges of throttle windows.
+        // Subscriptions by `get`, not by index: no bounds-check panic path (and so in every
+        // loop over them below).
         for i in 0..self.subs.len() {
-            let released = self.subs[i].throttle.handle_timeout(now);
+            let Some(s) = self.subs.get_mut(i) else { break };
+            let released = s.throttle.handle_timeout(now);
             for r in released {
                 self.release(i, r, now);
             }
@@ -985,8 +988,8 @@ impl<P: Clone> ClientCore<P> {
             SessionEvent::Subscribed(pattern) => self.ready_where(|c| c == pattern),
             SessionEvent::SubscribeFailed(pattern, err) => {
                 let mut i = 0;
-                while i < self.subs.len() {
-                    if self.subs[i].channel == pattern {
+                while let Some(s) = self.subs.get(i) {
+                    if s.channel == pattern {
                         let s = self.subs.remove(i);
                         if !s.ready {
                             self.out.push_back(Output::Rejected(s.id, err.clone()));
@@ -1048,13 +1051,13 @@ impl<P: Clone> ClientCore<P> {
         // per subscription) and only where polling speaks the relay's ids.
         let mut fresh: Vec<(String, bool)> = Vec::new();
         for i in 0..self.subs.len() {
-            if !wants(&self.subs[i].channel) {
+            let Some(s) = self.subs.get(i) else { break };
+            if !wants(&s.channel) {
                 continue;
             }
-            let ch = channel.unwrap_or(&self.subs[i].channel).to_owned();
-            let sub = self.subs[i].id;
+            let ch = channel.unwrap_or(&s.channel).to_owned();
             // Hints are not deliveries: the poll they cause must still find their ids new.
-            let hints = self.subs[i].hints;
+            let (sub, hints) = (s.id, s.hints);
             if let Some(id) = id.filter(|_| !hints && self.sup.relay_format(sub)) {
                 let first = match fresh.iter().find(|(c, _)| *c == ch) {
                     Some((_, f)) => *f,
@@ -1081,10 +1084,11 @@ impl<P: Clone> ClientCore<P> {
 
     /// Puts a message through subscription `i`'s throttle; what comes out is released.
     fn offer(&mut self, i: usize, channel: &str, pending: Pending<P>, now: Millis) {
+        let Some(s) = self.subs.get_mut(i) else {
+            return;
+        };
         let mut released = Vec::new();
-        self.subs[i]
-            .throttle
-            .offer(channel, pending, now, &mut released);
+        s.throttle.offer(channel, pending, now, &mut released);
         for r in released {
             self.release(i, r, now);
         }
@@ -1092,7 +1096,7 @@ impl<P: Clone> ClientCore<P> {
 
     /// A message out of subscription `i`'s throttle: to the page, or (hints) a refresh.
     fn release(&mut self, i: usize, r: Release<Pending<P>>, now: Millis) {
-        let s = &self.subs[i];
+        let Some(s) = self.subs.get(i) else { return };
         let via = r.item.via;
         if s.hints && via == Via::Push {
             let id = s.id;
@@ -1119,11 +1123,14 @@ impl<P: Clone> ClientCore<P> {
             let Some(i) = self.subs.iter().position(|s| s.id == sub) else {
                 continue;
             };
-            if !self.subs[i].ready {
-                self.subs[i].ready = true;
+            let Some(s) = self.subs.get_mut(i) else {
+                continue;
+            };
+            if !s.ready {
+                s.ready = true;
                 self.out.push_back(Output::Ready(sub));
             }
-            let channel = self.subs[i].channel.clone();
+            let channel = s.channel.clone();
             let pending = |data: &P, id: Option<&String>| Pending {
                 event: String::from("message"),
                 data: Payload::Value(data.clone()),
