@@ -84,19 +84,19 @@ pub fn cut(s: &str, at: u8) -> (&str, &str) {
 }
 
 /// Appends `n` in decimal.
-pub fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+pub fn push_decimal(out: &mut String, n: u64) {
+    // Most significant digit first, from the largest power of ten not above `n`: no digit
+    // buffer to index (and no bounds-check panic path).
+    let mut p = 1u64;
+    while p <= n / 10 {
+        p *= 10;
     }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
+    loop {
+        out.push(char::from(b'0' + (n / p % 10) as u8));
+        if p == 1 {
+            return;
+        }
+        p /= 10;
     }
 }
 
