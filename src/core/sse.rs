@@ -232,7 +232,9 @@ impl SseParser {
             Some(0) => return,
             // Split by `split_at_checked`, not by index: no slice-index panic path.
             Some(i) => match line.split_at_checked(i) {
-                Some((field, [_, v @ ..])) => (field, v.strip_prefix(b" ").unwrap_or(v)),
+                // One leading space dropped by a pattern: `strip_prefix` kept `split_at`'s
+                // panic.
+                Some((field, [_, b' ', v @ ..] | [_, v @ ..])) => (field, v),
                 _ => return,
             },
             None => (line, &[][..]),

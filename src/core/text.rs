@@ -85,19 +85,12 @@ pub fn cut(s: &str, at: u8) -> (&str, &str) {
 
 /// Appends `n` in decimal.
 pub fn push_decimal(out: &mut String, n: u64) {
-    // Most significant digit first, from the largest power of ten not above `n`: no digit
-    // buffer to index (and no bounds-check panic path).
-    let mut p = 1u64;
-    while p <= n / 10 {
-        p *= 10;
+    // The higher digits first, by recursion (20 deep at most): no digit buffer to index, and
+    // only divisions by the constant 10 (no bounds-check or division-by-zero panic path).
+    if n >= 10 {
+        push_decimal(out, n / 10);
     }
-    loop {
-        out.push(char::from(b'0' + (n / p % 10) as u8));
-        if p == 1 {
-            return;
-        }
-        p /= 10;
-    }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// Appends `s` as a JSON string: quoted, with `"`, `\\` and control characters escaped.
