@@ -558,7 +558,8 @@ impl<P: Clone> ClientCore<P> {
             Proto::Bayeux(b, _) => b.close(),
             Proto::None => {}
         }
-        for id in self.sup.abort_all() {
+        // Ids by reference: a slice loop, and no `IntoIter` drop code for the `Vec`.
+        for &id in &self.sup.abort_all() {
             self.out.push_back(Output::PollAbort(id));
         }
         let now = self.now;
@@ -594,7 +595,7 @@ impl<P: Clone> ClientCore<P> {
             Proto::Bayeux(b, _) => b.suspend(),
             Proto::None => {}
         }
-        for id in self.sup.suspend() {
+        for &id in &self.sup.suspend() {
             self.out.push_back(Output::PollAbort(id));
         }
         self.pump(now);
@@ -665,7 +666,7 @@ impl<P: Clone> ClientCore<P> {
             self.poll_delivered(&subs, outcome, now);
             // Push resumes from what polling delivered (a stream opening after polling asks the
             // relay for what came after it, not for what polling already had).
-            for sub in subs {
+            for &sub in &subs {
                 let Some(s) = self.subs.iter().find(|s| s.id == sub) else {
                     continue;
                 };

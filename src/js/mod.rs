@@ -303,7 +303,11 @@ impl Core {
         if let Some(ms) = num(n::DOWNSHIFT) {
             client.supervisor.downshift_ms = ms;
         }
-        let mut lines = text::pieces(&headers, b'\n').filter(|_| !headers.is_empty());
+        let mut lines = text::pieces(&headers, b'\n');
+        if headers.is_empty() {
+            // No headers: `pieces` gives one empty piece, skipped (rather than a `filter`).
+            lines.next();
+        }
         let mut pairs: Vec<(String, String)> = Vec::new();
         while let (Some(k), Some(v)) = (lines.next(), lines.next()) {
             pairs.push((k.into(), v.into()));
