@@ -62,9 +62,12 @@ impl<T> Fifo<T> {
     }
 }
 
+/// Reversed, a `Vec` gives its items in order by `pop`: a loop that moves items out of it
+/// without `IntoIter` or `Drain` and their drop code, and keeps its allocation.
+///
 /// `slice::reverse` by slice patterns: the same swaps, without the bounds checks (and their
 /// panic) that its index arithmetic leaves in a build optimized for size.
-fn reverse<T>(v: &mut [T]) {
+pub(crate) fn reverse<T>(v: &mut [T]) {
     let mut rest = v;
     while let [first, middle @ .., last] = rest {
         core::mem::swap(first, last);

@@ -10,7 +10,7 @@ use crate::prelude::*;
 use super::backoff::{Backoff, BackoffConfig};
 use super::error::{Error, ErrorCode};
 use super::event_id::{quote_into, Positions};
-use super::fifo::Fifo;
+use super::fifo::{self, Fifo};
 use super::rng::Rng;
 use super::sse::{SseEvent, SseItem, SseParser, DEFAULT_MAX_BYTES};
 use super::text;
@@ -389,7 +389,8 @@ impl SseStream {
             }
             _ => return,
         }
-        for item in items.drain(..) {
+        fifo::reverse(&mut items);
+        while let Some(item) = items.pop() {
             match item {
                 SseItem::Event(ev) => {
                     if !self.handle_event(ev) {
@@ -586,9 +587,10 @@ impl SseStream {
         let changes = Positions::changes(prev, id);
         id.clone_into(&mut self.raw_id);
         self.raw_applied = false;
-        let (changes, named_once) = changes?;
+        let (mut changes, named_once) = changes?;
         let mut advanced = Vec::new();
-        for (c, p) in changes {
+        fifo::reverse(&mut changes);
+        while let Some((c, p)) = changes.pop() {
             if !has(&self.channels, &c) {
                 continue;
             }
@@ -630,11 +632,12 @@ impl SseStream {
         if advanced.iter().any(|&(_, _, known)| known) {
             advanced.retain(|&(_, _, known)| known);
         }
-        let last = advanced.len().saturating_sub(1);
         let SseEvent { event, data, .. } = ev;
         let mut payload = Some((event, data));
-        for (i, (channel, pos, _)) in advanced.into_iter().enumerate() {
-            let (event, data) = if i == last {
+        fifo::reverse(&mut advanced);
+        while let Some((channel, pos, _)) = advanced.pop() {
+            // The last one takes the payload; the others get copies.
+            let (event, data) = if advanced.is_empty() {
                 payload.take().unwrap_or_default()
             } else {
                 payload.clone().unwrap_or_default()
