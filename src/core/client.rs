@@ -16,7 +16,7 @@ use super::bayeux::session::{
 };
 use super::channel::{check_stream_name, matches, parse_bayeux};
 use super::error::{Error, ErrorCode};
-use super::fifo::Fifo;
+use super::fifo::{self, Fifo};
 use super::poll::{PollBody, PollId, PollOutcome, PollRequest, PollSpec};
 use super::seen::Seen;
 use super::sse_group::SseGroup;
@@ -808,9 +808,7 @@ impl<P: Clone> ClientCore<P> {
         for i in 0..self.subs.len() {
             let Some(s) = self.subs.get_mut(i) else { break };
             let released = s.throttle.handle_timeout(now);
-            for r in released {
-                self.release(i, r, now);
-            }
+            self.release_all(i, released, now);
         }
         self.pump(now);
     }
@@ -1090,7 +1088,14 @@ impl<P: Clone> ClientCore<P> {
         };
         let mut released = Vec::new();
         s.throttle.offer(channel, pending, now, &mut released);
-        for r in released {
+        self.release_all(i, released, now);
+    }
+
+    /// [`release`](Self::release)s what subscription `i`'s throttle let out, in order. By
+    /// `pop` after `fifo::reverse`, not `into_iter`: no `IntoIter` drop code.
+    fn release_all(&mut self, i: usize, mut released: Vec<Release<Pending<P>>>, now: Millis) {
+        fifo::reverse(&mut released);
+        while let Some(r) = released.pop() {
             self.release(i, r, now);
         }
     }
