@@ -34,6 +34,21 @@ pub fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
     }
 }
 
+/// Removes every `x` from `ids`; whether there was one. A loop over `remove`: `retain`'s
+/// code is several times bigger, for lists of a few ids.
+pub fn remove_id(ids: &mut alloc::vec::Vec<u64>, x: u64) -> bool {
+    let before = ids.len();
+    let mut i = 0;
+    while let Some(&y) = ids.get(i) {
+        if y == x {
+            ids.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    ids.len() != before
+}
+
 /// The marker a protocol's state carries in a build that has the protocol (features `sse`,
 /// `bayeux`).
 #[derive(Debug, Clone, Copy)]
@@ -57,3 +72,20 @@ pub type BayeuxBuilt = Built;
 /// [`Built`] when this build has Bayeux, else [`Absent`].
 #[cfg(not(feature = "bayeux"))]
 pub type BayeuxBuilt = Absent;
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn remove_id_is_retain(ids in proptest::collection::vec(0u64..4, 0..12), x in 0u64..4) {
+            let (mut ours, mut std) = (ids.clone(), ids);
+            let had = std.contains(&x);
+            std.retain(|y| *y != x);
+            prop_assert_eq!(remove_id(&mut ours, x), had);
+            prop_assert_eq!(ours, std);
+        }
+    }
+}

@@ -189,7 +189,7 @@ impl<P: Clone> Supervisor<P> {
     pub fn detach(&mut self, sub: SubId) -> Option<PollId> {
         let i = self.entry_of(sub)?;
         let e = self.entries.get_mut(i)?;
-        e.subs.retain(|s| *s != sub);
+        super::remove_id(&mut e.subs, sub);
         if e.subs.is_empty() {
             let mut e = self.entries.remove(i);
             e.poller.abort()

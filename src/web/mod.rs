@@ -199,9 +199,7 @@ struct Inner<S> {
 impl<S> Inner<S> {
     /// Poll `id` ended or was aborted; false when it was not in flight.
     fn end_poll(&mut self, id: PollId) -> bool {
-        let before = self.polls.len();
-        self.polls.retain(|p| *p != id);
-        self.polls.len() != before
+        crate::core::remove_id(&mut self.polls, id)
     }
 
     /// A command without arguments.
