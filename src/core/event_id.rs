@@ -164,7 +164,7 @@ impl Positions {
 
     /// Forgets `channel`.
     pub fn remove(&mut self, channel: &str) {
-        self.entries.retain(|(c, _)| c != channel);
+        super::keep_where(&mut self.entries, |(c, _)| c != channel);
     }
 
     /// Whether no channel has a position.

@@ -6,7 +6,7 @@
 //! room (only that stream reopens), a channel that goes leaves only its own stream.
 
 use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase};
-use super::{earliest, Millis};
+use super::{earliest, keep_where, Millis};
 use crate::prelude::*;
 
 /// Stream ids of different streams never collide: each stream numbers from its own base.
@@ -59,7 +59,7 @@ impl SseGroup {
     /// room (then new streams); only streams whose channels changed reopen.
     pub fn set_channels(&mut self, channels: Vec<String>, now: Millis) {
         for m in &mut self.members {
-            m.channels.retain(|c| channels.contains(c));
+            keep_where(&mut m.channels, |c| channels.contains(c));
         }
         for c in &channels {
             if self.member_of(c).is_none() {
@@ -67,9 +67,9 @@ impl SseGroup {
             }
         }
         self.apply(|_| true, now);
-        self.noted.retain(|(c, _)| !channels.contains(c));
+        keep_where(&mut self.noted, |(c, _)| !channels.contains(c));
         // An emptied stream has closed itself; drop it once it has nothing more to say.
-        self.members.retain(|m| {
+        keep_where(&mut self.members, |m| {
             !m.channels.is_empty() || m.stream.phase() != StreamPhase::Idle || m.stream.has_events()
         });
     }
@@ -84,7 +84,7 @@ impl SseGroup {
             |(i, m)| Some(i) == joined || m.stream.phase() == StreamPhase::Halted,
             now,
         );
-        self.noted.retain(|(c, _)| c != channel);
+        keep_where(&mut self.noted, |(c, _)| c != channel);
     }
 
     /// The index of the stream that carries `channel`: one search for every method that
@@ -187,8 +187,9 @@ impl SseGroup {
                 return Some((ev, channels));
             }
         }
-        self.members
-            .retain(|m| !m.channels.is_empty() || m.stream.phase() != StreamPhase::Idle);
+        keep_where(&mut self.members, |m| {
+            !m.channels.is_empty() || m.stream.phase() != StreamPhase::Idle
+        });
         None
     }
 
