@@ -62,14 +62,11 @@ impl<'a> Iterator for Pieces<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        let s = self.rest?;
-        let mut i = 0;
-        while s.as_bytes().get(i).is_some_and(|&b| b != self.sep) {
-            i += 1;
-        }
-        // An ASCII byte is a char boundary on both sides; past the end, `get` ends the pieces.
-        self.rest = s.get(i + 1..);
-        s.get(..i)
+        // [`cut`]'s search, shared. The rest starts at the separator (an ASCII byte, so a char
+        // boundary on both sides), or is empty at the end: then `get` ends the pieces.
+        let (piece, rest) = cut(self.rest?, self.sep);
+        self.rest = rest.get(1..);
+        Some(piece)
     }
 }
 
