@@ -161,8 +161,11 @@ pub(crate) struct FetchOptions {
 /// rather than of any iterator: one instantiation for every caller.
 fn header_text(lists: [&[(String, String)]; 2]) -> String {
     let mut out = String::new();
-    for (k, v) in lists.into_iter().flatten() {
-        push_header(&mut out, k, v);
+    // Nested loops over slices rather than `into_iter().flatten()`: no adapter code.
+    for list in &lists {
+        for (k, v) in *list {
+            push_header(&mut out, k, v);
+        }
     }
     out
 }
