@@ -93,9 +93,21 @@ const TRANSPORTS: [Transport; 4] = [
     Transport::Poll,
 ];
 
-fn index<T: PartialEq>(list: &[T], x: &T) -> f64 {
-    list.iter().position(|y| y == x).map_or(-1.0, |i| i as f64)
-}
+// A state's or transport's number is its variant's discriminant, which is its place in
+// `STATES` / `TRANSPORTS`: checked here at compile time, so the page gets a cast rather than
+// a search of the list.
+const _: () = {
+    let mut i = 0;
+    while i < STATES.len() {
+        assert!(STATES[i] as usize == i);
+        i += 1;
+    }
+    let mut i = 0;
+    while i < TRANSPORTS.len() {
+        assert!(TRANSPORTS[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// Gives the page `err` with command `op` about `target`.
 fn send_error(io: &Io, op: u8, target: f64, err: &Error) {
@@ -178,8 +190,8 @@ impl Sink for PageSink {
                 }
             }
             Output::State(state, transport) => {
-                let t = transport.map_or(-1.0, |t| index(&TRANSPORTS, &t));
-                io.c(page::STATE, index(&STATES, &state), t, 0.0);
+                let t = transport.map_or(-1.0, |t| t as u8 as f64);
+                io.c(page::STATE, state as u8 as f64, t, 0.0);
             }
             Output::Error(err) => send_error(io, page::ERROR, 0.0, &err),
             Output::Reset(channels) => {
