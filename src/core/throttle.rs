@@ -125,7 +125,12 @@ impl<T> Throttle<T> {
 
     /// When the next window ends with something to deliver (or a window to forget).
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.windows.iter().map(|w| w.ends).min()
+        // A loop over `earliest`, shared with the other deadlines, not `map` and `min`.
+        let mut t = None;
+        for w in &self.windows {
+            t = super::earliest(t, Some(w.ends));
+        }
+        t
     }
 
     /// Whether nothing is waiting.
