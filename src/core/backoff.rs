@@ -51,9 +51,15 @@ impl Backoff {
     /// The upper bound of the jitter window for the current attempt.
     pub fn window(&self) -> Millis {
         let shift = self.attempt.min(32);
-        self.config
-            .min_ms
-            .saturating_mul(1u64 << shift)
+        let min = self.config.min_ms;
+        // `min * 2^shift`, saturating: a shift after a comparison, not `saturating_mul`, which
+        // is a 128-bit multiply (`__multi3`) in wasm32.
+        let grown = if min > u64::MAX >> shift {
+            u64::MAX
+        } else {
+            min << shift
+        };
+        grown
             .min(self.config.max_ms)
             .max(self.config.min_ms.min(self.config.max_ms))
     }
@@ -115,5 +121,20 @@ mod tests {
             b.next_delay(&mut rng, None);
         }
         assert_eq!(b.window(), u64::MAX);
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        /// The window grows as `min_ms.saturating_mul(2^attempt)`, capped.
+        #[test]
+        fn windows_are_saturating_doublings(min in proptest::prelude::any::<u64>(), max in proptest::prelude::any::<u64>(), attempts in 0u32..40) {
+            let mut b = Backoff::new(BackoffConfig { min_ms: min, max_ms: max });
+            let mut rng = Rng::new(5);
+            for _ in 0..attempts {
+                b.next_delay(&mut rng, None);
+            }
+            let want = min.saturating_mul(1u64 << attempts.min(32)).min(max).max(min.min(max));
+            proptest::prop_assert_eq!(b.window(), want);
+        }
     }
 }

@@ -264,7 +264,8 @@ impl SseParser {
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 let ms = value.iter().fold(0u64, |n, d| {
-                    n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                    // Saturating, as `u64::MAX` (without a 128-bit multiply).
+                    text::then_digit(n, d - b'0').unwrap_or(u64::MAX)
                 });
                 out.push(SseItem::Retry(ms));
             }

@@ -125,9 +125,20 @@ pub fn digits_of(s: &[u8]) -> Option<u64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        n = then_digit(n, b - b'0')?;
     }
     Some(n)
+}
+
+/// `n * 10 + d`, `None` past `u64::MAX`: `checked_mul` on a `u64` is a 128-bit multiply
+/// (`__multi3`) in wasm32, this is a comparison.
+pub fn then_digit(n: u64, d: u8) -> Option<u64> {
+    const MAX: u64 = u64::MAX / 10;
+    if n > MAX || (n == MAX && u64::from(d) > u64::MAX % 10) {
+        None
+    } else {
+        Some(n * 10 + u64::from(d))
+    }
 }
 
 /// `n` in decimal.
@@ -190,6 +201,11 @@ mod tests {
             let ours: Vec<&str> = pieces(&s, sep).collect();
             let std: Vec<&str> = s.split(char::from(sep)).collect();
             prop_assert_eq!(ours, std);
+        }
+
+        #[test]
+        fn then_digit_is_checked_arithmetic(n in prop_oneof![any::<u64>(), (u64::MAX / 10 - 2)..=u64::MAX / 10 + 2], d in 0u8..10) {
+            prop_assert_eq!(then_digit(n, d), n.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))));
         }
 
         #[test]
