@@ -5,7 +5,7 @@
 //! `max_channels_per_stream` each. Assignment is stable: a new channel joins a stream that has
 //! room (only that stream reopens), a channel that goes leaves only its own stream.
 
-use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase};
+use super::sse_stream::{has, SseConfig, SseStream, StreamEvent, StreamId, StreamPhase};
 use super::{earliest, keep_where, Millis};
 use crate::prelude::*;
 
@@ -90,9 +90,7 @@ impl SseGroup {
     /// The index of the stream that carries `channel`: one search for every method that
     /// looks a channel up.
     fn member_of(&self, channel: &str) -> Option<usize> {
-        self.members
-            .iter()
-            .position(|m| m.channels.iter().any(|c| c == channel))
+        self.members.iter().position(|m| has(&m.channels, channel))
     }
 
     /// Puts a new channel in the first stream with room, or a new stream; its index.

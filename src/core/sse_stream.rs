@@ -675,7 +675,7 @@ impl SseStream {
     }
 }
 
-/// Whether `list` holds `channel`: one search for every membership test of the stream.
-fn has(list: &[String], channel: &str) -> bool {
+/// Whether `list` holds `channel`: one search for every membership test of the streams.
+pub(super) fn has(list: &[String], channel: &str) -> bool {
     list.iter().any(|c| c == channel)
 }
