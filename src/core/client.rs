@@ -26,7 +26,7 @@ use super::sse_stream::{SseConfig, StreamEvent, StreamId, StreamPhase};
 use super::supervisor::{Joined, Mode, Supervisor, SupervisorConfig};
 use super::text;
 use super::throttle::{Release, Throttle};
-use super::{earliest, BayeuxBuilt, Built, Millis, SseBuilt};
+use super::{earliest, has, BayeuxBuilt, Built, Millis, SseBuilt};
 
 /// Identifies a subscription.
 pub type SubId = u64;
@@ -928,11 +928,7 @@ impl<P: Clone> ClientCore<P> {
         stream_channels: Option<Vec<String>>,
         now: Millis,
     ) {
-        let on_stream = |c: &str| {
-            stream_channels
-                .as_ref()
-                .is_some_and(|l| l.iter().any(|x| x == c))
-        };
+        let on_stream = |c: &str| stream_channels.as_ref().is_some_and(|l| has(l, c));
         match ev {
             #[cfg(feature = "sse")]
             StreamEvent::Open(req) => self.out.push_back(Output::Open(req)),

@@ -34,6 +34,12 @@ pub fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
     }
 }
 
+/// Whether `list` holds `name`: one search for every test of a channel list (rather than
+/// `contains` and `any` closures of their own).
+pub fn has(list: &[alloc::string::String], name: &str) -> bool {
+    list.iter().any(|c| c == name)
+}
+
 /// Removes every `x` from `ids`; whether there was one. A loop over `remove`: `retain`'s
 /// code is several times bigger, for lists of a few ids.
 pub fn remove_id(ids: &mut alloc::vec::Vec<u64>, x: u64) -> bool {

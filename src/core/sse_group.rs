@@ -5,8 +5,8 @@
 //! `max_channels_per_stream` each. Assignment is stable: a new channel joins a stream that has
 //! room (only that stream reopens), a channel that goes leaves only its own stream.
 
-use super::sse_stream::{has, SseConfig, SseStream, StreamEvent, StreamId, StreamPhase};
-use super::{earliest, keep_where, Millis};
+use super::sse_stream::{SseConfig, SseStream, StreamEvent, StreamId, StreamPhase};
+use super::{earliest, has, keep_where, Millis};
 use crate::prelude::*;
 
 /// Stream ids of different streams never collide: each stream numbers from its own base.

@@ -14,7 +14,7 @@ use super::fifo::{self, Fifo};
 use super::rng::Rng;
 use super::sse::{SseEvent, SseItem, SseParser, DEFAULT_MAX_BYTES};
 use super::text;
-use super::Millis;
+use super::{has, Millis};
 
 /// Identifies one HTTP request; answers for a request that is no longer current are ignored.
 pub type StreamId = u64;
@@ -673,9 +673,4 @@ impl SseStream {
         }
         reset
     }
-}
-
-/// Whether `list` holds `channel`: one search for every membership test of the streams.
-pub(super) fn has(list: &[String], channel: &str) -> bool {
-    list.iter().any(|c| c == channel)
 }
