@@ -475,10 +475,9 @@ impl<P: Clone> ClientCore<P> {
             self.seen.first_time(channel, since);
         }
         if let Some(spec) = poll {
-            let since = options.since.clone();
             let joined = self.sup.attach(id, spec, now);
-            if let Some(since) = since {
-                self.sup.delivered(id, &since);
+            if let Some(since) = &options.since {
+                self.sup.delivered(id, since);
             }
             if let Joined::Answered(last) = joined {
                 // Joining a poller that already answered: ready now, with its current body.

@@ -327,12 +327,12 @@ impl SseStream {
         });
         match status {
             200 if is_stream => {
-                let resume = self.raw_id.clone();
+                let parser = SseParser::resuming(self.config.max_event_bytes, &self.raw_id);
                 self.phase = Phase::Open {
                     id,
                     opened_at: now,
                     last_read: now,
-                    parser: Box::new(SseParser::resuming(self.config.max_event_bytes, &resume)),
+                    parser: Box::new(parser),
                 };
                 self.events.push_back(StreamEvent::Opened);
             }
