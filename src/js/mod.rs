@@ -289,10 +289,11 @@ impl Core {
         n: &[f64],
         ext: JsValue,
     ) -> Core {
-        let mut parts = text::pieces(texts, 0).map(String::from);
+        // Borrowed pieces, made `String`s only where a config keeps them.
+        let mut parts = text::pieces(texts, 0);
         let mut next = || parts.next().unwrap_or_default();
         let (url, ws_url, channel_param, headers) = (next(), next(), next(), next());
-        let poll_url = Some(next()).filter(|u| !u.is_empty());
+        let poll_url = Some(next()).filter(|u| !u.is_empty()).map(String::from);
         let num = |i: usize| given(n.get(i).copied().unwrap_or(-1.0));
         let flags = num(n::FLAGS).unwrap_or(0);
         let d = BackoffConfig::default();
@@ -315,7 +316,7 @@ impl Core {
         if let Some(ms) = num(n::DOWNSHIFT) {
             client.supervisor.downshift_ms = ms;
         }
-        let mut lines = text::pieces(&headers, b'\n');
+        let mut lines = text::pieces(headers, b'\n');
         if headers.is_empty() {
             // No headers: `pieces` gives one empty piece, skipped (rather than a `filter`).
             lines.next();
@@ -335,7 +336,7 @@ impl Core {
             0 => {
                 let mut sse = SseConfig::new(url);
                 if !channel_param.is_empty() {
-                    sse.channel_param = channel_param;
+                    sse.channel_param = channel_param.into();
                 }
                 sse.headers = fetch.headers.clone();
                 sse.last_event_id_query = flags & 2 != 0;
