@@ -396,7 +396,7 @@ impl<S: Sink> Driver<S> {
     /// borrow held (a callback may subscribe or unsubscribe).
     pub(crate) fn run(&self) {
         loop {
-            let (page, sink) = {
+            let (mut page, sink) = {
                 let mut guard = self.0.borrow_mut();
                 let inner = &mut *guard;
                 Self::watch_page(inner);
@@ -474,7 +474,9 @@ impl<S: Sink> Driver<S> {
             if page.is_empty() {
                 return;
             }
-            for out in page {
+            // By `pop` after a reverse, not `into_iter`: no `IntoIter` drop code.
+            crate::core::fifo::reverse(&mut page);
+            while let Some(out) = page.pop() {
                 sink.dispatch(self, out);
             }
         }
