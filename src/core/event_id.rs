@@ -142,7 +142,12 @@ impl Positions {
     /// `id` parsed whole, as [`changes`](Self::changes) gives it.
     fn parse_once(id: &str) -> Option<(Vec<(String, u64)>, bool)> {
         let whole = Positions::parse(id)?;
-        let once = whole.entries.len() == text::pieces(id, b',').count();
+        // `id` has a part more than it has commas.
+        let mut parts = 1;
+        for &b in id.as_bytes() {
+            parts += usize::from(b == b',');
+        }
+        let once = whole.entries.len() == parts;
         Some((whole.entries, once))
     }
 
