@@ -605,18 +605,15 @@ impl SseStream {
     }
 
     fn route(&mut self, ev: SseEvent) {
-        if !ev.has_id {
-            // No id of its own: the server does not say which channel, so it is for all.
-            self.events.push_back(StreamEvent::Message {
-                channel: None,
-                event: ev.event,
-                data: ev.data,
-                id: None,
-            });
-            return;
-        }
-        let Some(mut advanced) = self.advance(&ev.id) else {
-            let id = (!ev.id.is_empty()).then_some(ev.id);
+        // No id of its own, or not a django-eventstream one: the server does not say which
+        // channel, so it is for all (with its opaque id, if it has one).
+        let advanced = if ev.has_id {
+            self.advance(&ev.id)
+        } else {
+            None
+        };
+        let Some(mut advanced) = advanced else {
+            let id = (ev.has_id && !ev.id.is_empty()).then_some(ev.id);
             self.events.push_back(StreamEvent::Message {
                 channel: None,
                 event: ev.event,
