@@ -545,8 +545,10 @@ impl<P: Clone> BayeuxSession<P> {
         if !self.flights.iter().any(|f| f.carrier == Carrier::Http(req)) {
             // Only the data in it matters now (its requests were given up on).
             if let Ok(msgs) = messages {
-                for m in msgs.into_iter().filter(|m| !m.is_meta()) {
-                    self.handle_message(m, now);
+                for m in msgs {
+                    if !m.is_meta() {
+                        self.handle_message(m, now);
+                    }
                 }
             }
             return;
@@ -615,13 +617,11 @@ impl<P: Clone> BayeuxSession<P> {
         };
         self.ws_off_until = None;
         let mut queued = core::mem::take(&mut self.ws_queue);
-        for f in self
-            .flights
-            .iter_mut()
-            .filter(|f| f.carrier == Carrier::Queued)
-        {
-            f.carrier = Carrier::Ws(conn);
-            f.sent = now;
+        for f in &mut self.flights {
+            if f.carrier == Carrier::Queued {
+                f.carrier = Carrier::Ws(conn);
+                f.sent = now;
+            }
         }
         // As many frames as `transmit` would have made requests.
         while !queued.is_empty() {
@@ -999,12 +999,11 @@ impl<P: Clone> BayeuxSession<P> {
         let mut batch = Vec::new();
         let replay_offered = self.replay_offered;
         let mut i = 0;
-        while i < self.patterns.len() {
-            let p = &self.patterns[i];
+        while let Some(p) = self.patterns.get_mut(i) {
             match (p.wanted, p.server) {
                 (true, ServerSub::None) if p.refused.is_none() => {
+                    p.server = ServerSub::Subscribing;
                     let name = p.name.clone();
-                    self.patterns[i].server = ServerSub::Subscribing;
                     let mut m = Message::new(meta::SUBSCRIBE);
                     m.subscription = Some(name.clone());
                     if replay_offered {
@@ -1014,15 +1013,15 @@ impl<P: Clone> BayeuxSession<P> {
                     batch.push((m, msg, Kind::Subscribe(name)));
                 }
                 (false, ServerSub::Subscribed) => {
+                    p.server = ServerSub::Unsubscribing;
                     let name = p.name.clone();
-                    self.patterns[i].server = ServerSub::Unsubscribing;
                     let mut m = Message::new(meta::UNSUBSCRIBE);
                     m.subscription = Some(name.clone());
                     let msg = self.msg_id();
                     batch.push((m, msg, Kind::Unsubscribe(name)));
                 }
                 (false, ServerSub::None) => {
-                    self.patterns.remove(i);
+                    take_at(&mut self.patterns, i);
                     continue;
                 }
                 _ => {}
@@ -1040,7 +1039,9 @@ impl<P: Clone> BayeuxSession<P> {
         batch
     }
 
-    fn handle_message(&mut self, m: Message<P>, now: Millis) {
+    fn handle_message(&mut self, mut m: Message<P>, now: Millis) {
+        // The message is lent to the replies and its parts taken out of it, so it is dropped
+        // whole in one place (a partial move drops each field left in it on its own).
         // Only replies answer our requests: a data message may carry the id of the publish
         // that caused it (Faye echoes the publisher's id to subscribers).
         let is_reply = m.is_meta() || m.successful.is_some();
@@ -1058,10 +1059,10 @@ impl<P: Clone> BayeuxSession<P> {
         if m.is_meta() {
             let Some(flight) = flight else { return };
             match flight.kind {
-                Kind::Handshake => self.handshake_reply(m, now),
-                Kind::Connect => self.connect_reply(m, flight.carrier, now),
-                Kind::Subscribe(p) => self.subscribe_reply(m, p, now),
-                Kind::Unsubscribe(p) => self.unsubscribe_reply(m, p, now),
+                Kind::Handshake => self.handshake_reply(&mut m, now),
+                Kind::Connect => self.connect_reply(&m, flight.carrier, now),
+                Kind::Subscribe(p) => self.subscribe_reply(&mut m, p, now),
+                Kind::Unsubscribe(p) => self.unsubscribe_reply(&m, p, now),
                 Kind::Publish(_) => {}
             }
             return;
@@ -1072,7 +1073,7 @@ impl<P: Clone> BayeuxSession<P> {
         }) = flight
         {
             let result = if m.successful == Some(true) {
-                Ok(m.tidings.id)
+                Ok(m.tidings.id.take())
             } else {
                 Err(bayeux_error(
                     &m,
@@ -1087,7 +1088,7 @@ impl<P: Clone> BayeuxSession<P> {
             }
             return;
         }
-        let Some(data) = m.data else { return };
+        let Some(data) = m.data.take() else { return };
         if m.successful.is_some() {
             return;
         }
@@ -1099,13 +1100,13 @@ impl<P: Clone> BayeuxSession<P> {
             }
         }
         self.events.push_back(SessionEvent::Message {
-            channel: m.channel,
+            channel: core::mem::take(&mut m.channel),
             data,
-            id: m.id,
+            id: m.id.take(),
         });
     }
 
-    fn handshake_reply(&mut self, mut m: Message<P>, now: Millis) {
+    fn handshake_reply(&mut self, m: &mut Message<P>, now: Millis) {
         if !matches!(self.phase, Phase::Handshaking) {
             return;
         }
@@ -1126,14 +1127,13 @@ impl<P: Clone> BayeuxSession<P> {
                 self.flush(now);
             }
             _ => {
-                let err =
-                    bayeux_error(&m, ErrorCode::Handshake, "the server refused the handshake");
+                let err = bayeux_error(m, ErrorCode::Handshake, "the server refused the handshake");
                 self.follow_advice_after_failure(err, now, true);
             }
         }
     }
 
-    fn connect_reply(&mut self, m: Message<P>, carrier: Carrier, now: Millis) {
+    fn connect_reply(&mut self, m: &Message<P>, carrier: Carrier, now: Millis) {
         if !matches!(self.phase, Phase::Connected { .. }) {
             return;
         }
@@ -1164,20 +1164,24 @@ impl<P: Clone> BayeuxSession<P> {
             }
             // A refusal of a subscribe that came with no advice stands now that the session
             // is known to be alive.
-            for i in (0..self.patterns.len()).rev() {
-                if let Some(err) = self.patterns[i].refused.take() {
-                    let name = self.patterns.remove(i).name;
+            let mut i = self.patterns.len();
+            while i > 0 {
+                i -= 1;
+                let Some(err) = self.patterns.get_mut(i).and_then(|p| p.refused.take()) else {
+                    continue;
+                };
+                if let Some(p) = take_at(&mut self.patterns, i) {
                     self.events
-                        .push_back(SessionEvent::SubscribeFailed(name, err));
+                        .push_back(SessionEvent::SubscribeFailed(p.name, err));
                 }
             }
         } else {
-            let err = bayeux_error(&m, ErrorCode::BadResponse, "the server refused the connect");
+            let err = bayeux_error(m, ErrorCode::BadResponse, "the server refused the connect");
             self.follow_advice_after_failure(err, now, false);
         }
     }
 
-    fn subscribe_reply(&mut self, mut m: Message<P>, pattern: String, now: Millis) {
+    fn subscribe_reply(&mut self, m: &mut Message<P>, pattern: String, now: Millis) {
         let Some(i) = self.patterns.iter().position(|p| p.name == pattern) else {
             return;
         };
@@ -1211,7 +1215,7 @@ impl<P: Clone> BayeuxSession<P> {
             self.rehandshake(at);
         } else {
             let err = bayeux_error(
-                &m,
+                m,
                 ErrorCode::Subscribe,
                 "the server refused the subscription",
             );
@@ -1231,7 +1235,7 @@ impl<P: Clone> BayeuxSession<P> {
         }
     }
 
-    fn unsubscribe_reply(&mut self, m: Message<P>, pattern: String, now: Millis) {
+    fn unsubscribe_reply(&mut self, m: &Message<P>, pattern: String, now: Millis) {
         let Some(i) = self.patterns.iter().position(|p| p.name == pattern) else {
             return;
         };
@@ -1504,13 +1508,11 @@ impl<P: Clone> BayeuxSession<P> {
     /// replay extension, subscribing again with the last ids gets them back, exactly once.
     fn resubscribe_for_replay(&mut self, at: Millis) {
         let mut any = false;
-        for p in self
-            .patterns
-            .iter_mut()
-            .filter(|p| p.wanted && p.server == ServerSub::Subscribed)
-        {
-            p.server = ServerSub::None;
-            any = true;
+        for p in &mut self.patterns {
+            if p.wanted && p.server == ServerSub::Subscribed {
+                p.server = ServerSub::None;
+                any = true;
+            }
         }
         if any {
             self.replay_first = true;
