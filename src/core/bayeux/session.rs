@@ -871,15 +871,8 @@ impl<P: Clone> BayeuxSession<P> {
 
     /// WebSocket comes before long-polling in the configured order.
     fn ws_preferred(&self) -> bool {
-        let pos = |t| self.config.transports.iter().position(|x| *x == t);
-        match (
-            pos(TransportKind::WebSocket),
-            pos(TransportKind::LongPolling),
-        ) {
-            (Some(w), Some(l)) => w < l,
-            (Some(_), None) => true,
-            _ => false,
-        }
+        // There are only the two kinds: the first one listed is the preferred one.
+        self.config.transports.first() == Some(&TransportKind::WebSocket)
     }
 
     /// Whether the next batch goes over WebSocket: when it is preferred and not switched off
@@ -910,7 +903,6 @@ impl<P: Clone> BayeuxSession<P> {
         if batch.is_empty() {
             return;
         }
-        let client_id = self.client_id().map(str::to_owned);
         let mut messages = Vec::with_capacity(batch.len());
         let carrier = if self.use_ws() {
             match self.ws {
@@ -928,8 +920,10 @@ impl<P: Clone> BayeuxSession<P> {
         };
         for (mut m, msg, kind) in batch {
             m.id = Some(text::decimal(msg));
-            if m.channel != meta::HANDSHAKE {
-                m.client_id = client_id.clone();
+            if let (Phase::Connected { client_id }, false) =
+                (&self.phase, m.channel == meta::HANDSHAKE)
+            {
+                m.client_id = Some(client_id.clone());
             }
             if m.ext.is_none() {
                 m.ext = self.ext.clone();
@@ -1345,21 +1339,20 @@ impl<P: Clone> BayeuxSession<P> {
             m.id = Some(text::decimal(self.next_msg));
             m.ext = self.ext.clone();
             self.next_msg += 1;
-            match self.ws {
-                Ws::Open { conn, .. } => self.events.push_back(SessionEvent::WsSend {
-                    conn,
-                    messages: vec![m],
-                }),
+            let messages = vec![m];
+            let goodbye = match self.ws {
+                Ws::Open { conn, .. } => SessionEvent::WsSend { conn, messages },
                 _ => {
                     let req = self.next_req;
                     self.next_req += 1;
-                    self.events.push_back(SessionEvent::HttpSend {
+                    SessionEvent::HttpSend {
                         req,
                         url: self.config.http_url.clone(),
-                        messages: vec![m],
-                    });
+                        messages,
+                    }
                 }
-            }
+            };
+            self.events.push_back(goodbye);
         }
         let closed = Error::new(ErrorCode::Closed, "the client was closed");
         self.forget_flights(&closed);
@@ -1443,22 +1436,16 @@ impl<P: Clone> BayeuxSession<P> {
         let mut reported = false;
         for flight in lost {
             match flight.kind {
-                Kind::Handshake => {
+                Kind::Handshake | Kind::Connect => {
                     if !reported {
                         self.events
                             .push_back(SessionEvent::Error(err.clone().retrying()));
                         reported = true;
                     }
-                    let at = now + self.next_delay();
-                    self.phase = Phase::Starting { at };
-                }
-                Kind::Connect => {
-                    if !reported {
-                        self.events
-                            .push_back(SessionEvent::Error(err.clone().retrying()));
-                        reported = true;
-                    }
-                    if matches!(self.phase, Phase::Connected { .. }) {
+                    if matches!(flight.kind, Kind::Handshake) {
+                        let at = now + self.next_delay();
+                        self.phase = Phase::Starting { at };
+                    } else if matches!(self.phase, Phase::Connected { .. }) {
                         self.up = None;
                         self.connect_failing = true;
                         let at = now + self.next_delay();
