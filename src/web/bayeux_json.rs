@@ -115,10 +115,10 @@ fn members(m: &Message<JsValue>) -> String {
     o.end()
 }
 
-/// A list `bayeux_io.js` joined by line breaks (empty: none).
-fn lines(v: &JsValue) -> Vec<String> {
+/// Field `i`, a list `bayeux_io.js` joined by line breaks (empty: none).
+fn lines(f: &Array, i: u32) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(t) = v.as_string().filter(|t| !t.is_empty()) {
+    if let Some(t) = text_at(f, i).filter(|t| !t.is_empty()) {
         for piece in text::pieces(&t, b'\n') {
             out.push(String::from(piece));
         }
@@ -151,13 +151,20 @@ pub(crate) fn decode(value: &JsValue, error: &JsValue) -> Result<Vec<Message<JsV
     Ok(out)
 }
 
+/// Field `i` when it is a string: one function for every such field rather than the
+/// conversion and the value's drop inlined at each.
+#[inline(never)]
+fn text_at(f: &Array, i: u32) -> Option<String> {
+    f.get(i).as_string()
+}
+
 /// A plain delivery, as `[channel, id, data]`; channel null: the previous delivery's.
 fn delivery(f: &Array, last: &mut String) -> Message<JsValue> {
-    if let Some(channel) = f.get(0).as_string() {
+    if let Some(channel) = text_at(f, 0) {
         *last = channel;
     }
     let mut m = Message::new(last.clone());
-    m.id = f.get(1).as_string();
+    m.id = text_at(f, 1);
     m.data = Some(f.get(2));
     m
 }
@@ -166,14 +173,14 @@ fn delivery(f: &Array, last: &mut String) -> Message<JsValue> {
 /// advice's reconnect, interval and timeout, data, supportedConnectionTypes, and of
 /// `ext.tidings` replay, reset, id and last (as channels and ids in turn).
 fn from_fields(f: &Array) -> Option<Message<JsValue>> {
-    let mut m = Message::new(f.get(0).as_string()?);
-    m.id = f.get(1).as_string();
-    m.client_id = f.get(2).as_string();
+    let mut m = Message::new(text_at(f, 0)?);
+    m.id = text_at(f, 1);
+    m.client_id = text_at(f, 2);
     m.successful = f.get(3).as_bool();
-    m.error = f.get(4).as_string();
-    m.subscription = f.get(5).as_string();
+    m.error = text_at(f, 4);
+    m.subscription = text_at(f, 5);
     let advice = Advice {
-        reconnect: f.get(6).as_string().and_then(|r| Reconnect::parse(&r)),
+        reconnect: text_at(f, 6).and_then(|r| Reconnect::parse(&r)),
         interval: millis(&f.get(7)),
         timeout: millis(&f.get(8)),
     };
@@ -184,13 +191,16 @@ fn from_fields(f: &Array) -> Option<Message<JsValue>> {
     if !data.is_undefined() {
         m.data = Some(data);
     }
-    m.supported_connection_types = lines(&f.get(10));
+    m.supported_connection_types = lines(f, 10);
     m.tidings.replay_offered = f.get(11).is_truthy();
-    m.tidings.reset = lines(&f.get(12));
-    m.tidings.id = f.get(13).as_string();
-    let mut last = lines(&f.get(14)).into_iter();
-    while let (Some(c), Some(id)) = (last.next(), last.next()) {
-        m.tidings.last.push((c, id));
+    m.tidings.reset = lines(f, 12);
+    m.tidings.id = text_at(f, 13);
+    if let Some(t) = text_at(f, 14) {
+        // An empty text is one empty piece: no pair.
+        let mut last = text::pieces(&t, b'\n');
+        while let (Some(c), Some(id)) = (last.next(), last.next()) {
+            m.tidings.last.push((String::from(c), String::from(id)));
+        }
     }
     Some(m)
 }
