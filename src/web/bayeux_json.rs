@@ -44,24 +44,32 @@ pub(crate) fn encode(io: &Io, messages: &[Message<JsValue>]) {
         if m.tidings.replay.is_empty() {
             io.v(&none);
         } else {
-            let mut replay = Object::default();
+            let mut replay = Object::new();
             for (channel, id) in &m.tidings.replay {
                 replay.key(channel);
                 text::push_json_string(&mut replay.0, id);
             }
-            io.s(&replay.end());
+            replay.end();
+            io.s(&replay.0);
         }
     }
 }
 
-/// A JSON object being written.
-#[derive(Default)]
+/// JSON objects being written into one text: `{` opens one, [`Object::key`] starts a member,
+/// [`Object::end`] closes the innermost.
 struct Object(String);
 
 impl Object {
-    /// Starts member `key` (a name that needs no escaping).
+    fn new() -> Self {
+        Object(String::from("{"))
+    }
+
+    /// Starts member `key` (a name that needs no escaping), after a comma unless it is the
+    /// first of its object.
     fn key(&mut self, key: &str) {
-        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        if !self.0.ends_with('{') {
+            self.0.push(',');
+        }
         text::push_json_string(&mut self.0, key);
         self.0.push(':');
     }
@@ -71,18 +79,14 @@ impl Object {
         text::push_decimal(&mut self.0, n);
     }
 
-    fn end(mut self) -> String {
-        if self.0.is_empty() {
-            self.0.push('{');
-        }
+    fn end(&mut self) {
         self.0.push('}');
-        self.0
     }
 }
 
 /// `version`, `supportedConnectionTypes` and `advice` as JSON text.
 fn members(m: &Message<JsValue>) -> String {
-    let mut o = Object::default();
+    let mut o = Object::new();
     if let Some(v) = m.version {
         o.key("version");
         text::push_json_string(&mut o.0, v);
@@ -98,38 +102,42 @@ fn members(m: &Message<JsValue>) -> String {
         o.0.push(']');
     }
     if let Some(a) = &m.advice {
-        let mut advice = Object::default();
+        o.key("advice");
+        o.0.push('{');
         if let Some(r) = a.reconnect {
-            advice.key("reconnect");
-            text::push_json_string(&mut advice.0, r.as_str());
+            o.key("reconnect");
+            text::push_json_string(&mut o.0, r.as_str());
         }
         if let Some(i) = a.interval {
-            advice.number("interval", i);
+            o.number("interval", i);
         }
         if let Some(t) = a.timeout {
-            advice.number("timeout", t);
+            o.number("timeout", t);
         }
-        o.key("advice");
-        o.0.push_str(&advice.end());
+        o.end();
     }
-    o.end()
+    o.end();
+    o.0
 }
 
 /// Field `i`, a list `bayeux_io.js` joined by line breaks (empty: none).
 fn lines(f: &Array, i: u32) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(t) = text_at(f, i).filter(|t| !t.is_empty()) {
-        for piece in text::pieces(&t, b'\n') {
-            out.push(String::from(piece));
+    if let Some(t) = text_at(f, i) {
+        if !t.is_empty() {
+            for piece in text::pieces(&t, b'\n') {
+                out.push(String::from(piece));
+            }
         }
     }
     out
 }
 
-fn millis(v: &JsValue) -> Option<u64> {
-    v.as_f64()
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .map(|n| n.min(u64::MAX as f64) as u64)
+/// Field `i` as milliseconds, when it is a finite number not below zero (`as` saturates at
+/// `u64::MAX`).
+fn millis(f: &Array, i: u32) -> Option<u64> {
+    let n = f.get(i).as_f64()?;
+    (n.is_finite() && n >= 0.0).then_some(n as u64)
 }
 
 /// The messages of a body or frame `bayeux_io.js` parsed, or why it could not parse it.
@@ -181,8 +189,8 @@ fn from_fields(f: &Array) -> Option<Message<JsValue>> {
     m.subscription = text_at(f, 5);
     let advice = Advice {
         reconnect: text_at(f, 6).and_then(|r| Reconnect::parse(&r)),
-        interval: millis(&f.get(7)),
-        timeout: millis(&f.get(8)),
+        interval: millis(f, 7),
+        timeout: millis(f, 8),
     };
     if advice.reconnect.is_some() || advice.interval.is_some() || advice.timeout.is_some() {
         m.advice = Some(advice);
