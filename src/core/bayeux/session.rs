@@ -701,11 +701,12 @@ impl<P: Clone> BayeuxSession<P> {
             }
         }
         for carrier in dead {
-            let err = Error::new(ErrorCode::Timeout, "no reply from the server in time");
             match carrier {
                 Carrier::Http(req) => {
                     if self.flights.iter().any(|f| f.carrier == carrier) {
                         self.events.push_back(SessionEvent::HttpAbort(req));
+                        let err =
+                            Error::new(ErrorCode::Timeout, "no reply from the server in time");
                         self.http_failed(req, err, now);
                     }
                 }
@@ -795,12 +796,20 @@ impl<P: Clone> BayeuxSession<P> {
     // ----- the protocol ----------------------------------------------------------------------
 
     fn wanted(&self) -> bool {
-        self.patterns.iter().any(|p| p.wanted)
-            || !self.outbox.is_empty()
-            || self
-                .flights
-                .iter()
-                .any(|f| matches!(f.kind, Kind::Publish(_)))
+        if !self.outbox.is_empty() {
+            return true;
+        }
+        for p in &self.patterns {
+            if p.wanted {
+                return true;
+            }
+        }
+        for f in &self.flights {
+            if matches!(f.kind, Kind::Publish(_)) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether connects are failing (publishes then wait instead of failing too).
