@@ -21,7 +21,7 @@ use crate::core::fifo::Fifo;
 use crate::core::rng::Rng;
 use crate::core::seen::Seen;
 use crate::core::text;
-use crate::core::Millis;
+use crate::core::{has, Millis};
 
 /// The most messages in one request or frame: servers bound them (tidings-relay refuses more
 /// than 100), so a longer batch goes in several.
@@ -1119,10 +1119,10 @@ impl<P: Clone> BayeuxSession<P> {
                 self.phase = Phase::Connected { client_id };
                 self.replay_offered = m.tidings.replay_offered;
                 self.ws_unsupported = !m.supported_connection_types.is_empty()
-                    && !m
-                        .supported_connection_types
-                        .iter()
-                        .any(|t| t == TransportKind::WebSocket.as_str());
+                    && !has(
+                        &m.supported_connection_types,
+                        TransportKind::WebSocket.as_str(),
+                    );
                 for p in &mut self.patterns {
                     p.server = ServerSub::None;
                 }
@@ -1611,9 +1611,7 @@ fn take_at<T>(v: &mut Vec<T>, i: usize) -> Option<T> {
 
 fn bayeux_error<P>(m: &Message<P>, code: ErrorCode, fallback: &str) -> Error {
     let text = m.error.as_deref().unwrap_or(fallback);
-    let number = crate::core::text::pieces(text, b':')
-        .next()
-        .and_then(crate::core::text::digits);
+    let number = crate::core::text::digits(crate::core::text::cut(text, b':').0);
     let status = number.and_then(|n| u16::try_from(n).ok());
     let mut e = Error::new(code, text);
     e.status = status;
