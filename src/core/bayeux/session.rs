@@ -929,8 +929,9 @@ impl<P: Clone> BayeuxSession<P> {
         };
         for (mut m, msg, kind) in batch {
             m.id = Some(text::decimal(msg));
+            // Every message but the handshake (the only one of its kind) names the client.
             if let (Phase::Connected { client_id }, false) =
-                (&self.phase, m.channel == meta::HANDSHAKE)
+                (&self.phase, matches!(kind, Kind::Handshake))
             {
                 m.client_id = Some(client_id.clone());
             }
