@@ -24,7 +24,7 @@ use crate::core::poll::{PollSpec, PollTarget};
 #[cfg(feature = "sse")]
 use crate::core::sse_stream::SseConfig;
 use crate::core::text;
-use crate::web::{event, value_body, Driver, FetchOptions, Io, Sink};
+use crate::web::{event, value_body, Driver, FetchOptions, Input, Io, Sink};
 
 /// The page's commands (`Io::c` numbers from `op::PAGE` on; `client.js` has the same). An
 /// error's arguments are its code and message, with `b` its HTTP status (NaN: none) and `c`
@@ -441,35 +441,30 @@ impl Core {
     /// What `io.js` or the page reports: `kind` one of `crate::web::event` or [`input`].
     pub fn input(&self, kind: u8, id: f64, a: JsValue, b: JsValue, c: JsValue, d: JsValue) {
         let driver = &self.driver;
-        match kind {
-            input::UNSUBSCRIBE => driver.with_core(|core, now| core.unsubscribe(id as u64, now)),
-            input::CLOSE => driver.with_core(|core, _| core.close()),
-            input::FLUSH => driver.run(),
-            input::AUTH_DONE => {
-                let result = if a.is_truthy() {
-                    Ok(b.is_object().then_some(b))
-                } else {
-                    Err(b.as_string().unwrap_or_default())
-                };
-                driver.with_core(|core, now| core.auth_done(result, now));
-            }
+        let input = match kind {
+            input::UNSUBSCRIBE => Input::Unsubscribe,
+            input::CLOSE => Input::Close,
+            input::FLUSH => return driver.run(),
+            input::AUTH_DONE => Input::Auth(if a.is_truthy() {
+                Ok(b.is_object().then_some(b))
+            } else {
+                Err(b.as_string().unwrap_or_default())
+            }),
             input::POLL_DONE => {
-                let id = id as u64;
-                if !driver.finish_poll(id) {
+                if !driver.finish_poll(id as u64) {
                     return;
                 }
-                driver.with_core(|core, now| {
-                    if a.is_truthy() {
-                        core.handle_poll_response(id, None, None, value_body(&b), now)
-                    } else {
-                        let message = b.as_string().unwrap_or_default();
-                        core.handle_poll_error(id, Error::new(ErrorCode::Callback, message), now)
-                    }
-                });
+                Input::Poll(if a.is_truthy() {
+                    Ok((None, None, value_body(&b)))
+                } else {
+                    let message = b.as_string().unwrap_or_default();
+                    Err(Error::new(ErrorCode::Callback, message))
+                })
             }
-            event::DATA => {}
-            _ => driver.on_event(kind, id, a, b, c, d),
-        }
+            event::DATA => return,
+            _ => return driver.on_event(kind, id, a, b, c, d),
+        };
+        driver.feed(id as u64, input);
     }
 
     /// SSE body bytes of stream `id` (`io.js`'s `DATA` report).

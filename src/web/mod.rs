@@ -25,6 +25,8 @@ use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "bayeux")]
+use crate::core::bayeux::message::Message;
 use crate::core::client::{ClientCore, Output, State};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::poll::{PollId, PollTarget};
@@ -218,6 +220,51 @@ impl<S> Drop for Inner<S> {
     }
 }
 
+/// What [`Driver::feed`] hands to the core, about the id it is given with.
+pub(crate) enum Input<'a> {
+    /// SSE: the response head (status, content type).
+    #[cfg(feature = "sse")]
+    Response(u16, Option<String>),
+    /// SSE: body bytes (kept in every build for the lifetime; made only with SSE).
+    #[cfg_attr(not(feature = "sse"), allow(dead_code))]
+    Data(&'a [u8]),
+    /// SSE: the stream ended cleanly.
+    #[cfg(feature = "sse")]
+    End,
+    /// SSE: the stream failed.
+    #[cfg(feature = "sse")]
+    Failed(String),
+    /// Bayeux: a POST's status and parsed body.
+    #[cfg(feature = "bayeux")]
+    Http(u16, Result<Vec<Message<JsValue>>, String>),
+    /// Bayeux: a POST failed.
+    #[cfg(feature = "bayeux")]
+    HttpFailed(String),
+    /// Bayeux: a WebSocket opened.
+    #[cfg(feature = "bayeux")]
+    WsOpen,
+    /// Bayeux: a WebSocket frame, parsed.
+    #[cfg(feature = "bayeux")]
+    WsMessages(Result<Vec<Message<JsValue>>, String>),
+    /// Bayeux: a WebSocket closed or failed.
+    #[cfg(feature = "bayeux")]
+    WsClosed,
+    /// A poll's answer or failure.
+    Poll(poll::Answer),
+    Timeout,
+    Online(bool),
+    Visible(bool),
+    /// Back from the back/forward cache.
+    Resume,
+    /// Into the back/forward cache.
+    Suspend,
+    Close,
+    /// The subscription `id` ends.
+    Unsubscribe,
+    /// `auth()` settled.
+    Auth(Result<Option<JsValue>, String>),
+}
+
 /// A handle on the client state; clones share it.
 pub(crate) struct Driver<S>(Rc<RefCell<Inner<S>>>);
 
@@ -286,7 +333,9 @@ impl<S: Sink> Driver<S> {
         WeakDriver(Rc::downgrade(&self.0))
     }
 
-    /// Runs `f` on the core with the current time, then carries out what it asked for.
+    /// Runs `f` on the core with the current time, then carries out what it asked for (the
+    /// Rust API; the JavaScript API's inputs go through [`feed`](Self::feed)).
+    #[cfg(feature = "std")]
     pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
         let r = self.call(f);
         self.run();
@@ -320,7 +369,7 @@ impl<S: Sink> Driver<S> {
     #[cfg_attr(not(feature = "sse"), allow(unused_variables))]
     pub(crate) fn on_data(&self, id: f64, bytes: &[u8]) {
         #[cfg(feature = "sse")]
-        self.with_core(|core, now| core.handle_data(id as u64, bytes, now));
+        self.feed(id as u64, Input::Data(bytes));
     }
 
     /// What `io.js` reported (see [`event`]), fed to the core.
@@ -336,60 +385,93 @@ impl<S: Sink> Driver<S> {
         let id = id as u64;
         let text = |v: &JsValue| v.as_string().unwrap_or_default();
         let status = |v: &JsValue| v.as_f64().unwrap_or(0.0) as u16;
-        match kind {
+        let input = match kind {
             #[cfg(feature = "sse")]
-            event::RESPONSE => self.with_core(|core, now| {
-                core.handle_response(id, status(&a), b.as_string().as_deref(), now)
-            }),
+            event::RESPONSE => Input::Response(status(&a), b.as_string()),
             #[cfg(feature = "sse")]
-            event::END => self.with_core(|core, now| core.handle_end(id, now)),
+            event::END => Input::End,
             #[cfg(feature = "sse")]
-            event::FAILED => self.with_core(|core, now| core.handle_error(id, &text(&a), now)),
+            event::FAILED => Input::Failed(text(&a)),
             #[cfg(feature = "bayeux")]
-            event::HTTP => {
-                let parsed = bayeux_json::decode(&b, &c);
-                self.with_core(|core, now| core.handle_http_response(id, status(&a), parsed, now))
-            }
+            event::HTTP => Input::Http(status(&a), bayeux_json::decode(&b, &c)),
             #[cfg(feature = "bayeux")]
-            event::HTTP_FAILED => {
-                self.with_core(|core, now| core.handle_http_error(id, &text(&a), now))
-            }
+            event::HTTP_FAILED => Input::HttpFailed(text(&a)),
             event::POLL | event::POLL_FAILED => {
                 if !self.finish_poll(id) {
                     return;
                 }
-                let answer = if kind == event::POLL {
+                Input::Poll(if kind == event::POLL {
                     poll::answer(status(&a), b.as_string(), c.as_string(), &d)
                 } else {
                     Err(Error::new(ErrorCode::Network, text(&a)))
-                };
-                self.with_core(|core, now| match answer {
-                    Ok((etag, modified, body)) => {
-                        core.handle_poll_response(id, etag, modified, body, now)
-                    }
-                    Err(e) => core.handle_poll_error(id, e, now),
                 })
             }
             #[cfg(feature = "bayeux")]
-            event::WS_OPEN => self.with_core(|core, now| core.handle_ws_open(id, now)),
+            event::WS_OPEN => Input::WsOpen,
             #[cfg(feature = "bayeux")]
-            event::WS_MESSAGE => {
-                let parsed = bayeux_json::decode(&a, &b);
-                self.with_core(|core, now| core.handle_ws_messages(id, parsed, now))
-            }
+            event::WS_MESSAGE => Input::WsMessages(bayeux_json::decode(&a, &b)),
             #[cfg(feature = "bayeux")]
-            event::WS_CLOSED => self.with_core(|core, now| core.handle_ws_closed(id, now)),
-            event::TIMER => {
-                self.0.borrow_mut().timer = None;
-                self.with_core(|core, now| core.handle_timeout(now))
+            event::WS_CLOSED => Input::WsClosed,
+            event::TIMER => Input::Timeout,
+            event::ONLINE => Input::Online(a.is_truthy()),
+            event::VISIBLE => Input::Visible(a.is_truthy()),
+            event::SHOWN => Input::Resume,
+            event::HIDDEN if a.is_truthy() => Input::Suspend,
+            event::HIDDEN => Input::Close,
+            _ => return,
+        };
+        self.feed(id, input);
+    }
+
+    /// Hands `input` about `id` (a request, poll or subscription; unused otherwise) to the
+    /// core with the current time, then carries out what it asked for. One function for
+    /// every input rather than a closure per caller: the borrow, the clock and the run are in
+    /// the wasm once.
+    #[inline(never)]
+    pub(crate) fn feed(&self, id: u64, input: Input<'_>) {
+        {
+            let mut guard = self.0.borrow_mut();
+            let inner = &mut *guard;
+            let now = inner.clock.now();
+            let core = &mut inner.core;
+            match input {
+                #[cfg(feature = "sse")]
+                Input::Response(status, content_type) => {
+                    core.handle_response(id, status, content_type.as_deref(), now)
+                }
+                Input::Data(bytes) => core.handle_data(id, bytes, now),
+                #[cfg(feature = "sse")]
+                Input::End => core.handle_end(id, now),
+                #[cfg(feature = "sse")]
+                Input::Failed(message) => core.handle_error(id, &message, now),
+                #[cfg(feature = "bayeux")]
+                Input::Http(status, parsed) => core.handle_http_response(id, status, parsed, now),
+                #[cfg(feature = "bayeux")]
+                Input::HttpFailed(message) => core.handle_http_error(id, &message, now),
+                #[cfg(feature = "bayeux")]
+                Input::WsOpen => core.handle_ws_open(id, now),
+                #[cfg(feature = "bayeux")]
+                Input::WsMessages(parsed) => core.handle_ws_messages(id, parsed, now),
+                #[cfg(feature = "bayeux")]
+                Input::WsClosed => core.handle_ws_closed(id, now),
+                Input::Poll(Ok((etag, modified, body))) => {
+                    core.handle_poll_response(id, etag, modified, body, now)
+                }
+                Input::Poll(Err(e)) => core.handle_poll_error(id, e, now),
+                Input::Timeout => {
+                    inner.timer = None;
+                    core.handle_timeout(now)
+                }
+                Input::Online(online) => core.set_online(online, now),
+                Input::Visible(visible) => core.set_visible(visible, now),
+                Input::Resume => core.resume(now),
+                Input::Suspend => core.suspend(now),
+                Input::Close => core.close(),
+                Input::Unsubscribe => core.unsubscribe(id, now),
+                Input::Auth(result) => core.auth_done(result, now),
             }
-            event::ONLINE => self.with_core(|core, now| core.set_online(a.is_truthy(), now)),
-            event::VISIBLE => self.with_core(|core, now| core.set_visible(a.is_truthy(), now)),
-            event::SHOWN => self.with_core(|core, now| core.resume(now)),
-            event::HIDDEN if a.is_truthy() => self.with_core(|core, now| core.suspend(now)),
-            event::HIDDEN => self.with_core(|core, _| core.close()),
-            _ => {}
         }
+        self.run();
     }
 
     /// Drains the core's outputs: I/O goes to `io.js`, page events go to the sink with no

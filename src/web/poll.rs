@@ -26,7 +26,7 @@ extern "C" {
 }
 
 /// A poll's ETag, Last-Modified and body, or its error.
-pub(super) type Answer = Result<(Option<String>, Option<String>, PollBody<JsValue>), Error>;
+pub(crate) type Answer = Result<(Option<String>, Option<String>, PollBody<JsValue>), Error>;
 
 /// What a poll GET answered, sorted: validators and body, or the error (any status but 304
 /// and 2xx). `body` is the sorted body, there for 2xx answers only.
