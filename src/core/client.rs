@@ -26,7 +26,7 @@ use super::sse_stream::{SseConfig, StreamEvent, StreamId, StreamPhase};
 use super::supervisor::{Joined, Mode, Supervisor, SupervisorConfig};
 use super::text;
 use super::throttle::{Release, Throttle};
-use super::{earliest, has, BayeuxBuilt, Built, Millis, SseBuilt};
+use super::{earliest, has, take_at, BayeuxBuilt, Built, Millis, SseBuilt};
 
 /// Identifies a subscription.
 pub type SubId = u64;
@@ -510,10 +510,14 @@ impl<P: Clone> ClientCore<P> {
 
     /// Removes a subscription (idempotent). A `ready` still pending is rejected.
     pub fn unsubscribe(&mut self, sub: SubId, now: Millis) {
-        let Some(i) = self.subs.iter().position(|s| s.id == sub) else {
+        let Some(s) = self
+            .subs
+            .iter()
+            .position(|s| s.id == sub)
+            .and_then(|i| take_at(&mut self.subs, i))
+        else {
             return;
         };
-        let s = self.subs.remove(i);
         if let Some(poll) = self.sup.detach(sub) {
             self.out.push_back(Output::PollAbort(poll));
         }
@@ -983,13 +987,12 @@ impl<P: Clone> ClientCore<P> {
             SessionEvent::SubscribeFailed(pattern, err) => {
                 let mut i = 0;
                 while let Some(s) = self.subs.get(i) {
-                    if s.channel == pattern {
-                        let s = self.subs.remove(i);
+                    if s.channel != pattern {
+                        i += 1;
+                    } else if let Some(s) = take_at(&mut self.subs, i) {
                         if !s.ready {
                             self.out.push_back(Output::Rejected(s.id, err.clone()));
                         }
-                    } else {
-                        i += 1;
                     }
                 }
                 self.out.push_back(Output::Error(err));

@@ -44,7 +44,7 @@ impl Seen {
             Some(i) => i,
             None => {
                 if self.channels.len() == MAX_CHANNELS {
-                    self.channels.remove(0);
+                    super::take_at(&mut self.channels, 0);
                 }
                 self.channels.push(Channel {
                     name: channel.to_owned(),
@@ -108,7 +108,7 @@ impl Seen {
         let mut i = 0;
         while let Some(c) = self.channels.get(i) {
             if drop(&c.name) {
-                self.channels.remove(i);
+                super::take_at(&mut self.channels, i);
             } else {
                 i += 1;
             }

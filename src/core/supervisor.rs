@@ -191,8 +191,7 @@ impl<P: Clone> Supervisor<P> {
         let e = self.entries.get_mut(i)?;
         super::remove_id(&mut e.subs, sub);
         if e.subs.is_empty() {
-            let mut e = self.entries.remove(i);
-            e.poller.abort()
+            super::take_at(&mut self.entries, i)?.poller.abort()
         } else {
             None
         }
@@ -263,7 +262,7 @@ impl<P: Clone> Supervisor<P> {
             .first()
             .is_some_and(|t| now.saturating_sub(*t) > self.config.flap_window_ms)
         {
-            self.drops.remove(0);
+            super::take_at(&mut self.drops, 0);
         }
         let switch = match self.mode {
             Mode::Push => {

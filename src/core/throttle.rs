@@ -116,7 +116,7 @@ impl<T> Throttle<T> {
                 }
                 // Nothing came in the window: the channel is forgotten.
                 None => {
-                    self.windows.remove(i);
+                    super::take_at(&mut self.windows, i);
                 }
             }
         }
