@@ -462,7 +462,7 @@ impl Core {
                 })
             }
             event::DATA => return,
-            _ => return driver.on_event(kind, id, a, b, c, d),
+            _ => return driver.on_event(kind, id, [&a, &b, &c, &d]),
         };
         driver.feed(id as u64, input);
     }

@@ -259,9 +259,11 @@ pub(crate) enum Input<'a> {
     /// Into the back/forward cache.
     Suspend,
     Close,
-    /// The subscription `id` ends.
+    /// The subscription `id` ends (the JavaScript API's; the Rust API's goes by `with_core`).
+    #[cfg_attr(not(feature = "js"), allow(dead_code))]
     Unsubscribe,
-    /// `auth()` settled.
+    /// `auth()` settled (likewise).
+    #[cfg_attr(not(feature = "js"), allow(dead_code))]
     Auth(Result<Option<JsValue>, String>),
 }
 
@@ -315,7 +317,7 @@ impl<S: Sink> Driver<S> {
                         let bytes = a.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec());
                         driver.on_data(id, &bytes.unwrap_or_default());
                     } else {
-                        driver.on_event(kind, id, a, b, c, d);
+                        driver.on_event(kind, id, [&a, &b, &c, &d]);
                     }
                 }
             });
@@ -373,43 +375,35 @@ impl<S: Sink> Driver<S> {
     }
 
     /// What `io.js` reported (see [`event`]), fed to the core.
-    pub(crate) fn on_event(
-        &self,
-        kind: u8,
-        id: f64,
-        a: JsValue,
-        b: JsValue,
-        c: JsValue,
-        d: JsValue,
-    ) {
+    pub(crate) fn on_event(&self, kind: u8, id: f64, [a, b, c, d]: [&JsValue; 4]) {
         let id = id as u64;
         let text = |v: &JsValue| v.as_string().unwrap_or_default();
         let status = |v: &JsValue| v.as_f64().unwrap_or(0.0) as u16;
         let input = match kind {
             #[cfg(feature = "sse")]
-            event::RESPONSE => Input::Response(status(&a), b.as_string()),
+            event::RESPONSE => Input::Response(status(a), b.as_string()),
             #[cfg(feature = "sse")]
             event::END => Input::End,
             #[cfg(feature = "sse")]
-            event::FAILED => Input::Failed(text(&a)),
+            event::FAILED => Input::Failed(text(a)),
             #[cfg(feature = "bayeux")]
-            event::HTTP => Input::Http(status(&a), bayeux_json::decode(&b, &c)),
+            event::HTTP => Input::Http(status(a), bayeux_json::decode(b, c)),
             #[cfg(feature = "bayeux")]
-            event::HTTP_FAILED => Input::HttpFailed(text(&a)),
+            event::HTTP_FAILED => Input::HttpFailed(text(a)),
             event::POLL | event::POLL_FAILED => {
                 if !self.finish_poll(id) {
                     return;
                 }
                 Input::Poll(if kind == event::POLL {
-                    poll::answer(status(&a), b.as_string(), c.as_string(), &d)
+                    poll::answer(status(a), b.as_string(), c.as_string(), d)
                 } else {
-                    Err(Error::new(ErrorCode::Network, text(&a)))
+                    Err(Error::new(ErrorCode::Network, text(a)))
                 })
             }
             #[cfg(feature = "bayeux")]
             event::WS_OPEN => Input::WsOpen,
             #[cfg(feature = "bayeux")]
-            event::WS_MESSAGE => Input::WsMessages(bayeux_json::decode(&a, &b)),
+            event::WS_MESSAGE => Input::WsMessages(bayeux_json::decode(a, b)),
             #[cfg(feature = "bayeux")]
             event::WS_CLOSED => Input::WsClosed,
             event::TIMER => Input::Timeout,
