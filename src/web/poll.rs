@@ -54,7 +54,7 @@ fn sorted(body: &JsValue) -> PollBody<JsValue> {
     let parts: &Array = body.unchecked_ref();
     let len = parts.length();
     if len < 3 {
-        let text = parts.get(0).as_string().unwrap_or_default();
+        let text = text_at(parts, 0);
         return PollBody::Whole {
             data: parts.get(1),
             fingerprint: fnv(text.as_bytes()),
@@ -63,17 +63,21 @@ fn sorted(body: &JsValue) -> PollBody<JsValue> {
     let mut messages = Vec::new();
     let mut i = 3;
     while i + 1 < len {
-        messages.push((
-            parts.get(i).as_string().unwrap_or_default(),
-            parts.get(i + 1),
-        ));
+        messages.push((text_at(parts, i), parts.get(i + 1)));
         i += 2;
     }
     PollBody::Messages {
         messages,
-        last: parts.get(1).as_string().unwrap_or_default(),
+        last: text_at(parts, 1),
         reset: parts.get(2).is_truthy(),
     }
+}
+
+/// The text at `i` of a sorted body (empty when it is not a string): one function for the
+/// three texts.
+#[inline(never)]
+fn text_at(parts: &Array, i: u32) -> String {
+    parts.get(i).as_string().unwrap_or_default()
 }
 
 /// Sorts what a page poll function returned, like a body.
