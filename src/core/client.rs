@@ -424,8 +424,10 @@ impl<P: Clone> ClientCore<P> {
             Proto::Sse(..) | Proto::None => check_stream_name(channel),
             Proto::Bayeux(..) => parse_bayeux(channel).map(|_| ()),
         };
-        let poll = options.poll.or_else(|| self.options.poll.clone());
-        if matches!(self.proto, Proto::None) && poll.is_none() {
+        if matches!(self.proto, Proto::None)
+            && options.poll.is_none()
+            && self.options.poll.is_none()
+        {
             return Err(Error::new(
                 ErrorCode::InvalidOption,
                 "a client without push needs a poll target for every subscription",
@@ -474,7 +476,8 @@ impl<P: Clone> ClientCore<P> {
             }
             self.seen.first_time(channel, since);
         }
-        if let Some(spec) = poll {
+        // Taken only here, past every refusal: one drop of the options on the way out.
+        if let Some(spec) = options.poll.or_else(|| self.options.poll.clone()) {
             let joined = self.sup.attach(id, spec, now);
             if let Some(since) = &options.since {
                 self.sup.delivered(id, since);
