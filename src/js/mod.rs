@@ -24,7 +24,7 @@ use crate::core::poll::{PollSpec, PollTarget};
 #[cfg(feature = "sse")]
 use crate::core::sse_stream::SseConfig;
 use crate::core::text;
-use crate::web::{event, value_body, Driver, FetchOptions, Input, Io, Sink};
+use crate::web::{event, text_of, value_body, Driver, FetchOptions, Input, Io, Sink};
 
 /// The page's commands (`Io::c` numbers from `op::PAGE` on; `client.js` has the same). An
 /// error's arguments are its code and message, with `b` its HTTP status (NaN: none) and `c`
@@ -448,7 +448,7 @@ impl Core {
             input::AUTH_DONE => Input::Auth(if a.is_truthy() {
                 Ok(b.is_object().then_some(b))
             } else {
-                Err(b.as_string().unwrap_or_default())
+                Err(text_of(&b))
             }),
             input::POLL_DONE => {
                 if !driver.finish_poll(id as u64) {
@@ -457,8 +457,7 @@ impl Core {
                 Input::Poll(if a.is_truthy() {
                     Ok((None, None, value_body(&b)))
                 } else {
-                    let message = b.as_string().unwrap_or_default();
-                    Err(Error::new(ErrorCode::Callback, message))
+                    Err(Error::new(ErrorCode::Callback, text_of(&b)))
                 })
             }
             event::DATA => return,

@@ -158,6 +158,13 @@ pub(crate) struct FetchOptions {
     pub headers: Vec<(String, String)>,
 }
 
+/// `v`'s text, empty when it is not a string: one function for every text `io.js` or the page
+/// reports.
+#[inline(never)]
+pub(crate) fn text_of(v: &JsValue) -> String {
+    v.as_string().unwrap_or_default()
+}
+
 /// Header names and values in turn, one per line, as `io.js` takes them (names and values
 /// hold no line breaks: `client.js` and the Rust API's builder refuse them), of two lists
 /// rather than of any iterator: one instantiation for every caller.
@@ -377,7 +384,6 @@ impl<S: Sink> Driver<S> {
     /// What `io.js` reported (see [`event`]), fed to the core.
     pub(crate) fn on_event(&self, kind: u8, id: f64, [a, b, c, d]: [&JsValue; 4]) {
         let id = id as u64;
-        let text = |v: &JsValue| v.as_string().unwrap_or_default();
         let status = |v: &JsValue| v.as_f64().unwrap_or(0.0) as u16;
         let input = match kind {
             #[cfg(feature = "sse")]
@@ -385,11 +391,11 @@ impl<S: Sink> Driver<S> {
             #[cfg(feature = "sse")]
             event::END => Input::End,
             #[cfg(feature = "sse")]
-            event::FAILED => Input::Failed(text(a)),
+            event::FAILED => Input::Failed(text_of(a)),
             #[cfg(feature = "bayeux")]
             event::HTTP => Input::Http(status(a), bayeux_json::decode(b, c)),
             #[cfg(feature = "bayeux")]
-            event::HTTP_FAILED => Input::HttpFailed(text(a)),
+            event::HTTP_FAILED => Input::HttpFailed(text_of(a)),
             event::POLL | event::POLL_FAILED => {
                 if !self.finish_poll(id) {
                     return;
@@ -397,7 +403,7 @@ impl<S: Sink> Driver<S> {
                 Input::Poll(if kind == event::POLL {
                     poll::answer(status(a), b.as_string(), c.as_string(), d)
                 } else {
-                    Err(Error::new(ErrorCode::Network, text(a)))
+                    Err(Error::new(ErrorCode::Network, text_of(a)))
                 })
             }
             #[cfg(feature = "bayeux")]

@@ -77,7 +77,7 @@ fn sorted(body: &JsValue) -> PollBody<JsValue> {
 /// three texts.
 #[inline(never)]
 fn text_at(parts: &Array, i: u32) -> String {
-    parts.get(i).as_string().unwrap_or_default()
+    super::text_of(&parts.get(i))
 }
 
 /// Sorts what a page poll function returned, like a body.
