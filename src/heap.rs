@@ -40,7 +40,12 @@ pub struct Classes<R> {
 /// The size class of `layout`: blocks of `1 << class` bytes, aligned to their size (up to a
 /// page), which covers any alignment Rust asks for.
 fn class_of(layout: &Layout) -> usize {
-    let n = layout.size().max(layout.align());
+    class_of_size(layout.size(), layout.align())
+}
+
+/// [`class_of`] a layout of `size` bytes aligned to `align`.
+fn class_of_size(size: usize, align: usize) -> usize {
+    let n = size.max(align);
     (usize::BITS - n.saturating_sub(1).leading_zeros()).max(MIN_CLASS) as usize
 }
 
@@ -106,8 +111,8 @@ impl<R: Region> Classes<R> {
 
     /// Whether a block for `old` also holds `new_size` bytes (a realloc can keep it).
     pub fn fits(old: &Layout, new_size: usize) -> bool {
-        Layout::from_size_align(new_size, old.align())
-            .is_ok_and(|new| class_of(&new) == class_of(old))
+        // No `Layout` made: a size too big for one is of a class past any block's.
+        class_of_size(new_size, old.align()) == class_of(old)
     }
 }
 
@@ -202,6 +207,19 @@ mod tests {
     }
 
     proptest! {
+        /// `fits` without a `Layout` agrees with the check through one, huge sizes included.
+        #[test]
+        fn fits_is_a_layout_class_check(
+            size in 1usize..5000,
+            align in 0u32..5,
+            new_size in prop_oneof![0usize..10_000, (usize::MAX - 64)..=usize::MAX, any::<usize>()],
+        ) {
+            let old = layout(size, align);
+            let theirs = Layout::from_size_align(new_size, old.align())
+                .is_ok_and(|new| class_of(&new) == class_of(&old));
+            prop_assert_eq!(Classes::<&mut Buffer>::fits(&old, new_size), theirs);
+        }
+
         /// Random allocations and frees: live blocks never overlap, are aligned, and freeing
         /// and allocating the same sizes again takes no more memory.
         #[test]
