@@ -29,7 +29,7 @@ use wasm_bindgen::prelude::*;
 use crate::core::bayeux::message::Message;
 use crate::core::client::{ClientCore, Output, State};
 use crate::core::error::{Error, ErrorCode};
-use crate::core::poll::{PollId, PollTarget};
+use crate::core::poll::{PollId, PollRequest, PollTarget};
 use crate::core::Millis;
 
 /// The core with JavaScript payloads.
@@ -527,16 +527,17 @@ impl<S: Sink> Driver<S> {
                         Output::WsClose(conn) => {
                             inner.io(op::CLOSE_SOCKET, conn as f64);
                         }
-                        Output::Poll(req) => match req.target {
-                            PollTarget::Url(url) => {
-                                io.s(&url);
-                                io.s(&header_text([&inner.headers, &req.headers]));
-                                inner.io(op::POLL, req.id as f64);
-                                inner.polls.push(req.id);
-                            }
-                            // A page function: the page side calls it.
-                            PollTarget::Function(_) => page.push(Output::Poll(req)),
-                        },
+                        // A page function's poll goes to the page side, which calls it.
+                        Output::Poll(PollRequest {
+                            id,
+                            target: PollTarget::Url(url),
+                            headers,
+                        }) => {
+                            io.s(&url);
+                            io.s(&header_text([&inner.headers, &headers]));
+                            inner.io(op::POLL, id as f64);
+                            inner.polls.push(id);
+                        }
                         Output::PollAbort(id) => {
                             inner.io(op::ABORT_POLL, id as f64);
                             inner.end_poll(id);
