@@ -21,7 +21,7 @@ use crate::core::fifo::Fifo;
 use crate::core::rng::Rng;
 use crate::core::seen::Seen;
 use crate::core::text;
-use crate::core::{has, Millis};
+use crate::core::{has, take_at, Millis};
 
 /// The most messages in one request or frame: servers bound them (tidings-relay refuses more
 /// than 100), so a longer batch goes in several.
@@ -1055,7 +1055,7 @@ impl<P: Clone> BayeuxSession<P> {
                 .and_then(text::digits)
                 .and_then(|id| {
                     let i = self.flights.iter().position(|f| f.msg == id)?;
-                    Some(self.flights.remove(i))
+                    take_at(&mut self.flights, i)
                 });
         if let Some(a) = &m.advice {
             self.advice = self.advice.merged(a);
@@ -1320,7 +1320,7 @@ impl<P: Clone> BayeuxSession<P> {
             if p.wanted {
                 i += 1;
             } else {
-                self.patterns.remove(i);
+                take_at(&mut self.patterns, i);
             }
         }
     }
@@ -1420,7 +1420,7 @@ impl<P: Clone> BayeuxSession<P> {
         let mut i = 0;
         while let Some(f) = self.flights.get(i) {
             if f.carrier == carrier {
-                taken.push(self.flights.remove(i));
+                taken.extend(take_at(&mut self.flights, i));
             } else {
                 i += 1;
             }
@@ -1604,12 +1604,6 @@ impl<P: Clone> BayeuxSession<P> {
 }
 
 /// An [`Error`] from a Bayeux reply's `error` (`"403:/a:Forbidden"`), or `fallback`.
-/// Removes item `i` when there is one: `Vec::remove` behind a length check the optimizer can
-/// see, so no out-of-bounds panic path is linked for it.
-fn take_at<T>(v: &mut Vec<T>, i: usize) -> Option<T> {
-    (i < v.len()).then(|| v.remove(i))
-}
-
 fn bayeux_error<P>(m: &Message<P>, code: ErrorCode, fallback: &str) -> Error {
     let text = m.error.as_deref().unwrap_or(fallback);
     let number = crate::core::text::digits(crate::core::text::cut(text, b':').0);
