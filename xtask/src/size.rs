@@ -26,13 +26,13 @@ use crate::{build, paths, setup, Result};
 ///
 /// The issue's budget is [`ISSUE_BUDGET_GZIP`], but the builds are still over it, and the
 /// test run must stay green while the savings in `bench/size.md` land. So these are a ratchet:
-/// the sizes measured when they were last lowered (47,390 / 33,046 / 38,057 B for tidings /
+/// the sizes measured when they were last lowered (45,797 / 32,311 / 36,765 B for tidings /
 /// sse / bayeux on 2026-12-08), rounded up to the next 500 B with at least 250 B to spare. Any
 /// real growth fails; lower them whenever a saving lands, until they reach 30,000.
 pub const BUDGETS: [(&str, u64); 3] = [
-    ("tidings", 48_000),
-    ("tidings-sse", 33_500),
-    ("tidings-bayeux", 38_500),
+    ("tidings", 46_500),
+    ("tidings-sse", 33_000),
+    ("tidings-bayeux", 37_500),
 ];
 
 /// The budget the issue asks CI to enforce (wasm + glue, gzip -9).
