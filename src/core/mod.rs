@@ -40,22 +40,14 @@ pub fn has(list: &[alloc::string::String], name: &str) -> bool {
     list.iter().any(|c| c == name)
 }
 
-/// Removes every `x` from `ids`; whether there was one. A loop over `remove`: `retain`'s
-/// code is several times bigger, for lists of a few ids.
+/// Removes every `x` from `ids`; whether there was one.
 pub fn remove_id(ids: &mut alloc::vec::Vec<u64>, x: u64) -> bool {
     let before = ids.len();
-    let mut i = 0;
-    while let Some(&y) = ids.get(i) {
-        if y == x {
-            take_at(ids, i);
-        } else {
-            i += 1;
-        }
-    }
+    keep_where(ids, |&y| y != x);
     ids.len() != before
 }
 
-/// `v.retain(keep)` by a loop over `remove`, whose code is shared by every caller with the
+/// `v.retain(keep)` by a loop over [`take_at`], whose code is shared by every caller with the
 /// same item type: smaller than `retain`'s for lists of a few items.
 pub fn keep_where<T>(v: &mut alloc::vec::Vec<T>, keep: impl Fn(&T) -> bool) {
     let mut i = 0;

@@ -103,8 +103,9 @@ impl Seen {
 
     /// Forgets the channels `drop` selects (unsubscribed, or reset by the server).
     pub fn forget(&mut self, drop: impl Fn(&str) -> bool) {
-        // A loop over `remove` rather than `retain`: each of the callers' closures would get a
-        // `retain` of its own, and `remove` is one function for them all.
+        // A loop over `take_at` rather than `retain`: each of the callers' closures would get a
+        // `retain` of its own. (Through `keep_where`, the closure inside a closure costs about
+        // 70 B gzip more in the Bayeux build.)
         let mut i = 0;
         while let Some(c) = self.channels.get(i) {
             if drop(&c.name) {

@@ -21,7 +21,7 @@ use crate::core::fifo::Fifo;
 use crate::core::rng::Rng;
 use crate::core::seen::Seen;
 use crate::core::text;
-use crate::core::{has, take_at, Millis};
+use crate::core::{has, keep_where, take_at, Millis};
 
 /// The most messages in one request or frame: servers bound them (tidings-relay refuses more
 /// than 100), so a longer batch goes in several.
@@ -1315,14 +1315,7 @@ impl<P: Clone> BayeuxSession<P> {
 
     /// Forgets the patterns the client no longer wants (one loop for both callers).
     fn drop_unwanted(&mut self) {
-        let mut i = 0;
-        while let Some(p) = self.patterns.get(i) {
-            if p.wanted {
-                i += 1;
-            } else {
-                take_at(&mut self.patterns, i);
-            }
-        }
+        keep_where(&mut self.patterns, |p| p.wanted);
     }
 
     fn halt(&mut self, err: Error) {
