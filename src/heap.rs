@@ -151,7 +151,13 @@ impl Heap {
 unsafe impl core::alloc::GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: one thread, no reentrance (see `Sync`).
-        unsafe { (*self.0.get()).alloc(layout) }
+        let block = unsafe { (*self.0.get()).alloc(layout) };
+        // Out of memory traps here, as `handle_alloc_error`'s panic would, without its
+        // formatted message and the integer formatting it links.
+        if block.is_null() {
+            core::arch::wasm32::unreachable()
+        }
+        block
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

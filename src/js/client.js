@@ -276,8 +276,11 @@ export class Client {
     if (typeof callback != 'function') bad('subscribe(…, callback): callback must be a function');
     checkKeys(options, 'subscribe options', words('throttleMs poll hints since'));
     let since = options?.since;
-    if (since !== undefined && typeof since != 'string') {
-      if (!Number.isInteger(since) || since < 0) bad('option since: expected a message id (string or whole number)');
+    if (since !== undefined) {
+      // An id never holds a NUL (SSE drops such an id; the texts cross NUL-separated).
+      if (typeof since == 'string' ? since.includes('\0') : !Number.isInteger(since) || since < 0) {
+        bad('option since: expected a message id (string or whole number)');
+      }
       since = String(since);
     }
     const throttle = number(options, 'throttleMs', 0, HOUR);
@@ -289,7 +292,8 @@ export class Client {
     // rejection; awaiting `ready` still sees it.
     ready.catch(() => {});
     const core = this._core;
-    const id = core.subscribe(channel, throttle, hints, since, ...poll);
+    const [url, ...numbers] = poll;
+    const id = core.subscribe(`${since ?? ''}\0${url ?? ''}\0${channel}`, throttle, hints | (since !== undefined) << 1, ...numbers);
     // Registered before the core's decisions run: it may settle `ready` at once (a channel
     // already live).
     if (id >= 0) this._subs.set(id, { _callback: callback, _settle: settle });
@@ -306,6 +310,16 @@ export class Client {
   publish(channel, data) {
     if (typeof channel != 'string') bad('publish(channel, …): channel must be a string');
     return new Promise((resolve, reject) => {
+      // A build without Bayeux has no `publish` in its wasm: the refusal the core gives for
+      // SSE and polling is made here.
+      if (!HAS_BAYEUX) {
+        throw fail(
+          'invalid-option',
+          "publish needs protocol 'bayeux' (SSE and polling are one-way)",
+          undefined,
+          false,
+        );
+      }
       const id = this._core.publish(channel, data ?? null);
       if (id < 0) throw this._thrown;
       this._publishes.set(id, [resolve, reject]);

@@ -9,7 +9,6 @@
 
 use crate::prelude::*;
 use alloc::rc::Rc;
-use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
@@ -124,8 +123,9 @@ fn send_error(io: &Io, op: u8, target: f64, err: &Error) {
 struct PageSink {
     io: Io,
     /// The channel name last delivered: a burst on one channel crosses it once rather than
-    /// once per message (each is a UTF-8 decode).
-    channel: RefCell<String>,
+    /// once per message (each is a UTF-8 decode). A `Cell`, taken and put back: no borrow
+    /// flag and no panic path.
+    channel: core::cell::Cell<String>,
 }
 
 impl Sink for PageSink {
@@ -141,13 +141,12 @@ impl Sink for PageSink {
                     }
                     Payload::Value(v) => io.v(&v),
                 }
-                let mut last = self.channel.borrow_mut();
-                if *last != d.channel {
+                let last = self.channel.take();
+                if last != d.channel {
                     io.s(&d.channel);
-                    *last = d.channel;
                     flags += 2.0;
                 }
-                drop(last);
+                self.channel.set(d.channel);
                 let (counter, id_text) = id_parts(d.id);
                 if let Some(t) = id_text {
                     io.s(&t);
@@ -215,6 +214,21 @@ fn id_parts(id: Option<String>) -> (f64, Option<String>) {
         Some(Some(n)) => (n as f64, None),
         Some(None) => (f64::NAN, id),
     }
+}
+
+/// The headers of [`Core::new`]'s texts: names and values in turn, one per line.
+#[inline(never)]
+fn header_pairs(headers: &str) -> Vec<(String, String)> {
+    let mut lines = text::pieces(headers, b'\n');
+    if headers.is_empty() {
+        // No headers: `pieces` gives one empty piece, skipped (rather than a `filter`).
+        lines.next();
+    }
+    let mut pairs = Vec::new();
+    while let (Some(k), Some(v)) = (lines.next(), lines.next()) {
+        pairs.push((k.into(), v.into()));
+    }
+    pairs
 }
 
 /// A number the page left out: negative.
@@ -316,19 +330,10 @@ impl Core {
         if let Some(ms) = num(n::DOWNSHIFT) {
             client.supervisor.downshift_ms = ms;
         }
-        let mut lines = text::pieces(headers, b'\n');
-        if headers.is_empty() {
-            // No headers: `pieces` gives one empty piece, skipped (rather than a `filter`).
-            lines.next();
-        }
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        while let (Some(k), Some(v)) = (lines.next(), lines.next()) {
-            pairs.push((k.into(), v.into()));
-        }
         // Bayeux POSTs and polls send these; SSE streams carry theirs in the config.
         let fetch = FetchOptions {
             with_credentials: flags & 1 != 0,
-            headers: pairs,
+            headers: header_pairs(headers),
         };
         // A protocol this build left out is refused by `client.js`.
         let config = match protocol {
@@ -338,7 +343,8 @@ impl Core {
                 if !channel_param.is_empty() {
                     sse.channel_param = channel_param.into();
                 }
-                sse.headers = fetch.headers.clone();
+                // Read again rather than cloned: no `Vec<(String, String)>` clone code.
+                sse.headers = header_pairs(headers);
                 sse.last_event_id_query = flags & 2 != 0;
                 sse.backoff = backoff;
                 if let Some(ms) = num(n::IDLE) {
@@ -382,7 +388,7 @@ impl Core {
         let io = Io::new(&emit, fetch.with_credentials, &page);
         let sink = Rc::new(PageSink {
             io: io.clone(),
-            channel: RefCell::new(String::new()),
+            channel: Default::default(),
         });
         Core {
             driver: Driver::with_io(core, fetch, sink, io.clone()),
@@ -390,26 +396,31 @@ impl Core {
         }
     }
 
-    /// Subscribes to `channel`; returns the subscription's number, or -1 after giving the
-    /// error (an invalid channel name) with [`page::THROW`]. Poll arguments as in
-    /// [`Core::new`]; negative numbers: not given. Report [`input::FLUSH`] next.
-    #[allow(clippy::too_many_arguments)]
+    /// Subscribes; returns the subscription's number, or -1 after giving the error (an
+    /// invalid channel name) with [`page::THROW`]. `texts`: the `since` id and the poll URL
+    /// (empty: none), each ended by a NUL (`client.js` refuses NUL in them), then the channel
+    /// (the rest, so a NUL in it reaches the name check). `flags`: 1 hints, 2 `since` given.
+    /// Poll numbers as in [`Core::new`]; negative numbers: not given. Report
+    /// [`input::FLUSH`] next.
     pub fn subscribe(
         &self,
-        channel: &str,
+        texts: &str,
         throttle: f64,
-        hints: bool,
-        since: Option<String>,
-        poll_url: Option<String>,
+        flags: u8,
         poll_fn: f64,
         poll_interval: f64,
         poll_push: f64,
     ) -> f64 {
+        // One string rather than three: one copy into the wasm and no `Option<String>`s.
+        let (since, rest) = text::cut(texts, 0);
+        let (poll_url, channel) = text::cut(rest.get(1..).unwrap_or_default(), 0);
+        let channel = channel.get(1..).unwrap_or_default();
+        let poll_url = Some(poll_url).filter(|u| !u.is_empty()).map(String::from);
         let options = SubOptions {
             throttle_ms: given(throttle),
             poll: poll_spec(poll_url, poll_fn, poll_interval, poll_push),
-            hints,
-            since,
+            hints: flags & 1 != 0,
+            since: (flags & 2 != 0).then(|| since.into()),
         };
         // What the core decided waits for the flush: the page registers the subscription
         // under its number first (the core may decide `Ready` at once).
@@ -419,8 +430,10 @@ impl Core {
         self.returned(result)
     }
 
-    /// Publishes `data` on `channel` (Bayeux); returns the publish's number, answered by
+    /// Publishes `data` on `channel` (Bayeux; a build without it refuses in `client.js`,
+    /// and has no export for it); returns the publish's number, answered by
     /// [`page::PUBLISHED`] after the flush, or -1 after giving the error.
+    #[cfg(feature = "bayeux")]
     pub fn publish(&self, channel: &str, data: JsValue) -> f64 {
         let result = self
             .driver

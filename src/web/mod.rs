@@ -351,9 +351,19 @@ impl<S: Sink> Driver<S> {
         r
     }
 
+    /// The client state, borrowed for one step. A step never runs inside another (`io.js`
+    /// reports between steps, and the page's callbacks run with no borrow held), so a
+    /// failed borrow is a bug: a trap, without the text and location of `borrow_mut`'s panic.
+    fn inner(&self) -> core::cell::RefMut<'_, Inner<S>> {
+        match self.0.try_borrow_mut() {
+            Ok(inner) => inner,
+            Err(_) => core::arch::wasm32::unreachable(),
+        }
+    }
+
     /// Runs `f` on the core with the current time; its outputs wait for [`run`](Self::run).
     pub(crate) fn call<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
-        let mut inner = self.0.borrow_mut();
+        let mut inner = self.inner();
         let now = inner.clock.now();
         f(&mut inner.core, now)
     }
@@ -366,12 +376,12 @@ impl<S: Sink> Driver<S> {
 
     /// Poll `id` ended; false when nobody waits for it any more (aborted).
     pub(crate) fn finish_poll(&self, id: PollId) -> bool {
-        self.0.borrow_mut().end_poll(id)
+        self.inner().end_poll(id)
     }
 
     /// A function poll started by the page side.
     pub(crate) fn track_poll(&self, id: PollId) {
-        self.0.borrow_mut().polls.push(id);
+        self.inner().polls.push(id);
     }
 
     /// SSE: body bytes of stream `id`, fed to the core.
@@ -430,7 +440,7 @@ impl<S: Sink> Driver<S> {
     #[inline(never)]
     pub(crate) fn feed(&self, id: u64, input: Input<'_>) {
         {
-            let mut guard = self.0.borrow_mut();
+            let mut guard = self.inner();
             let inner = &mut *guard;
             let now = inner.clock.now();
             let core = &mut inner.core;
@@ -479,7 +489,7 @@ impl<S: Sink> Driver<S> {
     pub(crate) fn run(&self) {
         loop {
             let (mut page, sink) = {
-                let mut guard = self.0.borrow_mut();
+                let mut guard = self.inner();
                 let inner = &mut *guard;
                 Self::watch_page(inner);
                 let mut page = Vec::new();
