@@ -388,7 +388,7 @@ impl<P: Clone> ClientCore<P> {
     pub fn channels(&self) -> Vec<String> {
         let mut channels: Vec<String> = Vec::new();
         for s in &self.subs {
-            if !channels.contains(&s.channel) {
+            if !has(&channels, &s.channel) {
                 channels.push(s.channel.clone());
             }
         }

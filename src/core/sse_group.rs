@@ -59,7 +59,7 @@ impl SseGroup {
     /// room (then new streams); only streams whose channels changed reopen.
     pub fn set_channels(&mut self, channels: Vec<String>, now: Millis) {
         for m in &mut self.members {
-            keep_where(&mut m.channels, |c| channels.contains(c));
+            keep_where(&mut m.channels, |c| has(&channels, c));
         }
         for c in &channels {
             if self.member_of(c).is_none() {
@@ -67,7 +67,7 @@ impl SseGroup {
             }
         }
         self.apply(|_| true, now);
-        keep_where(&mut self.noted, |(c, _)| !channels.contains(c));
+        keep_where(&mut self.noted, |(c, _)| !has(&channels, c));
         // An emptied stream has closed itself; drop it once it has nothing more to say.
         keep_where(&mut self.members, |m| {
             !m.channels.is_empty() || m.stream.phase() != StreamPhase::Idle || m.stream.has_events()
@@ -121,7 +121,7 @@ impl SseGroup {
                 continue;
             }
             for (c, id) in &self.noted {
-                if m.channels.contains(c) {
+                if has(&m.channels, c) {
                     m.stream.note_position(c, id);
                 }
             }

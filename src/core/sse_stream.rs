@@ -14,7 +14,7 @@ use super::fifo::{self, Fifo};
 use super::rng::Rng;
 use super::sse::{SseEvent, SseItem, SseParser, DEFAULT_MAX_BYTES};
 use super::text;
-use super::{has, Millis};
+use super::{has, keep_where, Millis};
 
 /// Identifies one HTTP request; answers for a request that is no longer current are ignored.
 pub type StreamId = u64;
@@ -627,7 +627,7 @@ impl SseStream {
         // channel seen for the first time only sets its baseline when another, already known
         // channel advanced with it: that one is the event's channel.
         if advanced.iter().any(|&(_, _, known)| known) {
-            advanced.retain(|&(_, _, known)| known);
+            keep_where(&mut advanced, |&(_, _, known)| known);
         }
         let SseEvent { event, data, .. } = ev;
         let mut payload = Some((event, data));
