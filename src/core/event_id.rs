@@ -51,7 +51,11 @@ fn unquote_bytes(b: &[u8]) -> Option<String> {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8(out).ok()
+    if text::utf8_prefix(&out).0 != out.len() {
+        return None;
+    }
+    // SAFETY: `utf8_prefix` found all of `out` valid UTF-8.
+    Some(unsafe { String::from_utf8_unchecked(out) })
 }
 
 /// A part `name:position` split at its last colon, as bytes: a `str` split would check the
