@@ -3,14 +3,14 @@
 // The wasm (src/js/mod.rs, class `Core`) runs the protocols, timers and connections; this file
 // is the page's side of it: it checks the options (a TypeError names a bad one), keeps the
 // callbacks, listeners and promises, and builds the `meta` objects. Doing this in Rust cost the
-// wasm about a quarter of its size. The build bundles this file with wasm-bindgen's glue
-// (imported here as './wasm.js') into the package's minified `tidings.js`.
+// wasm about a quarter of its size. The build bundles this file with the glue (`./wasm.js`,
+// also hand-written) and the I/O modules into the package's minified `tidings.js`.
 //
 // Written for the minified size, which every page pays: members with a leading `_` are
 // internal and the build mangles their names; small steps used once are inlined where they are
 // used; lists of names are written as one string.
 import init, { initSync, Core } from './wasm.js';
-// io.js's helpers (the build points this at the glue's copy of io.js, bundled once).
+// io.js's helpers.
 import { describe, isObject } from '../web/io.js';
 
 export { init as default, initSync };

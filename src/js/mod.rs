@@ -2,7 +2,7 @@
 //!
 //! The page API itself (`Client`, `Subscription`, `on`, `poll`, option checking, promises,
 //! the meta objects) is hand-written JavaScript in `src/js/client.js`, which the build bundles
-//! with wasm-bindgen's glue into the package's `tidings.js`. Done in Rust it was about a quarter
+//! with the glue (`src/js/wasm.js`) into the package's `tidings.js`. Done in Rust it was about a quarter
 //! of the wasm (option parsing, a `Reflect` call per field, an exported class per object); here
 //! the wasm takes already-checked plain values, and tells the page what happened by commands
 //! ([`page`]) through the same three imports of `io.js` that carry the I/O.

@@ -16,6 +16,7 @@ mod bench_pushpin;
 mod build;
 mod demo;
 mod examples;
+mod glue;
 mod paths;
 mod proc;
 mod setup;

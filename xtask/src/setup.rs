@@ -22,7 +22,7 @@ pub struct Tools {
     pub wasm_bindgen: PathBuf,
     /// binaryen's `wasm-opt` from npm (never Debian's, which corrupts modern modules).
     pub wasm_opt: PathBuf,
-    /// `rolldown` from npm: bundles and minifies wasm-bindgen's glue.
+    /// `rolldown` from npm: bundles and minifies the package's JavaScript.
     pub rolldown: PathBuf,
     /// Chromium for browser tests, when requested.
     pub chromium: Option<PathBuf>,
