@@ -177,6 +177,7 @@ pub enum Output<P> {
     /// Bayeux: close this WebSocket.
     WsClose(ConnId),
     /// Bayeux: call the page's `auth()` hook, then [`ClientCore::auth_done`].
+    #[cfg(feature = "bayeux")]
     Authenticate,
     /// Poll a subscription's target; answer with [`ClientCore::handle_poll_response`].
     Poll(PollRequest),
@@ -189,6 +190,7 @@ pub enum Output<P> {
     /// Reject a subscription's `ready`.
     Rejected(SubId, Error),
     /// Settle a publish's promise (with the server's id for the message, if any).
+    #[cfg(feature = "bayeux")]
     Published(PubId, Result<Option<String>, Error>),
     /// `client.state` / `client.transport` changed.
     State(State, Option<Transport>),
@@ -985,6 +987,7 @@ impl<P: Clone> ClientCore<P> {
             }
             #[cfg(feature = "bayeux")]
             SessionEvent::WsClose(conn) => self.out.push_back(Output::WsClose(conn)),
+            #[cfg(feature = "bayeux")]
             SessionEvent::Authenticate => self.out.push_back(Output::Authenticate),
             SessionEvent::Subscribed(pattern) => self.ready_where(|c| c == pattern),
             SessionEvent::SubscribeFailed(pattern, err) => {
@@ -1008,6 +1011,7 @@ impl<P: Clone> ClientCore<P> {
                 id.as_deref(),
                 now,
             ),
+            #[cfg(feature = "bayeux")]
             SessionEvent::Published(id, result) => {
                 self.out.push_back(Output::Published(id, result))
             }

@@ -39,8 +39,10 @@ mod page {
     /// Subscription `a` was refused (an error).
     pub const REJECT: u8 = 18;
     /// Publish `a` succeeded; the argument is the server's id for it when `b` is 1.
+    #[cfg_attr(not(feature = "bayeux"), allow(dead_code))]
     pub const PUBLISHED: u8 = 19;
     /// Publish `a` failed (an error).
+    #[cfg_attr(not(feature = "bayeux"), allow(dead_code))]
     pub const PUBLISH_FAILED: u8 = 20;
     /// The state is number `a` (see [`STATES`](super::STATES)), the transport number `b`
     /// (see [`TRANSPORTS`](super::TRANSPORTS); negative: none).
@@ -50,6 +52,7 @@ mod page {
     /// A `'reset'` event; the arguments are the channels.
     pub const RESET: u8 = 23;
     /// Call `auth()`, then report with [`input::AUTH_DONE`](super::input::AUTH_DONE).
+    #[cfg_attr(not(feature = "bayeux"), allow(dead_code))]
     pub const AUTH: u8 = 24;
     /// Call poll function `b` for poll `a`, then report with
     /// [`input::POLL_DONE`](super::input::POLL_DONE).
@@ -68,6 +71,7 @@ mod input {
     /// Carry out what the last `subscribe` or `publish` decided.
     pub const FLUSH: u8 = 18;
     /// `auth()` settled: `a` whether it succeeded, `b` its ext object or failure message.
+    #[cfg_attr(not(feature = "bayeux"), allow(dead_code))]
     pub const AUTH_DONE: u8 = 19;
     /// Poll function call `id` settled: `a` whether it succeeded, `b` what it returned or
     /// its failure message.
@@ -165,6 +169,7 @@ impl Sink for PageSink {
                 io.c(page::READY, id as f64, 0.0, 0.0);
             }
             Output::Rejected(id, err) => send_error(io, page::REJECT, id as f64, &err),
+            #[cfg(feature = "bayeux")]
             Output::Published(id, Ok(server_id)) => {
                 if let Some(s) = &server_id {
                     io.s(s);
@@ -176,9 +181,11 @@ impl Sink for PageSink {
                     0.0,
                 );
             }
+            #[cfg(feature = "bayeux")]
             Output::Published(id, Err(err)) => {
                 send_error(io, page::PUBLISH_FAILED, id as f64, &err)
             }
+            #[cfg(feature = "bayeux")]
             Output::Authenticate => {
                 io.c(page::AUTH, 0.0, 0.0, 0.0);
             }
@@ -217,7 +224,6 @@ fn id_parts(id: Option<String>) -> (f64, Option<String>) {
 }
 
 /// The headers of [`Core::new`]'s texts: names and values in turn, one per line.
-#[inline(never)]
 fn header_pairs(headers: &str) -> Vec<(String, String)> {
     let mut lines = text::pieces(headers, b'\n');
     if headers.is_empty() {
@@ -330,7 +336,7 @@ impl Core {
         if let Some(ms) = num(n::DOWNSHIFT) {
             client.supervisor.downshift_ms = ms;
         }
-        // Bayeux POSTs and polls send these; SSE streams carry theirs in the config.
+        // Every request sends these: POSTs, polls and (the driver puts them first) streams.
         let fetch = FetchOptions {
             with_credentials: flags & 1 != 0,
             headers: header_pairs(headers),
@@ -343,8 +349,6 @@ impl Core {
                 if !channel_param.is_empty() {
                     sse.channel_param = channel_param.into();
                 }
-                // Read again rather than cloned: no `Vec<(String, String)>` clone code.
-                sse.headers = header_pairs(headers);
                 sse.last_event_id_query = flags & 2 != 0;
                 sse.backoff = backoff;
                 if let Some(ms) = num(n::IDLE) {
@@ -458,6 +462,8 @@ impl Core {
             input::UNSUBSCRIBE => Input::Unsubscribe,
             input::CLOSE => Input::Close,
             input::FLUSH => return driver.run(),
+            // Only Bayeux has an auth() hook.
+            #[cfg(feature = "bayeux")]
             input::AUTH_DONE => Input::Auth(if a.is_truthy() {
                 Ok(b.is_object().then_some(b))
             } else {

@@ -307,7 +307,9 @@ impl Sink for Hub {
             Output::Deliver(d) => self.deliver(d),
             Output::Ready(id) => self.settle(id, Ok(())),
             Output::Rejected(id, err) => self.settle(id, Err(err.into())),
+            #[cfg(feature = "bayeux")]
             Output::Published(id, result) => self.published(id, result.map_err(Error::from)),
+            #[cfg(feature = "bayeux")]
             Output::Authenticate => self.authenticate(driver),
             Output::Poll(req) => self.poll_function(driver, req),
             Output::PollAbort(id) => self.abort_poll(id),

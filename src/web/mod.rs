@@ -154,7 +154,8 @@ pub(crate) trait Sink: Sized {
 pub(crate) struct FetchOptions {
     /// Send cookies to cross-origin URLs.
     pub with_credentials: bool,
-    /// Extra headers on Bayeux long-polling POSTs (SSE has its own in the core's config).
+    /// Extra headers on every request: Bayeux POSTs, polls and SSE streams (before a stream's
+    /// own, from the core's config).
     pub headers: Vec<(String, String)>,
 }
 
@@ -192,7 +193,7 @@ fn push_header(out: &mut String, name: &str, value: &str) {
 struct Inner<S> {
     core: Core,
     clock: Clock,
-    /// Extra headers of Bayeux POSTs and URL polls.
+    /// Extra headers of every request (see [`FetchOptions`]).
     headers: Vec<(String, String)>,
     /// Polls in flight, URL and page-function polls alike (a function poll's answer comes
     /// through the page side, which asks [`Driver::finish_poll`]).
@@ -269,7 +270,8 @@ pub(crate) enum Input<'a> {
     /// The subscription `id` ends (the JavaScript API's; the Rust API's goes by `with_core`).
     #[cfg_attr(not(feature = "js"), allow(dead_code))]
     Unsubscribe,
-    /// `auth()` settled (likewise).
+    /// `auth()` settled (likewise; Bayeux).
+    #[cfg(feature = "bayeux")]
     #[cfg_attr(not(feature = "js"), allow(dead_code))]
     Auth(Result<Option<JsValue>, String>),
 }
@@ -478,6 +480,7 @@ impl<S: Sink> Driver<S> {
                 Input::Suspend => core.suspend(now),
                 Input::Close => core.close(),
                 Input::Unsubscribe => core.unsubscribe(id, now),
+                #[cfg(feature = "bayeux")]
                 Input::Auth(result) => core.auth_done(result, now),
             }
         }
@@ -499,7 +502,9 @@ impl<S: Sink> Driver<S> {
                         #[cfg(feature = "sse")]
                         Output::Open(req) => {
                             io.s(&req.url);
-                            io.s(&header_text([&req.headers, &[]]));
+                            // The client's own headers (the Rust API has none for SSE: its
+                            // streams carry theirs in the config), then the stream's.
+                            io.s(&header_text([&inner.headers, &req.headers]));
                             open_stream(io, req.id as f64)
                         }
                         #[cfg(feature = "sse")]
