@@ -255,8 +255,8 @@ fn poll_spec(url: Option<String>, index: f64, interval: f64, push: f64) -> Optio
     })
 }
 
-/// One client's core and driver; made and owned by `client.js`'s `Client`.
-#[wasm_bindgen]
+/// One client's core and driver; made by [`core_new`] for `client.js`'s `Client`, which
+/// frees it by [`core_free`].
 pub struct Core {
     driver: Driver<PageSink>,
     io: Io,
@@ -284,7 +284,6 @@ mod n {
     pub const SEED: usize = 12;
 }
 
-#[wasm_bindgen]
 impl Core {
     /// `protocol`: 0 SSE, 1 Bayeux, 2 polling only (`client.js` refuses one this build left
     /// out). `texts`: five texts, each ended by a NUL (`client.js` refuses NUL in them, one
@@ -294,8 +293,6 @@ impl Core {
     /// [`n`] (`client.js` checks the values). `page`
     /// hears the page's commands ([`page`]), `emit` is where `io.js` reports, which hands its
     /// reports to [`input`](Self::input) and [`chunk`](Self::chunk).
-    #[wasm_bindgen(constructor)]
-    #[allow(clippy::too_many_arguments)]
     // A single-protocol build leaves the other protocol's arguments unused.
     #[cfg_attr(
         not(all(feature = "sse", feature = "bayeux")),
@@ -489,6 +486,94 @@ impl Core {
     pub fn chunk(&self, id: f64, bytes: &[u8]) {
         self.driver.on_data(id, bytes);
     }
+}
+
+// The exports. A client is a plain pointer to its `Core`, not a wasm-bindgen class: the
+// class's shared cell, its borrow checks and their error texts, and a shim of each per method
+// cost about 670 B of gzip. What the cell enforced, wasm.js does: it passes only pointers
+// `core_new` gave and `core_free` did not take back, and frees none while a call runs (a page
+// callback's `free()` waits until the outermost call has returned). Every call takes `&Core`
+// (the driver's state has its own cell), so calls that nest (a callback that subscribes)
+// are fine.
+
+/// A new client (see [`Core::new`]); [`core_free`] frees it.
+#[wasm_bindgen]
+pub fn core_new(
+    page: JsValue,
+    emit: JsValue,
+    protocol: u8,
+    texts: &str,
+    n: &[f64],
+    ext: JsValue,
+) -> *mut Core {
+    Box::into_raw(Box::new(Core::new(page, emit, protocol, texts, n, ext)))
+}
+
+/// See [`Core::input`].
+///
+/// # Safety
+/// `core` came from [`core_new`] and was not freed (so for every export below).
+#[wasm_bindgen]
+pub unsafe fn core_input(
+    core: *const Core,
+    kind: u8,
+    id: f64,
+    a: JsValue,
+    b: JsValue,
+    c: JsValue,
+    d: JsValue,
+) {
+    // SAFETY: see above.
+    unsafe { &*core }.input(kind, id, a, b, c, d)
+}
+
+/// See [`Core::chunk`].
+///
+/// # Safety
+/// As for [`core_input`].
+#[wasm_bindgen]
+pub unsafe fn core_chunk(core: *const Core, id: f64, bytes: &[u8]) {
+    // SAFETY: see `core_input`.
+    unsafe { &*core }.chunk(id, bytes)
+}
+
+/// See [`Core::subscribe`].
+///
+/// # Safety
+/// As for [`core_input`].
+#[wasm_bindgen]
+pub unsafe fn core_subscribe(
+    core: *const Core,
+    texts: &str,
+    throttle: f64,
+    flags: u8,
+    poll_fn: f64,
+    poll_interval: f64,
+    poll_push: f64,
+) -> f64 {
+    // SAFETY: see `core_input`.
+    unsafe { &*core }.subscribe(texts, throttle, flags, poll_fn, poll_interval, poll_push)
+}
+
+/// See [`Core::publish`].
+///
+/// # Safety
+/// As for [`core_input`].
+#[cfg(feature = "bayeux")]
+#[wasm_bindgen]
+pub unsafe fn core_publish(core: *const Core, channel: &str, data: JsValue) -> f64 {
+    // SAFETY: see `core_input`.
+    unsafe { &*core }.publish(channel, data)
+}
+
+/// Frees a client: its connections close and nothing more is reported.
+///
+/// # Safety
+/// As for [`core_input`], and no call on `core` is running; it is not used again.
+#[wasm_bindgen]
+pub unsafe fn core_free(core: *mut Core) {
+    // SAFETY: see above; `core` is a `Box` that `core_new` let go of.
+    drop(unsafe { Box::from_raw(core) })
 }
 
 /// The npm build's allocator (see [`crate::heap`]).

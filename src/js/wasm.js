@@ -65,11 +65,7 @@ const imports = () => ({
       table.set(1026, true);
       table.set(1027, false);
     },
-    $__wbindgen_throw: (ptr, len) => {
-      throw Error(text(ptr, len));
-    },
     $__wbindgen_is_falsy: (v) => !v,
-    $__wbindgen_is_object: (v) => typeof v == 'object' && v !== null,
     // `Option<f64>`: whether there is one at `at`, the number at `at + 8`.
     $__wbindgen_number_get: (at, v) => {
       const is = typeof v == 'number';
@@ -95,6 +91,7 @@ const imports = () => ({
     $valueBody: valueBody,
     ...(TIDINGS_SSE && { $stream: stream }),
     ...(TIDINGS_BAYEUX && {
+      $__wbindgen_is_object: (v) => typeof v == 'object' && v !== null,
       $__wbindgen_boolean_get: (v) => (typeof v == 'boolean' ? +v : 0xffffff),
       $__wbindgen_is_undefined: (v) => v === undefined,
       $isArray: Array.isArray,
@@ -105,42 +102,65 @@ const imports = () => ({
   },
 });
 
-// A `Core` the page dropped is freed with it.
-const cores = new FinalizationRegistry((ptr) => wasm.$__wbg_core_free(ptr, 1));
+// A client's wasm side is a pointer to its `Core` (src/js/mod.rs), which no call may use
+// after it was freed and none may free while a call runs.
+let depth = 0;
+const doomed = [];
+/** Runs export `f`; frees what `free` was asked to during it once the outermost call is done. */
+const call = (f, ...args) => {
+  depth++;
+  try {
+    return f(...args);
+  } finally {
+    if (!--depth) for (const ptr of doomed.splice(0)) wasm.$core_free(ptr);
+  }
+};
 
-/** One client's wasm side (src/js/mod.rs). */
+// A client the page dropped is freed with it.
+const cores = new FinalizationRegistry((ptr) => (depth ? doomed.push(ptr) : wasm.$core_free(ptr)));
+
+/** One client's wasm side. */
 export class Core {
   constructor(page, emit, protocol, texts, n, ext) {
     const t = pass(texts);
     const tn = passed;
-    this._ptr = wasm.$core_new(page, emit, protocol, t, tn, pass(n, 8), passed, ext);
+    this._ptr = call(wasm.$core_new, page, emit, protocol, t, tn, pass(n, 8), passed, ext);
     cores.register(this, this._ptr, this);
   }
 
+  // The pointer, while there is one.
+  _p() {
+    return this._ptr || fail();
+  }
+
   input(kind, id, a, b, c, d) {
-    wasm.$core_input(this._ptr, kind, id, a, b, c, d);
+    call(wasm.$core_input, this._p(), kind, id, a, b, c, d);
   }
 
   chunk(id, data) {
-    wasm.$core_chunk(this._ptr, id, pass(data), passed);
+    call(wasm.$core_chunk, this._p(), id, pass(data), passed);
   }
 
   subscribe(texts, throttle, flags, fn, interval, push) {
-    return wasm.$core_subscribe(this._ptr, pass(texts), passed, throttle, flags, fn, interval, push);
+    return call(wasm.$core_subscribe, this._p(), pass(texts), passed, throttle, flags, fn, interval, push);
   }
 
   // Only a build with Bayeux exports it (client.js refuses publish in the others).
   publish(channel, data) {
-    return TIDINGS_BAYEUX ? wasm.$core_publish(this._ptr, pass(channel), passed, data) : -1;
+    return TIDINGS_BAYEUX ? call(wasm.$core_publish, this._p(), pass(channel), passed, data) : -1;
   }
 
   free() {
-    const ptr = this._ptr;
+    const ptr = this._p();
     this._ptr = 0;
     cores.unregister(this);
-    wasm.$__wbg_core_free(ptr, 0);
+    depth ? doomed.push(ptr) : wasm.$core_free(ptr);
   }
 }
+
+const fail = () => {
+  throw Error('tidings: this client was freed');
+};
 
 const start = (instance) => {
   wasm = instance.exports;

@@ -338,6 +338,49 @@ describe('leaks', () => {
   });
 });
 
+describe('free()', () => {
+  // A client's wasm side is a plain pointer that wasm.js frees: asked for inside a callback
+  // (the wasm is still running the call that made it), the free must wait for that call to
+  // return, and a freed client must refuse to be used. Each round frees its client from its
+  // 'state' listener the moment push is up; if freeing were skipped, 400 clients' state (a
+  // stream, its parser, positions) would grow the wasm memory by several 64 KiB pages.
+  test('free() from a callback waits for the call; a freed client refuses use; 400 rounds leave the wasm memory as it was', async (t) => {
+    const relay = await startRelay();
+    t.after(() => relay.kill());
+    const { page, context, problems } = await lifecyclePage(relay);
+    t.after(() => context.close());
+    const result = await page.evaluate(async () => {
+      const { memory } = await window.tidings.default();
+      const round = async (i) => {
+        const c = new window.tidings.Client('/events/', { protocol: 'sse', throttleMs: 0 });
+        const freed = new Promise((resolve) => c.on('state', (s) => {
+          if (s == 'push') {
+            c.free();
+            resolve();
+          }
+        }));
+        c.subscribe(`/free/${i}`, () => {});
+        await freed;
+        try {
+          c.subscribe('/free/again', () => {});
+          return 'a freed client subscribed';
+        } catch (e) {
+          return e.message;
+        }
+      };
+      // Warm-up rounds: the allocator's blocks exist before measuring.
+      for (let i = 0; i < 20; i += 1) await round(i);
+      const before = memory.buffer.byteLength;
+      const refusals = new Set();
+      for (let i = 20; i < 420; i += 1) refusals.add(await round(i));
+      return { before, after: memory.buffer.byteLength, refusals: [...refusals] };
+    });
+    assert.deepEqual(result.refusals, ['tidings: this client was freed']);
+    assert.ok(result.after - result.before <= 65536, `wasm memory grew from ${result.before} to ${result.after} B over 400 freed clients`);
+    assert.deepEqual(problems, []);
+  });
+});
+
 describe('hidden tab', () => {
   test('a poll-only client polls nothing while hidden and once right after it is visible again', async (t) => {
     const relay = await startRelay();
