@@ -439,12 +439,9 @@ impl<P: Clone> BayeuxSession<P> {
                 self.send_handshake(now);
             }
             Err(message) => {
-                self.events.push_back(SessionEvent::Error(
-                    Error::new(
-                        ErrorCode::Auth,
-                        text::concat(&["auth() failed: ", &message]),
-                    )
-                    .retrying(),
+                self.retrying(Error::new(
+                    ErrorCode::Auth,
+                    text::concat(&["auth() failed: ", &message]),
                 ));
                 let at = now + self.next_delay();
                 self.phase = Phase::Starting { at };
@@ -651,12 +648,9 @@ impl<P: Clone> BayeuxSession<P> {
                     self.handle_message(m, now);
                 }
             }
-            Err(why) => self.events.push_back(SessionEvent::Error(
-                Error::new(
-                    ErrorCode::BadResponse,
-                    text::concat(&["a WebSocket frame was not Bayeux: ", &why]),
-                )
-                .retrying(),
+            Err(why) => self.retrying(Error::new(
+                ErrorCode::BadResponse,
+                text::concat(&["a WebSocket frame was not Bayeux: ", &why]),
             )),
         }
         self.run_due(now);
@@ -1262,12 +1256,12 @@ impl<P: Clone> BayeuxSession<P> {
         match self.advice.reconnect {
             Some(Reconnect::None) => self.halt(err),
             Some(Reconnect::Handshake) if !handshaking => {
-                self.events.push_back(SessionEvent::Error(err.retrying()));
+                self.retrying(err);
                 let at = now + self.next_delay();
                 self.rehandshake(at);
             }
             _ => {
-                self.events.push_back(SessionEvent::Error(err.retrying()));
+                self.retrying(err);
                 self.up = None;
                 if !handshaking {
                     self.connect_failing = true;
@@ -1441,8 +1435,7 @@ impl<P: Clone> BayeuxSession<P> {
             match flight.kind {
                 Kind::Handshake | Kind::Connect => {
                     if !reported {
-                        self.events
-                            .push_back(SessionEvent::Error(err.clone().retrying()));
+                        self.retrying(err.clone());
                         reported = true;
                     }
                     if matches!(flight.kind, Kind::Handshake) {
@@ -1510,6 +1503,13 @@ impl<P: Clone> BayeuxSession<P> {
         }
     }
 
+    /// Reports `err` as one the session recovers from by itself: one function for every such
+    /// report rather than the flag and the event's construction inlined at each.
+    #[inline(never)]
+    fn retrying(&mut self, err: Error) {
+        self.events.push_back(SessionEvent::Error(err.retrying()));
+    }
+
     /// A WebSocket closed `opened_at` (None: it never opened).
     fn ws_died(&mut self, opened_at: Option<Millis>, now: Millis) {
         // With long-polling to fall back on, a refused or flapping WebSocket is switched off
@@ -1532,9 +1532,7 @@ impl<P: Clone> BayeuxSession<P> {
         // Messages that never left go another way.
         let queued = core::mem::take(&mut self.ws_queue);
         if !queued.is_empty() {
-            self.events.push_back(SessionEvent::Error(
-                Error::new(ErrorCode::Network, "the WebSocket did not open").retrying(),
-            ));
+            self.retrying(Error::new(ErrorCode::Network, "the WebSocket did not open"));
             // The queue and its flights are in the same order.
             let mut flights = self.take_flights(Carrier::Queued).into_iter();
             let mut batch: Vec<(Message<P>, MsgId, Kind)> = Vec::new();
