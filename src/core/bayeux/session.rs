@@ -1079,8 +1079,7 @@ impl<P: Clone> BayeuxSession<P> {
                     "the server refused the publish",
                 ))
             };
-            self.events
-                .push_back(SessionEvent::Published(pub_id, result));
+            self.published(pub_id, result);
             if !self.wanted() {
                 self.go_idle();
             }
@@ -1285,13 +1284,13 @@ impl<P: Clone> BayeuxSession<P> {
         let flights = core::mem::take(&mut self.flights);
         for f in flights {
             if let Kind::Publish(id) = f.kind {
-                self.events.push_back(SessionEvent::Published(
+                self.published(
                     id,
                     Err(Error::new(
                         ErrorCode::Network,
                         "the session was lost before the publish was acknowledged",
                     )),
-                ));
+                );
             }
         }
         self.ws_queue.clear();
@@ -1354,8 +1353,7 @@ impl<P: Clone> BayeuxSession<P> {
         let closed = Error::new(ErrorCode::Closed, "the client was closed");
         self.forget_flights(&closed);
         while let Some((id, _)) = self.outbox.pop_front() {
-            self.events
-                .push_back(SessionEvent::Published(id, Err(closed.clone())));
+            self.published(id, Err(closed.clone()));
         }
         self.drop_socket();
         self.flush_at = None;
@@ -1372,8 +1370,7 @@ impl<P: Clone> BayeuxSession<P> {
         let mut aborted: Vec<ReqId> = Vec::new();
         for f in core::mem::take(&mut self.flights) {
             if let Kind::Publish(id) = f.kind {
-                self.events
-                    .push_back(SessionEvent::Published(id, Err(err.clone())));
+                self.published(id, Err(err.clone()));
             }
             if let Carrier::Http(req) = f.carrier {
                 // `any`, not `contains`: see `Supervisor::entry_of`.
@@ -1472,7 +1469,7 @@ impl<P: Clone> BayeuxSession<P> {
                         self.flush_at = Some(at);
                     }
                 }
-                Kind::Publish(id) => self.events.push_back(SessionEvent::Published(
+                Kind::Publish(id) => self.published(
                     id,
                     Err(Error::new(
                         ErrorCode::Network,
@@ -1481,7 +1478,7 @@ impl<P: Clone> BayeuxSession<P> {
                             &err.message,
                         ]),
                     )),
-                )),
+                ),
             }
         }
     }
@@ -1508,6 +1505,12 @@ impl<P: Clone> BayeuxSession<P> {
     #[inline(never)]
     fn retrying(&mut self, err: Error) {
         self.events.push_back(SessionEvent::Error(err.retrying()));
+    }
+
+    /// Settles publish `id`: one function for the five places that do.
+    #[inline(never)]
+    fn published(&mut self, id: PubId, result: Result<Option<String>, Error>) {
+        self.events.push_back(SessionEvent::Published(id, result));
     }
 
     /// A WebSocket closed `opened_at` (None: it never opened).
