@@ -443,8 +443,7 @@ impl<P: Clone> BayeuxSession<P> {
                     ErrorCode::Auth,
                     text::concat(&["auth() failed: ", &message]),
                 ));
-                let at = now + self.next_delay();
-                self.phase = Phase::Starting { at };
+                self.start_later(now);
             }
         }
     }
@@ -826,9 +825,18 @@ impl<P: Clone> BayeuxSession<P> {
         }
     }
 
-    fn next_delay(&mut self) -> Millis {
+    /// When the next attempt after a failure at `now` is due (back-off, at least the advised
+    /// interval).
+    fn after_delay(&mut self, now: Millis) -> Millis {
         let floor = self.advice.interval.filter(|&i| i > 0);
-        self.backoff.next_delay(&mut self.rng, floor)
+        now + self.backoff.next_delay(&mut self.rng, floor)
+    }
+
+    /// A handshake after the back-off: one function for the four failures that wait for one.
+    #[inline(never)]
+    fn start_later(&mut self, now: Millis) {
+        let at = self.after_delay(now);
+        self.phase = Phase::Starting { at };
     }
 
     fn connect_deadline(&self) -> Millis {
@@ -1208,7 +1216,7 @@ impl<P: Clone> BayeuxSession<P> {
             if let Some(p) = self.patterns.get_mut(i) {
                 p.server = ServerSub::None;
             }
-            let at = now + self.next_delay();
+            let at = self.after_delay(now);
             self.rehandshake(at);
         } else {
             let err = bayeux_error(
@@ -1256,7 +1264,7 @@ impl<P: Clone> BayeuxSession<P> {
             Some(Reconnect::None) => self.halt(err),
             Some(Reconnect::Handshake) if !handshaking => {
                 self.retrying(err);
-                let at = now + self.next_delay();
+                let at = self.after_delay(now);
                 self.rehandshake(at);
             }
             _ => {
@@ -1265,11 +1273,10 @@ impl<P: Clone> BayeuxSession<P> {
                 if !handshaking {
                     self.connect_failing = true;
                 }
-                let at = now + self.next_delay();
                 if handshaking {
-                    self.phase = Phase::Starting { at };
+                    self.start_later(now);
                 } else {
-                    self.connect = ConnectLoop::At(at);
+                    self.connect = ConnectLoop::At(self.after_delay(now));
                 }
             }
         }
@@ -1436,12 +1443,11 @@ impl<P: Clone> BayeuxSession<P> {
                         reported = true;
                     }
                     if matches!(flight.kind, Kind::Handshake) {
-                        let at = now + self.next_delay();
-                        self.phase = Phase::Starting { at };
+                        self.start_later(now);
                     } else if matches!(self.phase, Phase::Connected { .. }) {
                         self.up = None;
                         self.connect_failing = true;
-                        let at = now + self.next_delay();
+                        let at = self.after_delay(now);
                         self.connect = ConnectLoop::At(at);
                         if self.replay_offered {
                             self.resubscribe_for_replay(at);
@@ -1547,10 +1553,9 @@ impl<P: Clone> BayeuxSession<P> {
                 // WebSocket only and it failed: wait for the probe, like a failed request.
                 for (_, _, k) in &batch {
                     if matches!(k, Kind::Handshake) {
-                        let at = now + self.next_delay();
-                        self.phase = Phase::Starting { at };
+                        self.start_later(now);
                     } else if matches!(k, Kind::Connect) {
-                        let at = now + self.next_delay();
+                        let at = self.after_delay(now);
                         self.connect = ConnectLoop::At(at);
                     }
                 }
