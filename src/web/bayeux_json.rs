@@ -150,11 +150,27 @@ pub(crate) fn decode(value: &JsValue, error: &JsValue) -> Result<Vec<Message<JsV
     let mut out = Vec::new();
     for i in 0..list.length() {
         let f: Array = list.get(i).unchecked_into();
-        if f.length() == 3 {
-            out.push(delivery(&f, &mut last));
-        } else if let Some(m) = from_fields(&f) {
-            out.push(m);
+        // A plain delivery is `[channel, id, data]`, its channel null when it is the previous
+        // delivery's; any other message is all its fields (skipped without a channel). One
+        // `Message::new` and one push for both kinds.
+        let plain = f.length() == 3;
+        let channel = match text_at(&f, 0) {
+            Some(c) if plain => {
+                last = c;
+                last.clone()
+            }
+            Some(c) => c,
+            None if plain => last.clone(),
+            None => continue,
+        };
+        let mut m = Message::new(channel);
+        m.id = text_at(&f, 1);
+        if plain {
+            m.data = Some(f.get(2));
+        } else {
+            fill(&mut m, &f);
         }
+        out.push(m);
     }
     Ok(out)
 }
@@ -166,23 +182,11 @@ fn text_at(f: &Array, i: u32) -> Option<String> {
     f.get(i).as_string()
 }
 
-/// A plain delivery, as `[channel, id, data]`; channel null: the previous delivery's.
-fn delivery(f: &Array, last: &mut String) -> Message<JsValue> {
-    if let Some(channel) = text_at(f, 0) {
-        *last = channel;
-    }
-    let mut m = Message::new(last.clone());
-    m.id = text_at(f, 1);
-    m.data = Some(f.get(2));
-    m
-}
-
-/// One message from its fields: channel, id, clientId, successful, error, subscription,
-/// advice's reconnect, interval and timeout, data, supportedConnectionTypes, and of
-/// `ext.tidings` replay, reset, id and last (as channels and ids in turn).
-fn from_fields(f: &Array) -> Option<Message<JsValue>> {
-    let mut m = Message::new(text_at(f, 0)?);
-    m.id = text_at(f, 1);
+/// The rest of a message from its fields: after channel and id (read by [`decode`]),
+/// clientId, successful, error, subscription, advice's reconnect, interval and timeout, data,
+/// supportedConnectionTypes, and of `ext.tidings` replay, reset, id and last (as channels and
+/// ids in turn).
+fn fill(m: &mut Message<JsValue>, f: &Array) {
     m.client_id = text_at(f, 2);
     m.successful = f.get(3).as_bool();
     m.error = text_at(f, 4);
@@ -210,5 +214,4 @@ fn from_fields(f: &Array) -> Option<Message<JsValue>> {
             m.tidings.last.push((String::from(c), String::from(id)));
         }
     }
-    Some(m)
 }
