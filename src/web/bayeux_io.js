@@ -55,21 +55,34 @@ const parse = (body) => {
   return [batch(Array.isArray(v) ? v : [v])];
 };
 
-// The JSON text of a batch the wasm gave as command arguments, nine per message (see
-// src/web/bayeux_json.rs): channel, id, clientId, subscription, connectionType, the other
-// members as JSON, data, ext, and ext.tidings.replay as JSON.
-const KEYS = ['channel', 'id', 'clientId', 'subscription', 'connectionType'];
+// The JSON text of a batch the wasm gave as command arguments, eleven per message and then
+// the replay map's (see src/web/bayeux_json.rs): channel, id, clientId, subscription,
+// connectionType, version, supportedConnectionTypes (one per line), advice (reconnect,
+// interval and timeout, one per line, empty when not set), data, ext, and the number of
+// channels in ext.tidings.replay followed by each channel and its id. What is undefined is
+// left out by JSON.stringify.
+// `f(t)`, or undefined for an empty or missing text.
+const given = (t, f) => (t ? f(t) : undefined);
 const encode = (args) => {
   const list = [];
-  for (let i = 0; i + 9 <= args.length; i += 9) {
-    const m = JSON.parse(args[i + 5]);
-    KEYS.forEach((k, j) => args[i + j] !== undefined && (m[k] = args[i + j]));
-    if (args[i + 6] !== undefined) m.data = args[i + 6];
-    let ext = args[i + 7];
-    // A copy, so the page's own object is never changed.
-    if (args[i + 8] !== undefined) ext = { ...ext, tidings: { ...ext?.tidings, replay: JSON.parse(args[i + 8]) } };
-    if (ext !== undefined) m.ext = ext;
-    list.push(m);
+  for (let i = 0; i < args.length; ) {
+    const [channel, id, clientId, subscription, connectionType, version, types, advice, data, ext, n] =
+      args.slice(i, (i += 11));
+    const [reconnect, interval, timeout] = advice?.split('\n') ?? [];
+    let replay;
+    for (let k = 0; k < n; k++) (replay ??= {})[args[i++]] = args[i++];
+    list.push({
+      version,
+      supportedConnectionTypes: types?.split('\n'),
+      advice: advice && {
+        reconnect: given(reconnect, String),
+        interval: given(interval, Number),
+        timeout: given(timeout, Number),
+      },
+      channel, id, clientId, subscription, connectionType, data,
+      // A copy, so the page's own object is never changed.
+      ext: replay ? { ...ext, tidings: { ...ext?.tidings, replay } } : ext,
+    });
   }
   return JSON.stringify(list);
 };

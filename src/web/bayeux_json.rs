@@ -3,8 +3,8 @@
 //!
 //! Incoming, each message crosses as an array of its fields (in the order `fields` in
 //! `bayeux_io.js` makes them, lists joined by line breaks), so neither the text nor a key string
-//! per field crosses into the wasm. Outgoing, each message goes as nine command arguments
-//! (see [`encode`]) that `bayeux_io.js` assembles into the object it encodes.
+//! per field crosses into the wasm. Outgoing, each message goes as command arguments (see
+//! [`encode`]) that `bayeux_io.js` assembles into the object it encodes.
 //!
 //! `data` and the page's `ext` stay JavaScript values end to end: nothing is re-encoded in
 //! Rust, which keeps serde off the per-message path (and out of the wasm build). A message that
@@ -19,105 +19,65 @@ use super::Io;
 use crate::core::bayeux::message::{Advice, Message, Reconnect};
 use crate::core::text;
 
-/// Gives `io` a batch as command arguments, nine per message: channel, id, clientId,
-/// subscription, connectionType (text or undefined), the other members as JSON text, data,
-/// ext, and `ext.tidings.replay` as JSON text (or undefined). Kept in step with
-/// `bayeux_io.js`.
+/// Gives `io` a batch as command arguments, eleven per message and then the replay map's:
+/// channel, id, clientId, subscription, connectionType, version, supportedConnectionTypes
+/// (joined by line breaks: names of [`TransportKind`](crate::core::bayeux::session::TransportKind),
+/// which hold none), advice (its reconnect, interval and timeout as three lines, each empty
+/// when not set), each a text or undefined; data, ext; and the number of channels in
+/// `ext.tidings.replay` (undefined: none), followed by each channel and its id. `bayeux_io.js`
+/// builds the JSON from them, so the wasm writes none (no JSON string escaping in it), and a
+/// message with none of the handshake's or connect's members sends undefined instead of `{}`
+/// to parse. Kept in step with `bayeux_io.js`.
 pub(crate) fn encode(io: &Io, messages: &[Message<JsValue>]) {
     let none = JsValue::UNDEFINED;
     for m in messages {
+        let mut types = String::new();
+        for t in &m.supported_connection_types {
+            if !types.is_empty() {
+                types.push('\n');
+            }
+            types.push_str(t);
+        }
+        let advice = m.advice.map(|a| {
+            let mut t = String::from(a.reconnect.map_or("", Reconnect::as_str));
+            for n in [a.interval, a.timeout] {
+                t.push('\n');
+                if let Some(n) = n {
+                    text::push_decimal(&mut t, n);
+                }
+            }
+            t
+        });
+        let replay = &m.tidings.replay;
+        let count = (!replay.is_empty()).then(|| text::decimal(replay.len() as u64));
         for t in [
             Some(m.channel.as_str()),
             m.id.as_deref(),
             m.client_id.as_deref(),
             m.subscription.as_deref(),
             m.connection_type,
+            m.version,
+            (!m.supported_connection_types.is_empty()).then_some(types.as_str()),
+            advice.as_deref(),
         ] {
-            match t {
-                Some(t) => io.s(t),
-                None => io.v(&none),
-            }
+            text_or_undefined(io, t);
         }
-        io.s(&members(m));
         io.v(m.data.as_ref().unwrap_or(&none));
         io.v(m.ext.as_ref().unwrap_or(&none));
-        if m.tidings.replay.is_empty() {
-            io.v(&none);
-        } else {
-            let mut replay = Object::new();
-            for (channel, id) in &m.tidings.replay {
-                replay.key(channel);
-                text::push_json_string(&mut replay.0, id);
-            }
-            replay.end();
-            io.s(&replay.0);
+        text_or_undefined(io, count.as_deref());
+        for (channel, id) in replay {
+            io.s(channel);
+            io.s(id);
         }
     }
 }
 
-/// JSON objects being written into one text: `{` opens one, [`Object::key`] starts a member,
-/// [`Object::end`] closes the innermost.
-struct Object(String);
-
-impl Object {
-    fn new() -> Self {
-        Object(String::from("{"))
+/// `t` as a text argument, or undefined.
+fn text_or_undefined(io: &Io, t: Option<&str>) {
+    match t {
+        Some(t) => io.s(t),
+        None => io.v(&JsValue::UNDEFINED),
     }
-
-    /// Starts member `key` (a name that needs no escaping), after a comma unless it is the
-    /// first of its object.
-    fn key(&mut self, key: &str) {
-        if !self.0.ends_with('{') {
-            self.0.push(',');
-        }
-        text::push_json_string(&mut self.0, key);
-        self.0.push(':');
-    }
-
-    fn number(&mut self, key: &str, n: u64) {
-        self.key(key);
-        text::push_decimal(&mut self.0, n);
-    }
-
-    fn end(&mut self) {
-        self.0.push('}');
-    }
-}
-
-/// `version`, `supportedConnectionTypes` and `advice` as JSON text.
-fn members(m: &Message<JsValue>) -> String {
-    let mut o = Object::new();
-    if let Some(v) = m.version {
-        o.key("version");
-        text::push_json_string(&mut o.0, v);
-    }
-    if !m.supported_connection_types.is_empty() {
-        o.key("supportedConnectionTypes");
-        let mut sep = '[';
-        for t in &m.supported_connection_types {
-            o.0.push(sep);
-            text::push_json_string(&mut o.0, t);
-            sep = ',';
-        }
-        o.0.push(']');
-    }
-    if let Some(a) = &m.advice {
-        o.key("advice");
-        o.0.push('{');
-        if let Some(r) = a.reconnect {
-            o.key("reconnect");
-            text::push_json_string(&mut o.0, r.as_str());
-        }
-        if let Some(i) = a.interval {
-            o.number("interval", i);
-        }
-        if let Some(t) = a.timeout {
-            o.number("timeout", t);
-        }
-        o.end();
-    }
-    o.end();
-    o.0
 }
 
 /// Field `i`, a list `bayeux_io.js` joined by line breaks (empty: none).
