@@ -1006,33 +1006,39 @@ impl<P: Clone> BayeuxSession<P> {
         let replay_offered = self.replay_offered;
         let mut i = 0;
         while let Some(p) = self.patterns.get_mut(i) {
-            match (p.wanted, p.server) {
-                (true, ServerSub::None) if p.refused.is_none() => {
-                    p.server = ServerSub::Subscribing;
-                    let name = p.name.clone();
-                    let mut m = Message::new(meta::SUBSCRIBE);
-                    m.subscription = Some(name.clone());
-                    if replay_offered {
-                        m.tidings.replay = self.seen.lasts(|c| matches(&name, c));
-                    }
-                    let msg = self.msg_id();
-                    batch.push((m, msg, Kind::Subscribe(name)));
-                }
-                (false, ServerSub::Subscribed) => {
-                    p.server = ServerSub::Unsubscribing;
-                    let name = p.name.clone();
-                    let mut m = Message::new(meta::UNSUBSCRIBE);
-                    m.subscription = Some(name.clone());
-                    let msg = self.msg_id();
-                    batch.push((m, msg, Kind::Unsubscribe(name)));
-                }
+            // A subscribe or an unsubscribe: one path for both.
+            let subscribe = match (p.wanted, p.server) {
+                (true, ServerSub::None) if p.refused.is_none() => true,
+                (false, ServerSub::Subscribed) => false,
                 (false, ServerSub::None) => {
                     take_at(&mut self.patterns, i);
                     continue;
                 }
-                _ => {}
-            }
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
             i += 1;
+            let (channel, server) = if subscribe {
+                (meta::SUBSCRIBE, ServerSub::Subscribing)
+            } else {
+                (meta::UNSUBSCRIBE, ServerSub::Unsubscribing)
+            };
+            p.server = server;
+            let name = p.name.clone();
+            let mut m = Message::new(channel);
+            if subscribe && replay_offered {
+                m.tidings.replay = self.seen.lasts(|c| matches(&name, c));
+            }
+            m.subscription = Some(name.clone());
+            let kind = if subscribe {
+                Kind::Subscribe(name)
+            } else {
+                Kind::Unsubscribe(name)
+            };
+            let msg = self.msg_id();
+            batch.push((m, msg, kind));
         }
         // Publishes wait for a working connection: sent into an outage they would only fail.
         while !self.in_outage() {
