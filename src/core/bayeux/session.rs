@@ -1206,7 +1206,7 @@ impl<P: Clone> BayeuxSession<P> {
             }
             if !m.tidings.reset.is_empty() {
                 let reset = core::mem::take(&mut m.tidings.reset);
-                self.seen.forget(|c| reset.iter().any(|r| r == c));
+                self.seen.forget(|c| has(&reset, c));
                 self.events.push_back(SessionEvent::Reset(reset));
             }
             let Some(p) = self.patterns.get_mut(i) else {
