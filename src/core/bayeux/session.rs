@@ -1181,10 +1181,7 @@ impl<P: Clone> BayeuxSession<P> {
                 let Some(err) = self.patterns.get_mut(i).and_then(|p| p.refused.take()) else {
                     continue;
                 };
-                if let Some(p) = take_at(&mut self.patterns, i) {
-                    self.events
-                        .push_back(SessionEvent::SubscribeFailed(p.name, err));
-                }
+                self.refused(i, err);
             }
         } else {
             let err = bayeux_error(m, ErrorCode::BadResponse, "the server refused the connect");
@@ -1239,10 +1236,17 @@ impl<P: Clone> BayeuxSession<P> {
                     p.refused = Some(err);
                 }
             } else {
-                take_at(&mut self.patterns, i);
-                self.events
-                    .push_back(SessionEvent::SubscribeFailed(pattern, err));
+                self.refused(i, err);
             }
+        }
+    }
+
+    /// The server refused pattern `i` for good: it is forgotten and the refusal reported (one
+    /// function for both places that do).
+    fn refused(&mut self, i: usize, err: Error) {
+        if let Some(p) = take_at(&mut self.patterns, i) {
+            self.events
+                .push_back(SessionEvent::SubscribeFailed(p.name, err));
         }
     }
 
