@@ -21,7 +21,7 @@ use crate::core::fifo::Fifo;
 use crate::core::rng::Rng;
 use crate::core::seen::Seen;
 use crate::core::text;
-use crate::core::{has, keep_where, take_at, Millis};
+use crate::core::{earliest, has, keep_where, take_at, Millis};
 
 /// The most messages in one request or frame: servers bound them (tidings-relay refuses more
 /// than 100), so a longer batch goes in several.
@@ -738,7 +738,7 @@ impl<P: Clone> BayeuxSession<P> {
             return None;
         }
         let mut t: Option<Millis> = None;
-        let mut at = |x: Millis| t = Some(t.map_or(x, |t| t.min(x)));
+        let mut at = |x: Millis| t = earliest(t, Some(x));
         match self.phase {
             Phase::Starting { at: s } => at(s),
             Phase::Connected { .. } => {
