@@ -930,16 +930,8 @@ impl<P: Clone> BayeuxSession<P> {
             Carrier::Http(req)
         };
         for (mut m, msg, kind) in batch {
-            m.id = Some(text::decimal(msg));
             // Every message but the handshake (the only one of its kind) names the client.
-            if let (Phase::Connected { client_id }, false) =
-                (&self.phase, matches!(kind, Kind::Handshake))
-            {
-                m.client_id = Some(client_id.clone());
-            }
-            if m.ext.is_none() {
-                m.ext = self.ext.clone();
-            }
+            self.stamp(&mut m, msg, !matches!(kind, Kind::Handshake));
             if matches!(kind, Kind::Connect) {
                 m.connection_type = Some(match carrier {
                     Carrier::Http(_) => TransportKind::LongPolling.as_str(),
@@ -964,6 +956,18 @@ impl<P: Clone> BayeuxSession<P> {
                 .events
                 .push_back(SessionEvent::WsSend { conn, messages }),
             Carrier::Queued => self.ws_queue.append(&mut messages),
+        }
+    }
+
+    /// Gives `m` its id `msg`, the page's ext (unless it has its own) and, when `named` and
+    /// there is a session, the client id: one function for every message sent.
+    fn stamp(&self, m: &mut Message<P>, msg: MsgId, named: bool) {
+        m.id = Some(text::decimal(msg));
+        if let (Phase::Connected { client_id }, true) = (&self.phase, named) {
+            m.client_id = Some(client_id.clone());
+        }
+        if m.ext.is_none() {
+            m.ext = self.ext.clone();
         }
     }
 
@@ -1346,12 +1350,10 @@ impl<P: Clone> BayeuxSession<P> {
     /// Says goodbye to the server when there is a session, closes the WebSocket, forgets
     /// requests in flight (their publishes fail).
     fn shut_down(&mut self) {
-        if let Phase::Connected { client_id } = &self.phase {
+        if let Phase::Connected { .. } = &self.phase {
             let mut m = Message::new(meta::DISCONNECT);
-            m.client_id = Some(client_id.clone());
-            m.id = Some(text::decimal(self.next_msg));
-            m.ext = self.ext.clone();
-            self.next_msg += 1;
+            let msg = self.msg_id();
+            self.stamp(&mut m, msg, true);
             let messages = vec![m];
             let goodbye = match self.ws {
                 Ws::Open { conn, .. } => SessionEvent::WsSend { conn, messages },
