@@ -899,63 +899,54 @@ impl<P: Clone> BayeuxSession<P> {
     }
 
     /// Sends a batch over the current transport, at most [`MAX_BATCH`] messages per request
-    /// (a connect, always last, goes in the last one).
-    fn transmit(&mut self, mut batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
-        while batch.len() > MAX_BATCH {
-            let rest = batch.split_off(MAX_BATCH);
-            self.transmit_one(batch, now);
-            batch = rest;
-        }
-        self.transmit_one(batch, now);
-    }
-
-    /// Sends one request's batch, recording each message's flight.
-    fn transmit_one(&mut self, batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
-        if batch.is_empty() {
-            return;
-        }
-        let mut messages = Vec::with_capacity(batch.len());
-        let carrier = if self.use_ws() {
-            match self.ws {
-                Ws::Open { conn, .. } => Carrier::Ws(conn),
-                Ws::Opening { .. } => Carrier::Queued,
-                Ws::Closed => {
-                    self.open_ws(now);
-                    Carrier::Queued
+    /// (a connect, always last, goes in the last one), recording each message's flight. The
+    /// requests are taken from the front of one iterator (no `split_off` of the batch).
+    fn transmit(&mut self, batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
+        let mut batch = batch.into_iter();
+        while batch.len() > 0 {
+            let carrier = if self.use_ws() {
+                match self.ws {
+                    Ws::Open { conn, .. } => Carrier::Ws(conn),
+                    Ws::Opening { .. } => Carrier::Queued,
+                    Ws::Closed => {
+                        self.open_ws(now);
+                        Carrier::Queued
+                    }
                 }
-            }
-        } else {
-            let req = self.next_req;
-            self.next_req += 1;
-            Carrier::Http(req)
-        };
-        for (mut m, msg, kind) in batch {
-            // Every message but the handshake (the only one of its kind) names the client.
-            self.stamp(&mut m, msg, !matches!(kind, Kind::Handshake));
-            if matches!(kind, Kind::Connect) {
-                m.connection_type = Some(match carrier {
-                    Carrier::Http(_) => TransportKind::LongPolling.as_str(),
-                    _ => TransportKind::WebSocket.as_str(),
+            } else {
+                let req = self.next_req;
+                self.next_req += 1;
+                Carrier::Http(req)
+            };
+            let mut messages = Vec::new();
+            for (mut m, msg, kind) in batch.by_ref().take(MAX_BATCH) {
+                // Every message but the handshake (the only one of its kind) names the client.
+                self.stamp(&mut m, msg, !matches!(kind, Kind::Handshake));
+                if matches!(kind, Kind::Connect) {
+                    m.connection_type = Some(match carrier {
+                        Carrier::Http(_) => TransportKind::LongPolling.as_str(),
+                        _ => TransportKind::WebSocket.as_str(),
+                    });
+                }
+                self.flights.push(Flight {
+                    msg,
+                    kind,
+                    sent: now,
+                    carrier,
                 });
+                messages.push(m);
             }
-            self.flights.push(Flight {
-                msg,
-                kind,
-                sent: now,
-                carrier,
-            });
-            messages.push(m);
-        }
-        match carrier {
-            Carrier::Http(req) => self.events.push_back(SessionEvent::HttpSend {
-                req,
-                url: self.config.http_url.clone(),
-                messages,
-            }),
-            Carrier::Ws(conn) => self
-                .events
-                .push_back(SessionEvent::WsSend { conn, messages }),
-            Carrier::Queued => self.ws_queue.append(&mut messages),
+            match carrier {
+                Carrier::Http(req) => self.events.push_back(SessionEvent::HttpSend {
+                    req,
+                    url: self.config.http_url.clone(),
+                    messages,
+                }),
+                Carrier::Ws(conn) => self
+                    .events
+                    .push_back(SessionEvent::WsSend { conn, messages }),
+                Carrier::Queued => self.ws_queue.append(&mut messages),
+            }
         }
     }
 
