@@ -570,9 +570,7 @@ impl<P: Clone> BayeuxSession<P> {
                 )
             }
         };
-        for m in msgs {
-            self.handle_message(m, now);
-        }
+        self.handle_all(msgs, now);
         // Requests of this batch that got no reply were lost.
         self.http_failed(
             req,
@@ -583,6 +581,13 @@ impl<P: Clone> BayeuxSession<P> {
             now,
         );
         self.run_due(now);
+    }
+
+    /// Handles the messages of one answer or frame: one loop for both.
+    fn handle_all(&mut self, msgs: Vec<Message<P>>, now: Millis) {
+        for m in msgs {
+            self.handle_message(m, now);
+        }
     }
 
     /// Does at once what a reply made due now: the next connect after a connect reply with
@@ -642,11 +647,7 @@ impl<P: Clone> BayeuxSession<P> {
             _ => return,
         }
         match messages {
-            Ok(msgs) => {
-                for m in msgs {
-                    self.handle_message(m, now);
-                }
-            }
+            Ok(msgs) => self.handle_all(msgs, now),
             Err(why) => self.retrying(Error::new(
                 ErrorCode::BadResponse,
                 text::concat(&["a WebSocket frame was not Bayeux: ", &why]),
