@@ -1325,11 +1325,9 @@ impl<P: Clone> BayeuxSession<P> {
     }
 
     fn halt(&mut self, err: Error) {
+        // `shut_down` marks every pattern as not subscribed on the server.
         self.shut_down();
         self.phase = Phase::Halted;
-        for p in &mut self.patterns {
-            p.server = ServerSub::None;
-        }
         self.events.push_back(SessionEvent::Error(err));
     }
 
