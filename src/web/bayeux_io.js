@@ -61,8 +61,6 @@ const parse = (body) => {
 // interval and timeout, one per line, empty when not set), data, ext, and the number of
 // channels in ext.tidings.replay followed by each channel and its id. What is undefined is
 // left out by JSON.stringify.
-// `f(t)`, or undefined for an empty or missing text.
-const given = (t, f) => (t ? f(t) : undefined);
 const encode = (args) => {
   const list = [];
   for (let i = 0; i < args.length; ) {
@@ -75,9 +73,9 @@ const encode = (args) => {
       version,
       supportedConnectionTypes: types?.split('\n'),
       advice: advice && {
-        reconnect: given(reconnect, String),
-        interval: given(interval, Number),
-        timeout: given(timeout, Number),
+        reconnect: reconnect || undefined,
+        interval: interval ? +interval : undefined,
+        timeout: timeout ? +timeout : undefined,
       },
       channel, id, clientId, subscription, connectionType, data,
       // A copy, so the page's own object is never changed.
