@@ -124,7 +124,7 @@ pub(crate) fn decode(value: &JsValue, error: &JsValue) -> Result<Vec<Message<JsV
             None => continue,
         };
         let mut m = Message::new(channel);
-        m.id = text_at(&f, 1);
+        set_text(&mut m.id, &f, 1);
         if plain {
             m.data = Some(f.get(2));
         } else {
@@ -142,15 +142,22 @@ fn text_at(f: &Array, i: u32) -> Option<String> {
     f.get(i).as_string()
 }
 
+/// Sets `slot` to field `i` when it is a string, else to `None`: the value it replaces is
+/// dropped here, not at each field.
+#[inline(never)]
+fn set_text(slot: &mut Option<String>, f: &Array, i: u32) {
+    *slot = text_at(f, i);
+}
+
 /// The rest of a message from its fields: after channel and id (read by [`decode`]),
 /// clientId, successful, error, subscription, advice's reconnect, interval and timeout, data,
 /// supportedConnectionTypes, and of `ext.tidings` replay, reset, id and last (as channels and
 /// ids in turn).
 fn fill(m: &mut Message<JsValue>, f: &Array) {
-    m.client_id = text_at(f, 2);
+    set_text(&mut m.client_id, f, 2);
     m.successful = f.get(3).as_bool();
-    m.error = text_at(f, 4);
-    m.subscription = text_at(f, 5);
+    set_text(&mut m.error, f, 4);
+    set_text(&mut m.subscription, f, 5);
     let advice = Advice {
         reconnect: text_at(f, 6).and_then(|r| Reconnect::parse(&r)),
         interval: millis(f, 7),
@@ -166,7 +173,7 @@ fn fill(m: &mut Message<JsValue>, f: &Array) {
     m.supported_connection_types = lines(f, 10);
     m.tidings.replay_offered = f.get(11).is_truthy();
     m.tidings.reset = lines(f, 12);
-    m.tidings.id = text_at(f, 13);
+    set_text(&mut m.tidings.id, f, 13);
     if let Some(t) = text_at(f, 14) {
         // An empty text is one empty piece: no pair.
         let mut last = text::pieces(&t, b'\n');
