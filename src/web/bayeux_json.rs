@@ -80,9 +80,9 @@ fn text_or_undefined(io: &Io, t: Option<&str>) {
     }
 }
 
-/// Field `i`, a list `bayeux_io.js` joined by line breaks (empty: none).
-fn lines(f: &Array, i: u32) -> Vec<String> {
-    let mut out = Vec::new();
+/// Appends to `out` field `i`, a list `bayeux_io.js` joined by line breaks (empty: none).
+/// `out` is a list of a new message, empty: nothing is replaced, so nothing dropped.
+fn lines(out: &mut Vec<String>, f: &Array, i: u32) {
     if let Some(t) = text_at(f, i) {
         if !t.is_empty() {
             for piece in text::pieces(&t, b'\n') {
@@ -90,7 +90,6 @@ fn lines(f: &Array, i: u32) -> Vec<String> {
             }
         }
     }
-    out
 }
 
 /// Field `i` as milliseconds, when it is a finite number not below zero (`as` saturates at
@@ -170,9 +169,9 @@ fn fill(m: &mut Message<JsValue>, f: &Array) {
     if !data.is_undefined() {
         m.data = Some(data);
     }
-    m.supported_connection_types = lines(f, 10);
+    lines(&mut m.supported_connection_types, f, 10);
     m.tidings.replay_offered = f.get(11).is_truthy();
-    m.tidings.reset = lines(f, 12);
+    lines(&mut m.tidings.reset, f, 12);
     set_text(&mut m.tidings.id, f, 13);
     if let Some(t) = text_at(f, 14) {
         // An empty text is one empty piece: no pair.
