@@ -124,10 +124,13 @@ pub(crate) fn decode(value: &JsValue, error: &JsValue) -> Result<Vec<Message<JsV
         };
         let mut m = Message::new(channel);
         set_text(&mut m.id, &f, 1);
-        if plain {
-            m.data = Some(f.get(2));
-        } else {
+        if !plain {
             fill(&mut m, &f);
+        }
+        // `data` is field 2 of a plain delivery (never undefined there), field 9 of the others.
+        let data = f.get(if plain { 2 } else { 9 });
+        if !data.is_undefined() {
+            m.data = Some(data);
         }
         out.push(m);
     }
@@ -148,10 +151,10 @@ fn set_text(slot: &mut Option<String>, f: &Array, i: u32) {
     *slot = text_at(f, i);
 }
 
-/// The rest of a message from its fields: after channel and id (read by [`decode`]),
-/// clientId, successful, error, subscription, advice's reconnect, interval and timeout, data,
-/// supportedConnectionTypes, and of `ext.tidings` replay, reset, id and last (as channels and
-/// ids in turn).
+/// The rest of a message from its fields: after channel and id, clientId, successful, error,
+/// subscription, advice's reconnect, interval and timeout, then (after data, which
+/// [`decode`] reads) supportedConnectionTypes, and of `ext.tidings` replay, reset, id and last
+/// (as channels and ids in turn).
 fn fill(m: &mut Message<JsValue>, f: &Array) {
     set_text(&mut m.client_id, f, 2);
     m.successful = f.get(3).as_bool();
@@ -164,10 +167,6 @@ fn fill(m: &mut Message<JsValue>, f: &Array) {
     };
     if advice.reconnect.is_some() || advice.interval.is_some() || advice.timeout.is_some() {
         m.advice = Some(advice);
-    }
-    let data = f.get(9);
-    if !data.is_undefined() {
-        m.data = Some(data);
     }
     lines(&mut m.supported_connection_types, f, 10);
     m.tidings.replay_offered = f.get(11).is_truthy();
