@@ -464,10 +464,13 @@ impl<P: Clone> BayeuxSession<P> {
             return;
         }
         self.suspended = true;
-        self.forget_flights(&Error::new(
-            ErrorCode::Network,
-            "the page was hidden before the publish was acknowledged",
-        ));
+        self.forget_flights(
+            &Error::new(
+                ErrorCode::Network,
+                "the page was hidden before the publish was acknowledged",
+            ),
+            true,
+        );
         self.drop_socket();
         for p in &mut self.patterns {
             if p.server != ServerSub::Subscribed {
@@ -1293,19 +1296,15 @@ impl<P: Clone> BayeuxSession<P> {
         self.up = None;
         self.connect = ConnectLoop::Off;
         self.flush_at = None;
-        // Requests of the old session die with it; publishes in flight are given up on.
-        let flights = core::mem::take(&mut self.flights);
-        for f in flights {
-            if let Kind::Publish(id) = f.kind {
-                self.published(
-                    id,
-                    Err(Error::new(
-                        ErrorCode::Network,
-                        "the session was lost before the publish was acknowledged",
-                    )),
-                );
-            }
-        }
+        // Requests of the old session die with it (their POSTs are left to answer, as stale);
+        // publishes in flight are given up on.
+        self.forget_flights(
+            &Error::new(
+                ErrorCode::Network,
+                "the session was lost before the publish was acknowledged",
+            ),
+            false,
+        );
         self.ws_queue.clear();
         for p in &mut self.patterns {
             p.server = ServerSub::None;
@@ -1360,7 +1359,7 @@ impl<P: Clone> BayeuxSession<P> {
             self.events.push_back(goodbye);
         }
         let closed = Error::new(ErrorCode::Closed, "the client was closed");
-        self.forget_flights(&closed);
+        self.forget_flights(&closed, true);
         while let Some((id, _)) = self.outbox.pop_front() {
             self.published(id, Err(closed.clone()));
         }
@@ -1372,16 +1371,17 @@ impl<P: Clone> BayeuxSession<P> {
         }
     }
 
-    /// Forgets every request in flight: their publishes fail with `err`, their POSTs are
-    /// aborted (once each: a POST carries several; one aborted before, by `handle_timeout`,
-    /// took its flights with it).
-    fn forget_flights(&mut self, err: &Error) {
+    /// Forgets every request in flight: their publishes fail with `err`, and when `abort`
+    /// their POSTs are aborted (once each: a POST carries several; one aborted before, by
+    /// `handle_timeout`, took its flights with it). One loop for closing, suspending and a
+    /// re-handshake.
+    fn forget_flights(&mut self, err: &Error, abort: bool) {
         let mut aborted: Vec<ReqId> = Vec::new();
         for f in core::mem::take(&mut self.flights) {
             if let Kind::Publish(id) = f.kind {
                 self.published(id, Err(err.clone()));
             }
-            if let Carrier::Http(req) = f.carrier {
+            if let (Carrier::Http(req), true) = (f.carrier, abort) {
                 // `any`, not `contains`: see `Supervisor::entry_of`.
                 #[allow(clippy::manual_contains)]
                 if !aborted.iter().any(|r| *r == req) {
