@@ -113,14 +113,15 @@ pub(crate) fn decode(value: &JsValue, error: &JsValue) -> Result<Vec<Message<JsV
         // delivery's; any other message is all its fields (skipped without a channel). One
         // `Message::new` and one push for both kinds.
         let plain = f.length() == 3;
-        let channel = match text_at(&f, 0) {
-            Some(c) if plain => {
-                last = c;
+        let channel = match (text_at(&f, 0), plain) {
+            (c, true) => {
+                if let Some(c) = c {
+                    last = c;
+                }
                 last.clone()
             }
-            Some(c) => c,
-            None if plain => last.clone(),
-            None => continue,
+            (Some(c), false) => c,
+            (None, false) => continue,
         };
         let mut m = Message::new(channel);
         set_text(&mut m.id, &f, 1);
