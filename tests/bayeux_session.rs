@@ -1316,6 +1316,59 @@ fn a_dead_websocket_connect_closes_the_socket_and_reconnects() {
     assert_eq!(f[0].1[0].connection_type, Some("websocket"));
 }
 
+#[test]
+fn websocket_only_a_subscribe_queued_for_a_socket_that_never_opens_goes_again() {
+    let mut c = config();
+    c.transports = vec![TransportKind::WebSocket];
+    let mut s = Session::new(c, None, 3);
+    let (conn, sent) = ws_up(&mut s);
+    let opened = |ev: &[Ev]| {
+        ev.iter().find_map(|e| match e {
+            SessionEvent::WsOpen { conn, .. } => Some(*conn),
+            _ => None,
+        })
+    };
+    // Runs the timers until the session opens a socket; its id and the time.
+    let next_socket = |s: &mut Session, mut ev: Vec<Ev>, mut now: u64| {
+        while opened(&ev).is_none() {
+            now = s.poll_timeout().expect("a timer to open another socket");
+            s.handle_timeout(now);
+            ev = drain(s);
+        }
+        (opened(&ev).unwrap(), now)
+    };
+    // The server closes the socket; another one opens, and a new pattern's subscribe waits
+    // for it. It fails before it opens.
+    s.handle_ws_closed(conn, sent + 100);
+    let ev = drain(&mut s);
+    let (conn2, now) = next_socket(&mut s, ev, sent + 100);
+    s.set_patterns(&strings(&["/a", "/b"]), now + 1);
+    let mut ev = drain(&mut s);
+    let mut now = now + 1;
+    // Until the subscribe is queued: the connect that carries it is due after the back-off.
+    for _ in 0..3 {
+        let Some(at) = s.poll_timeout() else { break };
+        now = at;
+        s.handle_timeout(at);
+        ev.extend(drain(&mut s));
+    }
+    assert!(
+        frames(&ev).is_empty(),
+        "nothing is sent before the socket opens: {ev:?}"
+    );
+    s.handle_ws_closed(conn2, now + 10);
+    let ev = drain(&mut s);
+    // The next socket that opens carries the subscribe.
+    let (conn3, now) = next_socket(&mut s, ev, now + 10);
+    s.handle_ws_open(conn3, now + 1);
+    let f = frames(&drain(&mut s));
+    let sent: Vec<&str> = f.iter().flat_map(|(_, b)| channels(b)).collect();
+    assert!(
+        sent.contains(&"/meta/subscribe"),
+        "the subscribe to /b goes again: {sent:?}"
+    );
+}
+
 // ----- transports ---------------------------------------------------------------------------
 
 #[test]

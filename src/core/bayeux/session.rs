@@ -1542,29 +1542,27 @@ impl<P: Clone> BayeuxSession<P> {
         }
         // Messages that never left go another way.
         let queued = core::mem::take(&mut self.ws_queue);
-        if !queued.is_empty() {
-            self.retrying(Error::new(ErrorCode::Network, "the WebSocket did not open"));
-            // The queue and its flights are in the same order.
-            let mut flights = self.take_flights(Carrier::Queued).into_iter();
-            let mut batch: Vec<(Message<P>, MsgId, Kind)> = Vec::new();
-            for m in queued {
-                let Some(f) = flights.next() else { break };
-                batch.push((m, f.msg, f.kind));
-            }
-            if self.use_ws() {
-                // WebSocket only and it failed: wait for the probe, like a failed request.
-                for (_, _, k) in &batch {
-                    if matches!(k, Kind::Handshake) {
-                        self.start_later(now);
-                    } else if matches!(k, Kind::Connect) {
-                        let at = self.after_delay(now);
-                        self.connect = ConnectLoop::At(at);
-                    }
-                }
-            } else {
-                self.transmit(batch, now);
-            }
+        if queued.is_empty() {
+            return;
         }
+        let err = Error::new(ErrorCode::Network, "the WebSocket did not open");
+        if self.use_ws() {
+            // WebSocket only and it failed: they failed as a lost request's do (a handshake
+            // or connect is retried after the back-off, a subscription goes again with the
+            // next connect, a publish is refused rather than left unsettled).
+            drop(queued);
+            self.fail_carrier(Carrier::Queued, err, now);
+            return;
+        }
+        self.retrying(err);
+        // The queue and its flights are in the same order.
+        let mut flights = self.take_flights(Carrier::Queued).into_iter();
+        let mut batch: Vec<(Message<P>, MsgId, Kind)> = Vec::new();
+        for m in queued {
+            let Some(f) = flights.next() else { break };
+            batch.push((m, f.msg, f.kind));
+        }
+        self.transmit(batch, now);
     }
 
     /// Stop using WebSocket until a probe; long-polling carries the session meanwhile.
