@@ -9,7 +9,7 @@
 // Written for the minified size, which every page pays: members with a leading `_` are
 // internal and the build mangles their names; small steps used once are inlined where they are
 // used; lists of names are written as one string.
-import init, { initSync, Core } from './wasm.js';
+import init, { initSync, make, input, chunk, subscribe, publish, free } from './wasm.js';
 // io.js's helpers.
 import { describe, isObject } from '../web/io.js';
 
@@ -167,7 +167,7 @@ export class Subscription {
     // Deliveries already queued for it are dropped with the callback; the entry stays only
     // until `ready` settles.
     if (s) s._gone = true;
-    c._core.input(UNSUBSCRIBE, this._id);
+    input(c, UNSUBSCRIBE, this._id);
     if (s && !s._settle) c._subs.delete(this._id);
   }
 }
@@ -260,13 +260,12 @@ export class Client {
     const page = (...command) => ref.deref()?._command(...command);
     // What io.js reports goes to the wasm.
     const emit = (kind, id, a, ...rest) => {
-      const core = ref.deref()?._core;
-      if (kind == DATA) core?.chunk(id, a);
-      else core?.input(kind, id, a, ...rest);
+      const client = ref.deref();
+      if (client) kind == DATA ? chunk(client, id, a) : input(client, kind, id, a, ...rest);
     };
     // The texts as one string, each ended by a NUL (none holds one: see above).
     const texts = [...urls, h, poll[0] ?? '', ''].join('\0');
-    this._core = new Core(page, emit, kind, texts, n, ext);
+    make(this, page, emit, kind, texts, n, ext);
   }
 
   /** Subscribes `callback(data, meta)` to `channel` (Bayeux: a pattern such as `/chat/*`). An
@@ -291,13 +290,12 @@ export class Client {
     // A rejection the page never looks at (unsubscribe before ready) is not an unhandled
     // rejection; awaiting `ready` still sees it.
     ready.catch(() => {});
-    const core = this._core;
     const [url, ...numbers] = poll;
-    const id = core.subscribe(`${since ?? ''}\0${url ?? ''}\0${channel}`, throttle, hints | (since !== undefined) << 1, ...numbers);
+    const id = subscribe(this, `${since ?? ''}\0${url ?? ''}\0${channel}`, throttle, hints | (since !== undefined) << 1, ...numbers);
     // Registered before the core's decisions run: it may settle `ready` at once (a channel
     // already live).
     if (id >= 0) this._subs.set(id, { _callback: callback, _settle: settle });
-    core.input(FLUSH, 0);
+    input(this, FLUSH, 0);
     if (id < 0) {
       settle[1](this._thrown);
       this._emitError(this._thrown);
@@ -320,10 +318,10 @@ export class Client {
           false,
         );
       }
-      const id = this._core.publish(channel, data ?? null);
+      const id = publish(this, channel, data ?? null);
       if (id < 0) throw this._thrown;
       this._publishes.set(id, [resolve, reject]);
-      this._core.input(FLUSH, 0);
+      input(this, FLUSH, 0);
     });
   }
 
@@ -354,7 +352,7 @@ export class Client {
 
   /** Closes the connection and every subscription; pending `ready`s and publishes reject. */
   close() {
-    this._core.input(CLOSE, 0);
+    input(this, CLOSE, 0);
     this._subs.clear();
   }
 
@@ -363,7 +361,7 @@ export class Client {
     if (this._freed) return;
     this.close();
     this._freed = true;
-    this._core.free();
+    free(this);
   }
 
   [Symbol.dispose]() {
@@ -389,7 +387,6 @@ export class Client {
   // What the wasm tells the page (`page` in src/js/mod.rs): `args` the command's texts and
   // values, `a`, `b`, `c` its numbers.
   _command(op, args, a, b, c) {
-    const core = this._core;
     const subs = this._subs;
     const s = subs.get(a);
     // NaN: none (an error's status, a message's counter id).
@@ -460,8 +457,8 @@ export class Client {
         const done = auth ? AUTH_DONE : POLL_DONE;
         const f = auth ? this._authHook : this._fns[b];
         new Promise((resolve) => resolve(f())).then(
-          (v) => this._freed || core.input(done, a, true, auth ? (isObject(v) ? v : this._ext) : v),
-          (e) => this._freed || core.input(done, a, false, auth ? describe(e) : `the poll function failed: ${describe(e)}`),
+          (v) => this._freed || input(this, done, a, true, auth ? (isObject(v) ? v : this._ext) : v),
+          (e) => this._freed || input(this, done, a, false, auth ? describe(e) : `the poll function failed: ${describe(e)}`),
         );
         return;
       }

@@ -116,50 +116,40 @@ const call = (f, ...args) => {
   }
 };
 
-// A client the page dropped is freed with it.
+// A client the page dropped is freed with it (the registry holds its pointer).
 const cores = new FinalizationRegistry((ptr) => (depth ? doomed.push(ptr) : wasm.$core_free(ptr)));
 
-/** One client's wasm side. */
-export class Core {
-  constructor(page, emit, protocol, texts, n, ext) {
-    const t = pass(texts);
-    const tn = passed;
-    this._ptr = call(wasm.$core_new, page, emit, protocol, t, tn, pass(n, 8), passed, ext);
-    cores.register(this, this._ptr, this);
-  }
-
-  // The pointer, while there is one.
-  _p() {
-    return this._ptr || fail();
-  }
-
-  input(kind, id, a, b, c, d) {
-    call(wasm.$core_input, this._p(), kind, id, a, b, c, d);
-  }
-
-  chunk(id, data) {
-    call(wasm.$core_chunk, this._p(), id, pass(data), passed);
-  }
-
-  subscribe(texts, throttle, flags, fn, interval, push) {
-    return call(wasm.$core_subscribe, this._p(), pass(texts), passed, throttle, flags, fn, interval, push);
-  }
-
-  // Only a build with Bayeux exports it (client.js refuses publish in the others).
-  publish(channel, data) {
-    return TIDINGS_BAYEUX ? call(wasm.$core_publish, this._p(), pass(channel), passed, data) : -1;
-  }
-
-  free() {
-    const ptr = this._p();
-    this._ptr = 0;
-    cores.unregister(this);
-    depth ? doomed.push(ptr) : wasm.$core_free(ptr);
-  }
-}
+// A client's pointer, while it has one (the page may call a freed client).
+const live = (client) => client._core || fail();
 
 const fail = () => {
   throw Error('tidings: this client was freed');
+};
+
+/** Makes `client`'s wasm side (`client._core`, its pointer); freed with `client` if the page
+ *  drops it without `free`. */
+export const make = (client, page, emit, protocol, texts, n, ext) => {
+  const t = pass(texts);
+  const tn = passed;
+  cores.register(client, (client._core = call(wasm.$core_new, page, emit, protocol, t, tn, pass(n, 8), passed, ext)), client);
+};
+
+export const input = (client, kind, id, a, b, c, d) => call(wasm.$core_input, live(client), kind, id, a, b, c, d);
+
+export const chunk = (client, id, data) => call(wasm.$core_chunk, live(client), id, pass(data), passed);
+
+export const subscribe = (client, texts, throttle, flags, fn, interval, push) =>
+  call(wasm.$core_subscribe, live(client), pass(texts), passed, throttle, flags, fn, interval, push);
+
+// Only a build with Bayeux exports it (client.js refuses publish in the others).
+export const publish = (client, channel, data) =>
+  TIDINGS_BAYEUX ? call(wasm.$core_publish, live(client), pass(channel), passed, data) : -1;
+
+export const free = (client) => {
+  const ptr = live(client);
+  client._core = 0;
+  cores.unregister(client);
+  depth ? doomed.push(ptr) : wasm.$core_free(ptr);
 };
 
 const start = (instance) => {
