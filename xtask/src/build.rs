@@ -9,6 +9,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::dead_data;
 use crate::glue;
 use crate::paths;
 use crate::proc::{self, cargo};
@@ -169,6 +170,12 @@ fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> 
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    // Texts that nothing refers to any more go (see `dead_data`).
+    let mut wasm = std::fs::read(&bg).map_err(|e| format!("cannot read {}: {e}", bg.display()))?;
+    let zeroed =
+        dead_data::zero_unreferenced(&mut wasm).map_err(|e| format!("{}: {e}", bg.display()))?;
+    eprintln!("{name}_bg.wasm: {zeroed} B of text nothing refers to zeroed");
+    write(&bg, wasm)?;
     bundle_js(
         tools,
         stage,

@@ -14,6 +14,7 @@
 mod bench;
 mod bench_pushpin;
 mod build;
+mod dead_data;
 mod demo;
 mod examples;
 mod glue;
