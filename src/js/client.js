@@ -1,6 +1,6 @@
 // The JavaScript API of tidings: `Client`, `Subscription`, `on`, `publish`, `poll`.
 //
-// The wasm (src/js/mod.rs, class `Core`) runs the protocols, timers and connections; this file
+// The wasm (src/js/mod.rs, a `Core` per client) runs the protocols, timers and connections; this file
 // is the page's side of it: it checks the options (a TypeError names a bad one), keeps the
 // callbacks, listeners and promises, and builds the `meta` objects. Doing this in Rust cost the
 // wasm about a quarter of its size. The build bundles this file with the glue (`./wasm.js`,

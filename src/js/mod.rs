@@ -1,9 +1,10 @@
-//! The wasm side of the JavaScript API: one class, `Core`, that `client.js` wraps.
+//! The wasm side of the JavaScript API: a `Core` per client, which `client.js` holds as a
+//! pointer and reaches through the `core_*` exports (`src/js/wasm.js` calls them).
 //!
 //! The page API itself (`Client`, `Subscription`, `on`, `poll`, option checking, promises,
 //! the meta objects) is hand-written JavaScript in `src/js/client.js`, which the build bundles
-//! with the glue (`src/js/wasm.js`) into the package's `tidings.js`. Done in Rust it was about a quarter
-//! of the wasm (option parsing, a `Reflect` call per field, an exported class per object); here
+//! with the glue into the package's `tidings.js`. Done in Rust it was about a quarter of the
+//! wasm (option parsing, a `Reflect` call per field, an exported class per object); here
 //! the wasm takes already-checked plain values, and tells the page what happened by commands
 //! ([`page`]) through the same three imports of `io.js` that carry the I/O.
 
@@ -61,7 +62,7 @@ mod page {
     pub const THROW: u8 = 26;
 }
 
-/// What the page reports through [`Core::input`] besides `io.js`'s events (which come first,
+/// What the page reports through [`core_input`] besides `io.js`'s events (which come first,
 /// numbered as `crate::web::event`).
 mod input {
     /// Stop subscription `id`.
@@ -223,7 +224,7 @@ fn id_parts(id: Option<String>) -> (f64, Option<String>) {
     }
 }
 
-/// The headers of [`Core::new`]'s texts: names and values in turn, one per line.
+/// The headers of [`core_new`]'s texts: names and values in turn, one per line.
 fn header_pairs(headers: &str) -> Vec<(String, String)> {
     let mut lines = text::pieces(headers, b'\n');
     if headers.is_empty() {
@@ -262,7 +263,7 @@ pub struct Core {
     io: Io,
 }
 
-/// What `n`, the numbers of [`Core::new`], hold, by index (negative: not given).
+/// What `n`, the numbers of [`core_new`], hold, by index (negative: not given).
 // A single-protocol build leaves the other protocol's options unused.
 #[allow(dead_code)]
 mod n {
@@ -285,163 +286,8 @@ mod n {
 }
 
 impl Core {
-    /// `protocol`: 0 SSE, 1 Bayeux, 2 polling only (`client.js` refuses one this build left
-    /// out). `texts`: five texts, each ended by a NUL (`client.js` refuses NUL in them, one
-    /// string crosses rather than five): the URL (Bayeux: http(s)), Bayeux's ws(s) URL, the SSE
-    /// channel parameter (empty: the default), the headers (names and values in turn, one per
-    /// line: `client.js` refuses line breaks in them) and the poll URL (empty: none). `n`: see
-    /// [`n`] (`client.js` checks the values). `page`
-    /// hears the page's commands ([`page`]), `emit` is where `io.js` reports, which hands its
-    /// reports to [`input`](Self::input) and [`chunk`](Self::chunk).
-    // A single-protocol build leaves the other protocol's arguments unused.
-    #[cfg_attr(
-        not(all(feature = "sse", feature = "bayeux")),
-        allow(unused_variables, unused_mut)
-    )]
-    pub fn new(
-        page: JsValue,
-        emit: JsValue,
-        protocol: u8,
-        texts: &str,
-        n: &[f64],
-        ext: JsValue,
-    ) -> Core {
-        // Borrowed pieces, made `String`s only where a config keeps them.
-        let mut parts = text::pieces(texts, 0);
-        let mut next = || parts.next().unwrap_or_default();
-        let (url, ws_url, channel_param, headers) = (next(), next(), next(), next());
-        let poll_url = Some(next()).filter(|u| !u.is_empty()).map(String::from);
-        let num = |i: usize| given(n.get(i).copied().unwrap_or(-1.0));
-        let flags = num(n::FLAGS).unwrap_or(0);
-        let d = BackoffConfig::default();
-        let min = num(n::BACKOFF_MIN).unwrap_or(d.min_ms);
-        let backoff = BackoffConfig {
-            min_ms: min,
-            max_ms: num(n::BACKOFF_MAX).unwrap_or(d.max_ms).max(min),
-        };
-        let arg = |i: usize| n.get(i).copied().unwrap_or(-1.0);
-        let mut client = ClientOptions {
-            throttle_ms: num(n::THROTTLE).unwrap_or(500),
-            poll: poll_spec(
-                poll_url,
-                arg(n::POLL_FN),
-                arg(n::POLL_INTERVAL),
-                arg(n::POLL_PUSH),
-            ),
-            ..ClientOptions::default()
-        };
-        if let Some(ms) = num(n::DOWNSHIFT) {
-            client.supervisor.downshift_ms = ms;
-        }
-        // Every request sends these: POSTs, polls and (the driver puts them first) streams.
-        let fetch = FetchOptions {
-            with_credentials: flags & 1 != 0,
-            headers: header_pairs(headers),
-        };
-        // A protocol this build left out is refused by `client.js`.
-        let config = match protocol {
-            #[cfg(feature = "sse")]
-            0 => {
-                let mut sse = SseConfig::new(url);
-                if !channel_param.is_empty() {
-                    sse.channel_param = channel_param.into();
-                }
-                sse.last_event_id_query = flags & 2 != 0;
-                sse.backoff = backoff;
-                if let Some(ms) = num(n::IDLE) {
-                    sse.idle_timeout_ms = ms;
-                }
-                if let Some(b) = num(n::MAX_EVENT) {
-                    sse.max_event_bytes = b as usize;
-                }
-                if let Some(c) = num(n::PER_STREAM) {
-                    sse.max_channels_per_stream = c as usize;
-                }
-                ClientConfig::Sse(sse)
-            }
-            #[cfg(feature = "bayeux")]
-            1 => {
-                let mut bayeux = BayeuxConfig::new(url, ws_url);
-                let mut order = num(n::TRANSPORTS).unwrap_or(0);
-                let mut transports = Vec::new();
-                while order > 0 {
-                    transports.insert(
-                        0,
-                        if order % 10 == 1 {
-                            TransportKind::WebSocket
-                        } else {
-                            TransportKind::LongPolling
-                        },
-                    );
-                    order /= 10;
-                }
-                if !transports.is_empty() {
-                    bayeux.transports = transports;
-                }
-                bayeux.backoff = backoff;
-                bayeux.auth_hook = flags & 4 != 0;
-                ClientConfig::Bayeux(bayeux, ext.is_object().then_some(ext))
-            }
-            _ => ClientConfig::PollOnly,
-        };
-        let seed = (arg(n::SEED).clamp(0.0, 1.0) * u64::MAX as f64) as u64;
-        let core = ClientCore::with_options(config, client, seed);
-        let io = Io::new(&emit, fetch.with_credentials, &page);
-        let sink = Rc::new(PageSink {
-            io: io.clone(),
-            channel: Default::default(),
-        });
-        Core {
-            driver: Driver::with_io(core, fetch, sink, io.clone()),
-            io,
-        }
-    }
-
-    /// Subscribes; returns the subscription's number, or -1 after giving the error (an
-    /// invalid channel name) with [`page::THROW`]. `texts`: the `since` id and the poll URL
-    /// (empty: none), each ended by a NUL (`client.js` refuses NUL in them), then the channel
-    /// (the rest, so a NUL in it reaches the name check). `flags`: 1 hints, 2 `since` given.
-    /// Poll numbers as in [`Core::new`]; negative numbers: not given. Report
-    /// [`input::FLUSH`] next.
-    pub fn subscribe(
-        &self,
-        texts: &str,
-        throttle: f64,
-        flags: u8,
-        poll_fn: f64,
-        poll_interval: f64,
-        poll_push: f64,
-    ) -> f64 {
-        // One string rather than three: one copy into the wasm and no `Option<String>`s.
-        let (since, rest) = text::cut(texts, 0);
-        let (poll_url, channel) = text::cut(rest.get(1..).unwrap_or_default(), 0);
-        let channel = channel.get(1..).unwrap_or_default();
-        let poll_url = Some(poll_url).filter(|u| !u.is_empty()).map(String::from);
-        let options = SubOptions {
-            throttle_ms: given(throttle),
-            poll: poll_spec(poll_url, poll_fn, poll_interval, poll_push),
-            hints: flags & 1 != 0,
-            since: (flags & 2 != 0).then(|| since.into()),
-        };
-        // What the core decided waits for the flush: the page registers the subscription
-        // under its number first (the core may decide `Ready` at once).
-        let result = self
-            .driver
-            .call(|core, now| core.subscribe_with(channel, options, now));
-        self.returned(result)
-    }
-
-    /// Publishes `data` on `channel` (Bayeux; a build without it refuses in `client.js`,
-    /// and has no export for it); returns the publish's number, answered by
-    /// [`page::PUBLISHED`] after the flush, or -1 after giving the error.
-    #[cfg(feature = "bayeux")]
-    pub fn publish(&self, channel: &str, data: JsValue) -> f64 {
-        let result = self
-            .driver
-            .call(|core, now| core.publish(channel, data, now));
-        self.returned(result)
-    }
-
+    /// A subscribe's or publish's number for the page, or -1 after giving its error with
+    /// [`page::THROW`].
     fn returned(&self, result: Result<u64, Error>) -> f64 {
         match result {
             Ok(id) => id as f64,
@@ -450,41 +296,6 @@ impl Core {
                 -1.0
             }
         }
-    }
-
-    /// What `io.js` or the page reports: `kind` one of `crate::web::event` or [`input`].
-    pub fn input(&self, kind: u8, id: f64, a: JsValue, b: JsValue, c: JsValue, d: JsValue) {
-        let driver = &self.driver;
-        let input = match kind {
-            input::UNSUBSCRIBE => Input::Unsubscribe,
-            input::CLOSE => Input::Close,
-            input::FLUSH => return driver.run(),
-            // Only Bayeux has an auth() hook.
-            #[cfg(feature = "bayeux")]
-            input::AUTH_DONE => Input::Auth(if a.is_truthy() {
-                Ok(b.is_object().then_some(b))
-            } else {
-                Err(text_of(&b))
-            }),
-            input::POLL_DONE => {
-                if !driver.finish_poll(id as u64) {
-                    return;
-                }
-                Input::Poll(if a.is_truthy() {
-                    Ok((None, None, value_body(&b)))
-                } else {
-                    Err(Error::new(ErrorCode::Callback, text_of(&b)))
-                })
-            }
-            event::DATA => return,
-            _ => return driver.on_event(kind, id, [&a, &b, &c, &d]),
-        };
-        driver.feed(id as u64, input);
-    }
-
-    /// SSE body bytes of stream `id` (`io.js`'s `DATA` report).
-    pub fn chunk(&self, id: f64, bytes: &[u8]) {
-        self.driver.on_data(id, bytes);
     }
 }
 
@@ -496,7 +307,19 @@ impl Core {
 // (the driver's state has its own cell), so calls that nest (a callback that subscribes)
 // are fine.
 
-/// A new client (see [`Core::new`]); [`core_free`] frees it.
+/// `protocol`: 0 SSE, 1 Bayeux, 2 polling only (`client.js` refuses one this build left
+/// out). `texts`: five texts, each ended by a NUL (`client.js` refuses NUL in them, one
+/// string crosses rather than five): the URL (Bayeux: http(s)), Bayeux's ws(s) URL, the SSE
+/// channel parameter (empty: the default), the headers (names and values in turn, one per
+/// line: `client.js` refuses line breaks in them) and the poll URL (empty: none). `n`: see
+/// [`n`] (`client.js` checks the values). `page`
+/// hears the page's commands ([`page`]), `emit` is where `io.js` reports, which hands its
+/// reports to [`core_input`] and [`core_chunk`].
+// A single-protocol build leaves the other protocol's arguments unused.
+#[cfg_attr(
+    not(all(feature = "sse", feature = "bayeux")),
+    allow(unused_variables, unused_mut)
+)]
 #[wasm_bindgen]
 pub fn core_new(
     page: JsValue,
@@ -506,10 +329,99 @@ pub fn core_new(
     n: &[f64],
     ext: JsValue,
 ) -> *mut Core {
-    Box::into_raw(Box::new(Core::new(page, emit, protocol, texts, n, ext)))
+    // Borrowed pieces, made `String`s only where a config keeps them.
+    let mut parts = text::pieces(texts, 0);
+    let mut next = || parts.next().unwrap_or_default();
+    let (url, ws_url, channel_param, headers) = (next(), next(), next(), next());
+    let poll_url = Some(next()).filter(|u| !u.is_empty()).map(String::from);
+    let num = |i: usize| given(n.get(i).copied().unwrap_or(-1.0));
+    let flags = num(n::FLAGS).unwrap_or(0);
+    let d = BackoffConfig::default();
+    let min = num(n::BACKOFF_MIN).unwrap_or(d.min_ms);
+    let backoff = BackoffConfig {
+        min_ms: min,
+        max_ms: num(n::BACKOFF_MAX).unwrap_or(d.max_ms).max(min),
+    };
+    let arg = |i: usize| n.get(i).copied().unwrap_or(-1.0);
+    let mut client = ClientOptions {
+        throttle_ms: num(n::THROTTLE).unwrap_or(500),
+        poll: poll_spec(
+            poll_url,
+            arg(n::POLL_FN),
+            arg(n::POLL_INTERVAL),
+            arg(n::POLL_PUSH),
+        ),
+        ..ClientOptions::default()
+    };
+    if let Some(ms) = num(n::DOWNSHIFT) {
+        client.supervisor.downshift_ms = ms;
+    }
+    // Every request sends these: POSTs, polls and (the driver puts them first) streams.
+    let fetch = FetchOptions {
+        with_credentials: flags & 1 != 0,
+        headers: header_pairs(headers),
+    };
+    // A protocol this build left out is refused by `client.js`.
+    let config = match protocol {
+        #[cfg(feature = "sse")]
+        0 => {
+            let mut sse = SseConfig::new(url);
+            if !channel_param.is_empty() {
+                sse.channel_param = channel_param.into();
+            }
+            sse.last_event_id_query = flags & 2 != 0;
+            sse.backoff = backoff;
+            if let Some(ms) = num(n::IDLE) {
+                sse.idle_timeout_ms = ms;
+            }
+            if let Some(b) = num(n::MAX_EVENT) {
+                sse.max_event_bytes = b as usize;
+            }
+            if let Some(c) = num(n::PER_STREAM) {
+                sse.max_channels_per_stream = c as usize;
+            }
+            ClientConfig::Sse(sse)
+        }
+        #[cfg(feature = "bayeux")]
+        1 => {
+            let mut bayeux = BayeuxConfig::new(url, ws_url);
+            let mut order = num(n::TRANSPORTS).unwrap_or(0);
+            let mut transports = Vec::new();
+            while order > 0 {
+                transports.insert(
+                    0,
+                    if order % 10 == 1 {
+                        TransportKind::WebSocket
+                    } else {
+                        TransportKind::LongPolling
+                    },
+                );
+                order /= 10;
+            }
+            if !transports.is_empty() {
+                bayeux.transports = transports;
+            }
+            bayeux.backoff = backoff;
+            bayeux.auth_hook = flags & 4 != 0;
+            ClientConfig::Bayeux(bayeux, ext.is_object().then_some(ext))
+        }
+        _ => ClientConfig::PollOnly,
+    };
+    let seed = (arg(n::SEED).clamp(0.0, 1.0) * u64::MAX as f64) as u64;
+    let core = ClientCore::with_options(config, client, seed);
+    let io = Io::new(&emit, fetch.with_credentials, &page);
+    let sink = Rc::new(PageSink {
+        io: io.clone(),
+        channel: Default::default(),
+    });
+    // Freed by `core_free`.
+    Box::into_raw(Box::new(Core {
+        driver: Driver::with_io(core, fetch, sink, io.clone()),
+        io,
+    }))
 }
 
-/// See [`Core::input`].
+/// What `io.js` or the page reports: `kind` one of `crate::web::event` or [`input`].
 ///
 /// # Safety
 /// `core` came from [`core_new`] and was not freed (so for every export below).
@@ -524,20 +436,51 @@ pub unsafe fn core_input(
     d: JsValue,
 ) {
     // SAFETY: see above.
-    unsafe { &*core }.input(kind, id, a, b, c, d)
+    let core = unsafe { &*core };
+    let driver = &core.driver;
+    let input = match kind {
+        input::UNSUBSCRIBE => Input::Unsubscribe,
+        input::CLOSE => Input::Close,
+        input::FLUSH => return driver.run(),
+        // Only Bayeux has an auth() hook.
+        #[cfg(feature = "bayeux")]
+        input::AUTH_DONE => Input::Auth(if a.is_truthy() {
+            Ok(b.is_object().then_some(b))
+        } else {
+            Err(text_of(&b))
+        }),
+        input::POLL_DONE => {
+            if !driver.finish_poll(id as u64) {
+                return;
+            }
+            Input::Poll(if a.is_truthy() {
+                Ok((None, None, value_body(&b)))
+            } else {
+                Err(Error::new(ErrorCode::Callback, text_of(&b)))
+            })
+        }
+        event::DATA => return,
+        _ => return driver.on_event(kind, id, [&a, &b, &c, &d]),
+    };
+    driver.feed(id as u64, input);
 }
 
-/// See [`Core::chunk`].
+/// SSE body bytes of stream `id` (`io.js`'s `DATA` report).
 ///
 /// # Safety
 /// As for [`core_input`].
 #[wasm_bindgen]
 pub unsafe fn core_chunk(core: *const Core, id: f64, bytes: &[u8]) {
     // SAFETY: see `core_input`.
-    unsafe { &*core }.chunk(id, bytes)
+    unsafe { &*core }.driver.on_data(id, bytes);
 }
 
-/// See [`Core::subscribe`].
+/// Subscribes; returns the subscription's number, or -1 after giving the error (an
+/// invalid channel name) with [`page::THROW`]. `texts`: the `since` id and the poll URL
+/// (empty: none), each ended by a NUL (`client.js` refuses NUL in them), then the channel
+/// (the rest, so a NUL in it reaches the name check). `flags`: 1 hints, 2 `since` given.
+/// Poll numbers as in [`core_new`]; negative numbers: not given. Report
+/// [`input::FLUSH`] next.
 ///
 /// # Safety
 /// As for [`core_input`].
@@ -552,10 +495,29 @@ pub unsafe fn core_subscribe(
     poll_push: f64,
 ) -> f64 {
     // SAFETY: see `core_input`.
-    unsafe { &*core }.subscribe(texts, throttle, flags, poll_fn, poll_interval, poll_push)
+    let core = unsafe { &*core };
+    // One string rather than three: one copy into the wasm and no `Option<String>`s.
+    let (since, rest) = text::cut(texts, 0);
+    let (poll_url, channel) = text::cut(rest.get(1..).unwrap_or_default(), 0);
+    let channel = channel.get(1..).unwrap_or_default();
+    let poll_url = Some(poll_url).filter(|u| !u.is_empty()).map(String::from);
+    let options = SubOptions {
+        throttle_ms: given(throttle),
+        poll: poll_spec(poll_url, poll_fn, poll_interval, poll_push),
+        hints: flags & 1 != 0,
+        since: (flags & 2 != 0).then(|| since.into()),
+    };
+    // What the core decided waits for the flush: the page registers the subscription
+    // under its number first (the core may decide `Ready` at once).
+    let result = core
+        .driver
+        .call(|c, now| c.subscribe_with(channel, options, now));
+    core.returned(result)
 }
 
-/// See [`Core::publish`].
+/// Publishes `data` on `channel` (Bayeux; a build without it refuses in `client.js`, and has
+/// no export for it); returns the publish's number, answered by [`page::PUBLISHED`] after the
+/// flush, or -1 after giving the error.
 ///
 /// # Safety
 /// As for [`core_input`].
@@ -563,7 +525,9 @@ pub unsafe fn core_subscribe(
 #[wasm_bindgen]
 pub unsafe fn core_publish(core: *const Core, channel: &str, data: JsValue) -> f64 {
     // SAFETY: see `core_input`.
-    unsafe { &*core }.publish(channel, data)
+    let core = unsafe { &*core };
+    let result = core.driver.call(|c, now| c.publish(channel, data, now));
+    core.returned(result)
 }
 
 /// Frees a client: its connections close and nothing more is reported.

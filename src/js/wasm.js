@@ -1,5 +1,5 @@
-// The glue between client.js and the wasm: loading it, the `Core` class over its exports, and
-// the functions it imports. Written by hand in place of the module wasm-bindgen generates,
+// The glue between client.js and the wasm: loading it, functions over its exports, and the
+// functions it imports. Written by hand in place of the module wasm-bindgen generates,
 // for the size every page pays: that module cost about 1.4 KB of gzip per entry, most of it
 // for cases the package never has (deprecated init forms, missing browser APIs, freeing
 // arguments on a throw, a class per export, names with hashes).

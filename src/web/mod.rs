@@ -135,7 +135,8 @@ pub(crate) mod event {
 }
 
 /// The callback `io.js` reports through in the Rust API: kind, id, and up to four values.
-/// (The JavaScript API's reports go to the `Core` class instead: no closure is made.)
+/// (The JavaScript API's reports go to its exports instead, `core_input` and `core_chunk`: no
+/// closure is made.)
 #[cfg(feature = "std")]
 type Emit = Closure<dyn Fn(u8, f64, JsValue, JsValue, JsValue, JsValue)>;
 
