@@ -9,11 +9,11 @@
 //!
 //! The test is conservative. A reference is any `i32.const`, either half of an `i64.const`
 //! (LLVM stores a pointer and a length with one 64-bit constant), any load or store offset, and
-//! any 4-byte value in the data that itself lies within [`WINDOW`] bytes after a reference (a
-//! static holding a pointer, such as a panic location naming its file). A run of printable
-//! ASCII that no reference points into is zeroed; anything the walk does not understand (a
-//! memory instruction it does not know, a passive or computed data segment) leaves the file
-//! as it is.
+//! any 4 bytes of the data read as a number, at every offset (a static holding a pointer: a
+//! panic location naming its file, the table LLVM makes of a `match` that returns texts),
+//! whether or not anything still reads that static. A run of printable ASCII that no
+//! reference points into is zeroed; anything the walk does not understand (a memory
+//! instruction it does not know, a passive or computed data segment) leaves the file as it is.
 
 use std::collections::BTreeSet;
 
@@ -21,8 +21,6 @@ use wasmparser::{DataKind, Operator, Parser, Payload};
 
 use crate::Result;
 
-/// How far past a reference a pointer stored in the data still counts as reachable from it.
-const WINDOW: u32 = 64;
 /// The shortest run of text considered.
 const MIN_RUN: usize = 4;
 
@@ -32,7 +30,8 @@ pub fn zero_unreferenced(wasm: &mut [u8]) -> Result<usize> {
     let Some(module) = walk(wasm)? else {
         return Ok(0);
     };
-    let live = module.live();
+    let mut live = module.refs;
+    live.extend(module.words);
     let mut zeroed = 0;
     for seg in &module.segments {
         let bytes = wasm
@@ -62,30 +61,8 @@ struct Module {
     /// Constants and offsets of the code, globals and element segments.
     refs: BTreeSet<u32>,
     segments: Vec<Segment>,
-    /// Every 4-byte value of the data, with its address.
-    words: Vec<(u32, u32)>,
-}
-
-impl Module {
-    /// The references, with the data's pointers that are reachable from them (to a fixpoint).
-    fn live(&self) -> BTreeSet<u32> {
-        let mut live = self.refs.clone();
-        loop {
-            let before = live.len();
-            for &(at, value) in &self.words {
-                let reached = live
-                    .range(..=at)
-                    .next_back()
-                    .is_some_and(|r| at - r <= WINDOW);
-                if reached {
-                    live.insert(value);
-                }
-            }
-            if live.len() == before {
-                return live;
-            }
-        }
-    }
+    /// Every 4-byte value of the data, at every offset.
+    words: Vec<u32>,
 }
 
 /// The references and data segments of `wasm`; `None` when it has something this walk does
@@ -131,9 +108,8 @@ fn walk(wasm: &[u8]) -> Result<Option<Module>> {
                     let Some(&addr) = at.iter().next().filter(|_| at.len() == 1) else {
                         return Ok(None);
                     };
-                    for (i, w) in d.data.windows(4).enumerate() {
-                        let value = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-                        words.push((addr + i as u32, value));
+                    for w in d.data.windows(4) {
+                        words.push(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
                     }
                     segments.push(Segment {
                         addr,
@@ -318,16 +294,24 @@ mod tests {
     }
 
     #[test]
-    fn a_pointer_in_data_near_a_reference_keeps_its_target() {
-        // A static at 1024 holding the address of the text at 1032; the code names the static.
+    fn a_pointer_anywhere_in_the_data_keeps_its_target() {
+        // A static at 1024 holding the address of the text at 1032 (named by no code); the
+        // text after it is named by nothing.
         let mut data = (1032u32).to_le_bytes().to_vec();
         data.extend([1, 2, 3, 4]);
         data.extend(b"reached text\x01unreached");
-        let (out, n) = zeroed(&data, &[Instruction::I32Const(1024), Instruction::Drop]);
+        let (out, n) = zeroed(&data, &[]);
         assert_eq!(n, 9);
         assert_eq!(&out[8..20], b"reached text");
-        // The same static, named by nothing: its pointer does not count.
-        assert_eq!(zeroed(&data, &[]).1, 12 + 9);
+        assert!(out[21..].iter().all(|&b| b == 0));
+        // Unaligned, into the middle of a text (at 1038): that text stays, the label before
+        // the pointer (named by nothing) goes.
+        let mut data = b"\x01label:".to_vec();
+        data.extend((1024u32 + 20).to_le_bytes());
+        data.extend(b"\x01\x01\x01some texts");
+        let (out, n) = zeroed(&data, &[]);
+        assert_eq!(n, 6);
+        assert_eq!(&out[14..], b"some texts");
     }
 
     #[test]
