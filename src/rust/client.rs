@@ -77,11 +77,8 @@ impl ClientBuilder {
                 ClientConfig::Bayeux(bayeux, ext)
             }
         };
-        // SSE streams carry their headers in the core's config; Bayeux POSTs and polls here.
-        let headers = match &config {
-            ClientConfig::Sse(_) => Vec::new(),
-            _ => settings.headers,
-        };
+        // Every request carries them: the driver puts them before a stream's own.
+        let headers = settings.headers;
         let hub = Rc::new(Hub {
             auth: settings.auth,
             ext: static_ext,

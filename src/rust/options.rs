@@ -284,7 +284,7 @@ pub(crate) struct Settings {
     pub config: ClientConfig<String>,
     pub client: ClientOptions,
     pub with_credentials: bool,
-    /// Extra headers on Bayeux long-polling POSTs and on polls (SSE keeps its own).
+    /// Extra headers on every request: SSE streams, Bayeux long-polling POSTs and polls.
     pub headers: Vec<(String, String)>,
     /// Bayeux: the hook called before every handshake.
     pub auth: Option<AuthHook>,
@@ -550,7 +550,6 @@ impl ClientBuilder {
                     }
                     sse.channel_param = p.clone();
                 }
-                sse.headers = self.headers.clone();
                 sse.last_event_id_query = self.last_event_id_in_query.unwrap_or(false);
                 sse.backoff = backoff;
                 if let Some(t) = self.idle_timeout {

@@ -60,8 +60,10 @@ fn sse_options_reach_the_core() {
     };
     assert_eq!(sse.max_channels_per_stream, 50);
     assert_eq!(sse.channel_param, "ch");
+    // The client's headers go on every request (the driver's), not in the stream's config.
+    assert!(sse.headers.is_empty());
     assert_eq!(
-        sse.headers,
+        s.headers,
         vec![("Authorization".to_owned(), "Bearer x".to_owned())]
     );
     assert!(sse.last_event_id_query);
