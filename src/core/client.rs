@@ -145,12 +145,10 @@ pub enum Output<P> {
     /// SSE: abort this request.
     Abort(StreamId),
     #[cfg(feature = "bayeux")]
-    /// Bayeux: POST these messages as a JSON array.
+    /// Bayeux: POST these messages as a JSON array to [`ClientCore::http_url`].
     HttpSend {
         /// The request id to report back under.
         req: ReqId,
-        /// The URL.
-        url: String,
         /// The batch.
         messages: Vec<Message<P>>,
     },
@@ -379,6 +377,15 @@ impl<P: Clone> ClientCore<P> {
     /// `client.state`.
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// Bayeux: where every [`Output::HttpSend`] goes; empty for other protocols.
+    #[cfg(feature = "bayeux")]
+    pub fn http_url(&self) -> &str {
+        match &self.proto {
+            Proto::Bayeux(b, _) => b.http_url(),
+            _ => "",
+        }
     }
 
     /// `client.transport`.
@@ -974,8 +981,8 @@ impl<P: Clone> ClientCore<P> {
     fn on_session_event(&mut self, ev: SessionEvent<P>, now: Millis) {
         match ev {
             #[cfg(feature = "bayeux")]
-            SessionEvent::HttpSend { req, url, messages } => {
-                self.out.push_back(Output::HttpSend { req, url, messages })
+            SessionEvent::HttpSend { req, messages } => {
+                self.out.push_back(Output::HttpSend { req, messages })
             }
             #[cfg(feature = "bayeux")]
             SessionEvent::HttpAbort(req) => self.out.push_back(Output::HttpAbort(req)),

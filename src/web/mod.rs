@@ -205,6 +205,9 @@ struct Inner<S> {
     timer: Option<Millis>,
     io: Io,
     sink: Rc<S>,
+    /// Bayeux: where every POST goes (kept here rather than carried by each send).
+    #[cfg(feature = "bayeux")]
+    post_url: String,
     /// Dropped after `io` is closed (see `Drop`).
     #[cfg(feature = "std")]
     _emit: Option<Emit>,
@@ -517,14 +520,14 @@ impl<S: Sink> Driver<S> {
                             inner.io(op::ABORT, id as f64);
                         }
                         #[cfg(feature = "bayeux")]
-                        Output::HttpSend { req, url, messages } => {
+                        Output::HttpSend { req, messages } => {
                             let mut headers = header_text([&inner.headers, &[]]);
                             push_header(
                                 &mut headers,
                                 "Content-Type",
                                 "application/json;charset=UTF-8",
                             );
-                            io.s(&url);
+                            io.s(&inner.post_url);
                             io.s(&headers);
                             bayeux_json::encode(io, &messages);
                             send_post(io, req as f64);
@@ -622,6 +625,8 @@ impl<S: Sink> Driver<S> {
 
 impl<S> Inner<S> {
     fn new(core: Core, fetch: FetchOptions, sink: Rc<S>, io: Io) -> Self {
+        #[cfg(feature = "bayeux")]
+        let post_url = core.http_url().into();
         Inner {
             core,
             clock: Clock::default(),
@@ -631,6 +636,8 @@ impl<S> Inner<S> {
             timer: None,
             io,
             sink,
+            #[cfg(feature = "bayeux")]
+            post_url,
             #[cfg(feature = "std")]
             _emit: None,
         }

@@ -109,12 +109,12 @@ const DEFAULT_TIMEOUT: Millis = 45_000;
 /// What the session asks of its owner, and what it reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent<P> {
-    /// POST these messages as a JSON array; report with `handle_http_*`.
+    /// POST these messages as a JSON array to the configured `http_url`; report with
+    /// `handle_http_*`. The URL is not carried: it never changes, and a clone per send costs
+    /// wasm bytes.
     HttpSend {
         /// The request id.
         req: ReqId,
-        /// The URL.
-        url: String,
         /// The batch.
         messages: Vec<Message<P>>,
     },
@@ -331,6 +331,11 @@ impl<P: Clone> BayeuxSession<P> {
             next_pub: 1,
             events: Fifo::new(),
         }
+    }
+
+    /// Where every [`SessionEvent::HttpSend`] goes (the configured `http_url`).
+    pub fn http_url(&self) -> &str {
+        &self.config.http_url
     }
 
     /// The coarse state.
@@ -941,11 +946,9 @@ impl<P: Clone> BayeuxSession<P> {
                 messages.push(m);
             }
             match carrier {
-                Carrier::Http(req) => self.events.push_back(SessionEvent::HttpSend {
-                    req,
-                    url: self.config.http_url.clone(),
-                    messages,
-                }),
+                Carrier::Http(req) => self
+                    .events
+                    .push_back(SessionEvent::HttpSend { req, messages }),
                 Carrier::Ws(conn) => self
                     .events
                     .push_back(SessionEvent::WsSend { conn, messages }),
@@ -1349,11 +1352,7 @@ impl<P: Clone> BayeuxSession<P> {
                 _ => {
                     let req = self.next_req;
                     self.next_req += 1;
-                    SessionEvent::HttpSend {
-                        req,
-                        url: self.config.http_url.clone(),
-                        messages,
-                    }
+                    SessionEvent::HttpSend { req, messages }
                 }
             };
             self.events.push_back(goodbye);
