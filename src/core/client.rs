@@ -1160,7 +1160,7 @@ impl<P: Clone> ClientCore<P> {
                 PollOutcome::Whole(data) => self.offer(i, &channel, pending(data, None), now),
                 PollOutcome::Messages(messages, reset) => {
                     if *reset && !fresh.iter().any(|(c, _, _)| *c == channel) {
-                        self.seen.forget(|c| c == channel);
+                        self.seen.forget(core::slice::from_ref(&channel), false);
                         self.out.push_back(Output::Reset(vec![channel.clone()]));
                     }
                     for (id, data) in messages {

@@ -379,8 +379,7 @@ impl<P: Clone> BayeuxSession<P> {
                 });
             }
         }
-        let keep = |c: &str| wanted.iter().any(|w| matches(w, c));
-        self.seen.forget(|c| !keep(c));
+        self.seen.forget(wanted, true);
         self.changed(now);
     }
 
@@ -1205,7 +1204,7 @@ impl<P: Clone> BayeuxSession<P> {
             }
             if !m.tidings.reset.is_empty() {
                 let reset = core::mem::take(&mut m.tidings.reset);
-                self.seen.forget(|c| has(&reset, c));
+                self.seen.forget(&reset, false);
                 self.events.push_back(SessionEvent::Reset(reset));
             }
             let Some(p) = self.patterns.get_mut(i) else {
