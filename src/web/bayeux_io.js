@@ -57,26 +57,20 @@ const parse = (body) => {
 
 // The JSON text of a batch the wasm gave as command arguments, eleven per message and then
 // the replay map's (see src/web/bayeux_json.rs): channel, id, clientId, subscription,
-// connectionType, version, supportedConnectionTypes (one per line), advice (reconnect,
-// interval and timeout, one per line, empty when not set), data, ext, and the number of
-// channels in ext.tidings.replay followed by each channel and its id. What is undefined is
-// left out by JSON.stringify.
+// connectionType, version, supportedConnectionTypes (one per line), advice's timeout (the
+// only advice a client gives), data, ext, and the number of channels in ext.tidings.replay
+// followed by each channel and its id. What is undefined is left out by JSON.stringify.
 const encode = (args) => {
   const list = [];
   for (let i = 0; i < args.length; ) {
-    const [channel, id, clientId, subscription, connectionType, version, types, advice, data, ext, n] =
+    const [channel, id, clientId, subscription, connectionType, version, types, timeout, data, ext, n] =
       args.slice(i, (i += 11));
-    const [reconnect, interval, timeout] = advice?.split('\n') ?? [];
     let replay;
     for (let k = 0; k < n; k++) (replay ??= {})[args[i++]] = args[i++];
     list.push({
       version,
       supportedConnectionTypes: types?.split('\n'),
-      advice: advice && {
-        reconnect: reconnect || undefined,
-        interval: interval ? +interval : undefined,
-        timeout: timeout ? +timeout : undefined,
-      },
+      advice: timeout && { timeout: +timeout },
       channel, id, clientId, subscription, connectionType, data,
       // A copy, so the page's own object is never changed.
       ext: replay ? { ...ext, tidings: { ...ext?.tidings, replay } } : ext,

@@ -22,8 +22,8 @@ use crate::core::text;
 /// Gives `io` a batch as command arguments, eleven per message and then the replay map's:
 /// channel, id, clientId, subscription, connectionType, version, supportedConnectionTypes
 /// (joined by line breaks: names of [`TransportKind`](crate::core::bayeux::session::TransportKind),
-/// which hold none), advice (its reconnect, interval and timeout as three lines, each empty
-/// when not set), each a text or undefined; data, ext; and the number of channels in
+/// which hold none), advice's timeout (the only advice a client gives), each a text or
+/// undefined; data, ext; and the number of channels in
 /// `ext.tidings.replay` (undefined: none), followed by each channel and its id. `bayeux_io.js`
 /// builds the JSON from them, so the wasm writes none (no JSON string escaping in it), and a
 /// message with none of the handshake's or connect's members sends undefined instead of `{}`
@@ -38,16 +38,9 @@ pub(crate) fn encode(io: &Io, messages: &[Message<JsValue>]) {
             }
             types.push_str(t);
         }
-        let advice = m.advice.map(|a| {
-            let mut t = String::from(a.reconnect.map_or("", Reconnect::as_str));
-            for n in [a.interval, a.timeout] {
-                t.push('\n');
-                if let Some(n) = n {
-                    text::push_decimal(&mut t, n);
-                }
-            }
-            t
-        });
+        // Of the advice only the timeout goes out: the only advice the session gives (the
+        // first connect's `timeout: 0`).
+        let timeout = m.advice.and_then(|a| a.timeout).map(text::decimal);
         let replay = &m.tidings.replay;
         let count = (!replay.is_empty()).then(|| text::decimal(replay.len() as u64));
         for t in [
@@ -58,7 +51,7 @@ pub(crate) fn encode(io: &Io, messages: &[Message<JsValue>]) {
             m.connection_type,
             m.version,
             (!m.supported_connection_types.is_empty()).then_some(types.as_str()),
-            advice.as_deref(),
+            timeout.as_deref(),
         ] {
             text_or_undefined(io, t);
         }
