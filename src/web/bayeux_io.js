@@ -5,6 +5,11 @@ import { HTTP, HTTP_FAILED, WS_CLOSED, WS_MESSAGE, WS_OPEN, describe, isObject }
 
 // An id as text: ids are strings or whole numbers on the wire.
 const text = (v) => (typeof v == 'string' ? v : Number.isSafeInteger(v) ? String(v) : undefined);
+// Milliseconds as decimal digits when a finite number not below zero (whole, at most 2^53 - 1
+// so the digits are exact), else undefined. Text: the wasm reads it with the digit parser it
+// has anyway, not a float-to-integer conversion of its own.
+const ms = (n) =>
+  Number.isFinite(n) && n >= 0 ? String(Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER)) : undefined;
 // A list of strings as one text, one per line (channel names and ids hold no line breaks).
 const lines = (list) => (Array.isArray(list) ? list.filter((x) => typeof x == 'string').join('\n') : undefined);
 
@@ -19,7 +24,7 @@ const fields = (m) => {
   return [
     m.channel, text(m.id), m.clientId, m.successful, m.error,
     Array.isArray(m.subscription) ? m.subscription[0] : m.subscription,
-    a.reconnect, a.interval, a.timeout, m.data, lines(m.supportedConnectionTypes),
+    a.reconnect, ms(a.interval), ms(a.timeout), m.data, lines(m.supportedConnectionTypes),
     !!t.replay, lines(t.reset), text(t.id), last.join('\n'),
   ];
 };

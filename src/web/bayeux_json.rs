@@ -85,11 +85,10 @@ fn lines(out: &mut Vec<String>, f: &Array, i: u32) {
     }
 }
 
-/// Field `i` as milliseconds, when it is a finite number not below zero (`as` saturates at
-/// `u64::MAX`).
+/// Field `i` as milliseconds: `bayeux_io.js` gives them as decimal digits (undefined when the
+/// message has no such number), read without a float conversion's code.
 fn millis(f: &Array, i: u32) -> Option<u64> {
-    let n = f.get(i).as_f64()?;
-    (n.is_finite() && n >= 0.0).then_some(n as u64)
+    text::digits(&text_at(f, i)?)
 }
 
 /// The messages of a body or frame `bayeux_io.js` parsed, or why it could not parse it.
