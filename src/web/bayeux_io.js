@@ -10,6 +10,9 @@ const text = (v) => (typeof v == 'string' ? v : Number.isSafeInteger(v) ? String
 // has anyway, not a float-to-integer conversion of its own.
 const ms = (n) =>
   Number.isFinite(n) && n >= 0 ? String(Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER)) : undefined;
+// advice.reconnect as the index bayeux_json.rs reads (anything else: not a number), so the
+// wasm compares no strings for it.
+const reconnect = { retry: 0, handshake: 1, none: 2 };
 // A list of strings as one text, one per line (channel names and ids hold no line breaks).
 const lines = (list) => (Array.isArray(list) ? list.filter((x) => typeof x == 'string').join('\n') : undefined);
 
@@ -24,7 +27,7 @@ const fields = (m) => {
   return [
     m.channel, text(m.id), m.clientId, m.successful, m.error,
     Array.isArray(m.subscription) ? m.subscription[0] : m.subscription,
-    a.reconnect, ms(a.interval), ms(a.timeout), m.data, lines(m.supportedConnectionTypes),
+    reconnect[a.reconnect], ms(a.interval), ms(a.timeout), m.data, lines(m.supportedConnectionTypes),
     !!t.replay, lines(t.reset), text(t.id), last.join('\n'),
   ];
 };

@@ -154,7 +154,12 @@ fn fill(m: &mut Message<JsValue>, f: &Array) {
     set_text(&mut m.error, f, 4);
     set_text(&mut m.subscription, f, 5);
     let advice = Advice {
-        reconnect: text_at(f, 6).and_then(|r| Reconnect::parse(&r)),
+        // An index from `bayeux_io.js` (see `reconnect` there), not the wire's text.
+        reconnect: f.get(6).as_f64().and_then(|n| {
+            [Reconnect::Retry, Reconnect::Handshake, Reconnect::None]
+                .get(n as usize)
+                .copied()
+        }),
         interval: millis(f, 7),
         timeout: millis(f, 8),
     };
