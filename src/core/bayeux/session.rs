@@ -548,11 +548,7 @@ impl<P: Clone> BayeuxSession<P> {
         if !self.flights.iter().any(|f| f.carrier == Carrier::Http(req)) {
             // Only the data in it matters now (its requests were given up on).
             if let Ok(msgs) = messages {
-                for m in msgs {
-                    if !m.is_meta() {
-                        self.handle_message(m, now);
-                    }
-                }
+                self.handle_all(msgs, false, now);
             }
             return;
         }
@@ -577,7 +573,7 @@ impl<P: Clone> BayeuxSession<P> {
                 )
             }
         };
-        self.handle_all(msgs, now);
+        self.handle_all(msgs, true, now);
         // Requests of this batch that got no reply were lost.
         self.http_failed(
             req,
@@ -590,10 +586,13 @@ impl<P: Clone> BayeuxSession<P> {
         self.run_due(now);
     }
 
-    /// Handles the messages of one answer or frame: one loop for both.
-    fn handle_all(&mut self, msgs: Vec<Message<P>>, now: Millis) {
+    /// Handles the messages of one answer or frame; without `meta`, only its data messages (a
+    /// stale answer's). One loop for the three callers.
+    fn handle_all(&mut self, msgs: Vec<Message<P>>, meta: bool, now: Millis) {
         for m in msgs {
-            self.handle_message(m, now);
+            if meta || !m.is_meta() {
+                self.handle_message(m, now);
+            }
         }
     }
 
@@ -654,7 +653,7 @@ impl<P: Clone> BayeuxSession<P> {
             _ => return,
         }
         match messages {
-            Ok(msgs) => self.handle_all(msgs, now),
+            Ok(msgs) => self.handle_all(msgs, true, now),
             Err(why) => self.retrying(Error::new(
                 ErrorCode::BadResponse,
                 text::concat(&["a WebSocket frame was not Bayeux: ", &why]),
