@@ -1374,7 +1374,10 @@ impl<P: Clone> BayeuxSession<P> {
     /// re-handshake.
     fn forget_flights(&mut self, err: &Error, abort: bool) {
         let mut aborted: Vec<ReqId> = Vec::new();
-        for f in core::mem::take(&mut self.flights) {
+        // `pop` after `fifo::reverse`, not `into_iter`: no `IntoIter` drop code for flights.
+        let mut flights = core::mem::take(&mut self.flights);
+        crate::core::fifo::reverse(&mut flights);
+        while let Some(f) = flights.pop() {
             if let Kind::Publish(id) = f.kind {
                 self.published(id, Err(err.clone()));
             }
@@ -1403,16 +1406,16 @@ impl<P: Clone> BayeuxSession<P> {
         self.connect = ConnectLoop::Off;
     }
 
-    /// Removes and returns the requests in flight on `carrier`, in order (one loop for its
-    /// callers rather than a `retain` with a closure of its own for each).
+    /// Removes and returns the requests in flight on `carrier`, the last first: callers `pop`
+    /// them in order (no `IntoIter` drop code). One loop for its callers rather than a
+    /// `retain` with a closure of its own for each.
     fn take_flights(&mut self, carrier: Carrier) -> Vec<Flight> {
         let mut taken = Vec::new();
-        let mut i = 0;
-        while let Some(f) = self.flights.get(i) {
-            if f.carrier == carrier {
+        let mut i = self.flights.len();
+        while i > 0 {
+            i -= 1;
+            if self.flights.get(i).is_some_and(|f| f.carrier == carrier) {
                 taken.extend(take_at(&mut self.flights, i));
-            } else {
-                i += 1;
             }
         }
         taken
@@ -1426,7 +1429,7 @@ impl<P: Clone> BayeuxSession<P> {
     /// Every request on `carrier` failed: connects and handshakes retry, subscription changes
     /// are sent again, publishes are refused (the page decides whether to publish again).
     fn fail_carrier(&mut self, carrier: Carrier, err: Error, now: Millis) {
-        let lost = self.take_flights(carrier);
+        let mut lost = self.take_flights(carrier);
         if lost.is_empty() {
             return;
         }
@@ -1434,7 +1437,7 @@ impl<P: Clone> BayeuxSession<P> {
         // whatever subscription changes are pending: those wait for it.
         let with_connect = lost.iter().any(|f| matches!(f.kind, Kind::Connect));
         let mut reported = false;
-        for flight in lost {
+        while let Some(flight) = lost.pop() {
             match flight.kind {
                 Kind::Handshake | Kind::Connect => {
                     if !reported {
@@ -1553,10 +1556,10 @@ impl<P: Clone> BayeuxSession<P> {
         }
         self.retrying(err);
         // The queue and its flights are in the same order.
-        let mut flights = self.take_flights(Carrier::Queued).into_iter();
+        let mut flights = self.take_flights(Carrier::Queued);
         let mut batch: Vec<(Message<P>, MsgId, Kind)> = Vec::new();
         for m in queued {
-            let Some(f) = flights.next() else { break };
+            let Some(f) = flights.pop() else { break };
             batch.push((m, f.msg, f.kind));
         }
         self.transmit(batch, now);
