@@ -588,8 +588,10 @@ impl<P: Clone> BayeuxSession<P> {
 
     /// Handles the messages of one answer or frame; without `meta`, only its data messages (a
     /// stale answer's). One loop for the three callers.
-    fn handle_all(&mut self, msgs: Vec<Message<P>>, meta: bool, now: Millis) {
-        for m in msgs {
+    fn handle_all(&mut self, mut msgs: Vec<Message<P>>, meta: bool, now: Millis) {
+        // `pop` after `fifo::reverse`, not `into_iter`: no `IntoIter` drop code for messages.
+        crate::core::fifo::reverse(&mut msgs);
+        while let Some(m) = msgs.pop() {
             if meta || !m.is_meta() {
                 self.handle_message(m, now);
             }
@@ -1541,7 +1543,7 @@ impl<P: Clone> BayeuxSession<P> {
             }
         }
         // Messages that never left go another way.
-        let queued = core::mem::take(&mut self.ws_queue);
+        let mut queued = core::mem::take(&mut self.ws_queue);
         if queued.is_empty() {
             return;
         }
@@ -1558,7 +1560,8 @@ impl<P: Clone> BayeuxSession<P> {
         // The queue and its flights are in the same order.
         let mut flights = self.take_flights(Carrier::Queued);
         let mut batch: Vec<(Message<P>, MsgId, Kind)> = Vec::new();
-        for m in queued {
+        crate::core::fifo::reverse(&mut queued);
+        while let Some(m) = queued.pop() {
             let Some(f) = flights.pop() else { break };
             batch.push((m, f.msg, f.kind));
         }
