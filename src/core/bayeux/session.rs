@@ -909,10 +909,10 @@ impl<P: Clone> BayeuxSession<P> {
 
     /// Sends a batch over the current transport, at most [`MAX_BATCH`] messages per request
     /// (a connect, always last, goes in the last one), recording each message's flight. The
-    /// requests are taken from the front of one iterator (no `split_off` of the batch).
-    fn transmit(&mut self, batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
-        let mut batch = batch.into_iter();
-        while batch.len() > 0 {
+    /// requests are popped from the batch reversed (no `split_off`, no iterator's drop code).
+    fn transmit(&mut self, mut batch: Vec<(Message<P>, MsgId, Kind)>, now: Millis) {
+        crate::core::fifo::reverse(&mut batch);
+        while !batch.is_empty() {
             let carrier = if self.use_ws() {
                 match self.ws {
                     Ws::Open { conn, .. } => Carrier::Ws(conn),
@@ -928,7 +928,10 @@ impl<P: Clone> BayeuxSession<P> {
                 Carrier::Http(req)
             };
             let mut messages = Vec::new();
-            for (mut m, msg, kind) in batch.by_ref().take(MAX_BATCH) {
+            while messages.len() < MAX_BATCH {
+                let Some((mut m, msg, kind)) = batch.pop() else {
+                    break;
+                };
                 // Every message but the handshake (the only one of its kind) names the client.
                 self.stamp(&mut m, msg, !matches!(kind, Kind::Handshake));
                 if matches!(kind, Kind::Connect) {
