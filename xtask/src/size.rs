@@ -24,15 +24,16 @@ use crate::{build, paths, setup, Result};
 /// (`tidings`: every protocol; `tidings-sse`, `tidings-bayeux`: one each, see
 /// [`build::ENTRIES`]).
 ///
-/// The issue's budget is [`ISSUE_BUDGET_GZIP`], but the builds are still over it, and the
-/// test run must stay green while the savings in `bench/size.md` land. So these are a ratchet:
-/// the sizes measured when they were last lowered (45,797 / 32,311 / 36,765 B for tidings /
-/// sse / bayeux on 2026-12-08), rounded up to the next 500 B with at least 250 B to spare. Any
-/// real growth fails; lower them whenever a saving lands, until they reach 30,000.
+/// `tidings-sse` is held to the issue's budget, [`ISSUE_BUDGET_GZIP`] (29,388 B on
+/// 2026-12-08). The other two are still over it, and the test run must stay green while the
+/// savings in `bench/size.md` land, so theirs are a ratchet: the sizes measured when they were
+/// last lowered (42,075 / 33,585 B for tidings / bayeux on 2026-12-08), rounded up to the next
+/// 500 B with at least 250 B to spare. Any real growth fails; lower them whenever a saving
+/// lands, until they reach 30,000.
 pub const BUDGETS: [(&str, u64); 3] = [
-    ("tidings", 46_500),
-    ("tidings-sse", 33_000),
-    ("tidings-bayeux", 37_500),
+    ("tidings", 42_500),
+    ("tidings-sse", ISSUE_BUDGET_GZIP),
+    ("tidings-bayeux", 34_000),
 ];
 
 /// The budget the issue asks CI to enforce (wasm + glue, gzip -9).
