@@ -1,16 +1,16 @@
 // The glue between client.js and the wasm: loading it, functions over its exports, and the
 // functions it imports. Written by hand in place of the module wasm-bindgen generates,
-// for the size every page pays: that module cost about 1.4 KB of gzip per entry, most of it
-// for cases the package never has (deprecated init forms, missing browser APIs, freeing
-// arguments on a throw, a class per export, names with hashes).
+// for the size every page pays: that module cost about 1.4 KB of gzip per entry (this one
+// about 1.0 KB), much of it for cases the package never has (deprecated init forms, missing
+// browser APIs, freeing arguments on a throw, a class per export, names with hashes).
 //
 // The build (xtask/src/glue.rs) still runs wasm-bindgen on the wasm, then binaryen, which
 // gives every import and export a one- or two-letter name, and fills those in here: `$name` is
 // the import `name` (wasm-bindgen's `__wbg_<name>_<hash>` without its prefix and hash, or a
-// snippet's function) or the export `name`, and `$wasm_file` the entry's wasm file. It fails when the wasm imports something this
-// module does not provide, or when a `$name` is left over in the bundle. Imports of one
-// protocol sit under its flag (`TIDINGS_SSE`, `TIDINGS_BAYEUX`), which the build defines per
-// entry.
+// snippet's function) or the export `name`, and `$wasm_file` the entry's wasm file. It fails
+// when the wasm imports something this module does not provide, or when a `$name` is left
+// over in the bundle. Imports of one protocol sit under its flag (`TIDINGS_SSE`,
+// `TIDINGS_BAYEUX`), which the build defines per entry.
 //
 // The calling conventions are those of the wasm-bindgen version the build pins (0.2.130):
 // strings and arrays go into memory the wasm allocates (`__wbindgen_malloc`), as a pointer and
