@@ -134,17 +134,22 @@ export const make = (client, page, emit, protocol, texts, n, ext) => {
   cores.register(client, (client._core = call(wasm.$core_new, page, emit, protocol, t, tn, pass(n, 8), passed, ext)), client);
 };
 
+/** A report of io.js or the page (`core_input`). */
 export const input = (client, kind, id, a, b, c, d) => call(wasm.$core_input, live(client), kind, id, a, b, c, d);
 
+/** A stream's body bytes (`core_chunk`). */
 export const chunk = (client, id, data) => call(wasm.$core_chunk, live(client), id, pass(data), passed);
 
+/** A subscription: its number, or -1 after the error went to the page (`core_subscribe`). */
 export const subscribe = (client, texts, throttle, flags, fn, interval, push) =>
   call(wasm.$core_subscribe, live(client), pass(texts), passed, throttle, flags, fn, interval, push);
 
-// Only a build with Bayeux exports it (client.js refuses publish in the others).
+/** A publish: its number, or -1 (`core_publish`); only a build with Bayeux exports it
+ *  (client.js refuses publish in the others). */
 export const publish = (client, channel, data) =>
   TIDINGS_BAYEUX ? call(wasm.$core_publish, live(client), pass(channel), passed, data) : -1;
 
+/** Frees `client`'s wasm side now, or when the call that asked for it has returned. */
 export const free = (client) => {
   const ptr = live(client);
   client._core = 0;
