@@ -47,10 +47,22 @@ const text = (ptr, len) => {
 
 /** Copies `data` (a string, or an array of `size`-byte numbers) into the wasm's memory. */
 const pass = (data, size = 1) => {
-  const utf8 = typeof data == 'string' ? encoder.encode(data) : data;
-  passed = utf8.length;
-  const ptr = wasm.$__wbindgen_malloc(passed * size, size) >>> 0;
-  new (size == 8 ? Float64Array : Uint8Array)(memory(), ptr, passed).set(utf8);
+  let ptr;
+  if (typeof data == 'string') {
+    // ASCII (channels, ids, most fields) straight into the memory: `encode` makes a new array
+    // per text and costs about ten times as much for a short one. Other texts go by `encode`.
+    const len = data.length;
+    ptr = wasm.$__wbindgen_malloc(len, 1) >>> 0;
+    const mem = u8();
+    let i = 0;
+    for (let c; i < len && (c = data.charCodeAt(i)) < 128; i++) mem[ptr + i] = c;
+    if (i == len) return (passed = len), ptr;
+    wasm.$__wbindgen_free(ptr, len, 1);
+    data = encoder.encode(data);
+  }
+  passed = data.length;
+  ptr = wasm.$__wbindgen_malloc(passed * size, size) >>> 0;
+  new (size == 8 ? Float64Array : Uint8Array)(memory(), ptr, passed).set(data);
   return ptr;
 };
 

@@ -49,6 +49,13 @@ describe('single-protocol entries', () => {
       }, { what: `two deliveries through tidings/${entry}` });
       assert.deepEqual(got, [['1', { n: 1 }], ['2', { n: 2 }]]);
       assert.equal(await page.evaluate(() => window.client.transport), transport);
+      // A text with non-ASCII characters crosses into the wasm and back intact (the glue
+      // copies ASCII itself and encodes the rest); the control character makes it a name
+      // both protocols refuse.
+      const refusal = await page.evaluate(() => window.client.subscribe('/é€😀\u0007', () => {}).ready.then(
+        () => null, (e) => [e.code, e.message]));
+      assert.equal(refusal?.[0], 'invalid-channel');
+      assert.ok(refusal[1].startsWith('invalid channel "/é€😀\u0007": '), refusal[1]);
       if (entry == 'sse') {
         // The SSE build has no publish in its wasm; client.js refuses it as the core would.
         const publish = await page.evaluate(() => window.client.publish('/e/a', 1).then(
