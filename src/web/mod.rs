@@ -205,9 +205,6 @@ struct Inner<S> {
     timer: Option<Millis>,
     io: Io,
     sink: Rc<S>,
-    /// Bayeux: where every POST goes (kept here rather than carried by each send).
-    #[cfg(feature = "bayeux")]
-    post_url: String,
     /// Dropped after `io` is closed (see `Drop`).
     #[cfg(feature = "std")]
     _emit: Option<Emit>,
@@ -506,8 +503,8 @@ impl<S: Sink> Driver<S> {
                         #[cfg(feature = "sse")]
                         Output::Open(req) => {
                             io.s(&req.url);
-                            // The client's own headers (the Rust API has none for SSE: its
-                            // streams carry theirs in the config), then the stream's.
+                            // The client's own headers, then the stream's (Accept,
+                            // Last-Event-ID, and any its config has).
                             io.s(&header_text([&inner.headers, &req.headers]));
                             open_stream(io, req.id as f64)
                         }
@@ -527,7 +524,8 @@ impl<S: Sink> Driver<S> {
                                 "Content-Type",
                                 "application/json;charset=UTF-8",
                             );
-                            io.s(&inner.post_url);
+                            // The configured URL, not carried by each send.
+                            io.s(inner.core.http_url());
                             io.s(&headers);
                             bayeux_json::encode(io, &messages);
                             send_post(io, req as f64);
@@ -625,8 +623,6 @@ impl<S: Sink> Driver<S> {
 
 impl<S> Inner<S> {
     fn new(core: Core, fetch: FetchOptions, sink: Rc<S>, io: Io) -> Self {
-        #[cfg(feature = "bayeux")]
-        let post_url = core.http_url().into();
         Inner {
             core,
             clock: Clock::default(),
@@ -636,8 +632,6 @@ impl<S> Inner<S> {
             timer: None,
             io,
             sink,
-            #[cfg(feature = "bayeux")]
-            post_url,
             #[cfg(feature = "std")]
             _emit: None,
         }
