@@ -175,65 +175,41 @@ fn entry(tools: &Tools, stage: &Path, name: &str, features: &str) -> Result<()> 
     let zeroed =
         dead_data::zero_unreferenced(&mut wasm).map_err(|e| format!("{}: {e}", bg.display()))?;
     eprintln!("{name}_bg.wasm: {zeroed} B of text nothing refers to zeroed");
-    write(&bg, wasm)?;
+    write(&bg, &wasm)?;
+    let modules = import_modules(&wasm)?;
+    let [module] = modules.as_slice() else {
+        return Err(format!(
+            "the renamed wasm imports from {modules:?}, not one module"
+        ));
+    };
     bundle_js(
         tools,
         stage,
         name,
         features,
         &String::from_utf8_lossy(&out.stdout),
+        module,
     )
 }
 
 /// The module names of a wasm file's imports, each once, in order. Only function imports are
 /// expected (the glue provides functions only).
 fn import_modules(wasm: &[u8]) -> Result<Vec<String>> {
-    fn leb(bytes: &[u8], at: &mut usize) -> Result<usize> {
-        let mut v = 0usize;
-        for shift in (0..35).step_by(7) {
-            let b = *bytes.get(*at).ok_or("the wasm ends inside a number")?;
-            *at += 1;
-            v |= usize::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
+    let mut modules: Vec<String> = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| format!("the wasm does not parse: {e}"))?;
+        let wasmparser::Payload::ImportSection(imports) = payload else {
+            continue;
+        };
+        for import in imports.into_imports() {
+            let import = import.map_err(|e| format!("an import does not parse: {e}"))?;
+            if !matches!(import.ty, wasmparser::TypeRef::Func(_)) {
+                return Err("the wasm imports something other than a function".into());
+            }
+            if !modules.iter().any(|m| m == import.module) {
+                modules.push(import.module.to_owned());
             }
         }
-        Err("a number in the wasm is too long".into())
-    }
-    fn name<'a>(bytes: &'a [u8], at: &mut usize) -> Result<&'a str> {
-        let len = leb(bytes, at)?;
-        let s = bytes
-            .get(*at..*at + len)
-            .ok_or("the wasm ends inside a name")?;
-        *at += len;
-        std::str::from_utf8(s).map_err(|_| "a name in the wasm is not UTF-8".into())
-    }
-    if wasm.get(..4) != Some(b"\0asm") {
-        return Err("not a wasm file".into());
-    }
-    let mut at = 8;
-    let mut modules = Vec::new();
-    while at < wasm.len() {
-        let id = wasm[at];
-        at += 1;
-        let size = leb(wasm, &mut at)?;
-        let end = at + size;
-        if id == 2 {
-            for _ in 0..leb(wasm, &mut at)? {
-                let module = name(wasm, &mut at)?.to_owned();
-                name(wasm, &mut at)?;
-                if wasm.get(at) != Some(&0) {
-                    return Err("the wasm imports something other than a function".into());
-                }
-                at += 1;
-                leb(wasm, &mut at)?;
-                if !modules.contains(&module) {
-                    modules.push(module);
-                }
-            }
-            return Ok(modules);
-        }
-        at = end;
     }
     Ok(modules)
 }
@@ -251,16 +227,16 @@ fn minify(tools: &Tools, input: &Path, format: &str, out: &Path) -> Result<()> {
 /// An entry's `<name>.js`: the hand-written API (`src/js/client.js`) and glue
 /// (`src/js/wasm.js`, its names filled in by [`glue::fill`] from binaryen's name `map`) with
 /// the browser I/O modules (`src/web/*.js`) bundled into one minified module. wasm-bindgen's
-/// own glue and its copies of the snippets are not used: they go.
-fn bundle_js(tools: &Tools, stage: &Path, name: &str, features: &str, map: &str) -> Result<()> {
-    let bg = stage.join(format!("{name}_bg.wasm"));
-    let wasm = std::fs::read(&bg).map_err(|e| format!("cannot read {}: {e}", bg.display()))?;
-    let modules = import_modules(&wasm)?;
-    let [module] = modules.as_slice() else {
-        return Err(format!(
-            "the renamed wasm imports from {modules:?}, not one module"
-        ));
-    };
+/// own glue and its copies of the snippets are not used: they go. `module` is the one module
+/// the renamed wasm imports from.
+fn bundle_js(
+    tools: &Tools,
+    stage: &Path,
+    name: &str,
+    features: &str,
+    map: &str,
+    module: &str,
+) -> Result<()> {
     let out = stage.join(format!("{name}.js"));
     std::fs::remove_file(&out).map_err(|e| format!("cannot remove wasm-bindgen's glue: {e}"))?;
     let snippets = stage.join("snippets");

@@ -36,9 +36,8 @@ pub fn zero_unreferenced(wasm: &mut [u8]) -> Result<usize> {
     for seg in &module.segments {
         let bytes = wasm
             .get(seg.file..seg.file + seg.len)
-            .ok_or("a data segment lies outside the file")?
-            .to_vec();
-        for (start, end) in text_runs(&bytes) {
+            .ok_or("a data segment lies outside the file")?;
+        for (start, end) in text_runs(bytes) {
             let (from, to) = (seg.addr + start as u32, seg.addr + end as u32);
             if live.range(from..to).next().is_none() {
                 wasm[seg.file + start..seg.file + end].fill(0);
