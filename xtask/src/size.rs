@@ -27,7 +27,7 @@ use crate::{build, paths, setup, Result};
 /// `tidings-sse` is held to the issue's budget, [`ISSUE_BUDGET_GZIP`] (29,455 B on
 /// 2026-12-08). The other two are still over it, and the test run must stay green while the
 /// savings in `bench/size.md` land, so theirs are a ratchet: the sizes measured when they were
-/// last lowered (42,144 / 33,656 B for tidings / bayeux on 2026-12-08), rounded up to the next
+/// last lowered (42,137 / 33,679 B for tidings / bayeux on 2026-12-08), rounded up to the next
 /// 500 B with at least 250 B to spare. Any real growth fails; lower them whenever a saving
 /// lands, until they reach 30,000.
 pub const BUDGETS: [(&str, u64); 3] = [
